@@ -1,0 +1,89 @@
+# klab — QEMU + gdb kernel debug lab.
+#   make vm-x86 / vm-arm     boot a kernel paused at its first instruction (console in this terminal)
+#   make gdb-x86 / gdb-arm   attach gdb-multiarch (symbols, klab commands, stopped at start_kernel)
+#   make test                build everything and run every test (unit + real QEMU boots)
+# See README.md for the rest.
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+KLAB_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_FILE_OFFSET_BITS=64 -DKLAB_SOURCE_DIR='"$(CURDIR)"'
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDLIBS   := -lz
+
+BUILD    := build
+KLAB     := $(BUILD)/klab
+KLAB_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/klab
+export KLAB_CACHE
+
+ROOTFS_SRC := rootfs/newc.c rootfs/gzseg.c rootfs/initramfs.c rootfs/init_script.c
+VM_SRC     := $(filter-out vm/main.c,$(wildcard vm/*.c))
+KLAB_SRC   := vm/main.c $(VM_SRC) $(ROOTFS_SRC)
+HEADERS    := $(wildcard vm/*.h rootfs/*.h)
+
+.PHONY: all deps kernels kernel-x86 kernel-arm rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
+        test unit bench clean
+
+all: $(KLAB)
+
+$(KLAB): $(KLAB_SRC) $(HEADERS) | $(BUILD)
+	$(CC) $(KLAB_CFLAGS) $(CFLAGS) -o $@ $(KLAB_SRC) $(LDLIBS)
+
+# The same program built with AddressSanitizer and UBSan: what the tests run.
+$(BUILD)/asan/klab: $(KLAB_SRC) $(HEADERS) | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -o $@ $(KLAB_SRC) $(LDLIBS)
+
+$(BUILD):
+	@mkdir -p $@
+
+deps:
+	@bash scripts/deps.sh
+
+# --- kernels and busybox, fetched once into $(KLAB_CACHE) and shared by every clone ---------------------------
+kernels: kernel-x86 kernel-arm
+kernel-x86: deps $(KLAB)
+	@bash kernels/fetch-debian.sh amd64 $(KLAB_CACHE)/kernels/debian-amd64 $(KLAB)
+kernel-arm: deps $(KLAB)
+	@bash kernels/fetch-debian.sh arm64 $(KLAB_CACHE)/kernels/debian-arm64 $(KLAB)
+
+busybox-x86: deps
+	@bash rootfs/fetch-busybox.sh amd64 $(KLAB_CACHE)/busybox/amd64/busybox
+busybox-arm: deps
+	@bash rootfs/fetch-busybox.sh arm64 $(KLAB_CACHE)/busybox/arm64/busybox
+
+rootfs: $(BUILD)/rootfs-x86_64.cpio.gz $(BUILD)/rootfs-arm64.cpio.gz
+$(BUILD)/rootfs-x86_64.cpio.gz: busybox-x86 $(KLAB) FORCE
+	@$(KLAB) rootfs --arch x86_64 -o $@
+$(BUILD)/rootfs-arm64.cpio.gz: busybox-arm $(KLAB) FORCE
+	@$(KLAB) rootfs --arch arm64 -o $@
+FORCE:
+
+# --- the lab -------------------------------------------------------------------------------------------------
+# BOOT_ARGS passes options to klab boot, e.g. make vm-x86 BOOT_ARGS="--cpu qemu64 --smp 1".
+vm-x86: kernel-x86 $(BUILD)/rootfs-x86_64.cpio.gz
+	$(KLAB) boot --arch x86_64 --initrd $(BUILD)/rootfs-x86_64.cpio.gz $(BOOT_ARGS)
+vm-arm: kernel-arm $(BUILD)/rootfs-arm64.cpio.gz
+	$(KLAB) boot --arch arm64 --initrd $(BUILD)/rootfs-arm64.cpio.gz $(BOOT_ARGS)
+
+gdb-x86: $(KLAB)
+	$(KLAB) gdb x86_64 $(GDB_ARGS)
+gdb-arm: $(KLAB)
+	$(KLAB) gdb arm64 $(GDB_ARGS)
+
+# --- tests and benchmarks ------------------------------------------------------------------------------------
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(VM_SRC) $(ROOTFS_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Ivm -Irootfs -o $@ $< $(VM_SRC) $(ROOTFS_SRC) $(LDLIBS)
+
+unit: $(UNIT_TESTS)
+
+test: deps kernels rootfs $(KLAB) $(BUILD)/asan/klab unit
+	@bash tests/run.sh
+
+bench: deps kernels rootfs $(KLAB)
+	@bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD)

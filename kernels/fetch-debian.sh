@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Fetch Debian's prebuilt cloud kernel for one architecture together with its debug vmlinux, without
+# installing anything: `apt-get download` the -unsigned image and the -dbg package of the newest ABI the
+# mirror carries both of, then unpack only the files klab needs with `dpkg-deb --fsys-tarfile | tar -x`.
+#
+#   kernels/fetch-debian.sh amd64|arm64 DEST_DIR [KLAB_BINARY]
+#
+# DEST_DIR ends up with: vmlinuz, vmlinux, config, System.map, VERSION (ABI and package version).
+# Already-fetched kernels of the same ABI are kept as they are. With KLAB_BINARY the pair is verified
+# (`klab inspect`: the image's banner must equal linux_banner in vmlinux) before it is declared ready.
+set -euo pipefail
+
+die() { echo "klab kernels: $*" >&2; exit 1; }
+[ $# -ge 2 ] || die "usage: fetch-debian.sh amd64|arm64 DEST_DIR [KLAB_BINARY]"
+arch=$1 dest=$2 klab=${3:-}
+case "$arch" in amd64|arm64) ;; *) die "unknown architecture '$arch' (amd64 or arm64)";; esac
+command -v apt-cache >/dev/null || die "apt-cache not found: this fetcher needs Debian's apt"
+
+flavour="cloud-$arch"
+# Newest ABI N for which both linux-image-6.1.0-N-<flavour>-unsigned and -dbg exist for this arch.
+abi=$(apt-cache pkgnames "linux-image-6.1.0-" 2>/dev/null \
+      | sed -n "s/^linux-image-\(6\.1\.0-[0-9]*\)-$flavour-dbg\$/\1/p" | sort -t- -k2,2n -u \
+      | while read -r a; do
+          apt-cache show "linux-image-$a-$flavour-unsigned:$arch" >/dev/null 2>&1 &&
+          apt-cache show "linux-image-$a-$flavour-dbg:$arch" >/dev/null 2>&1 && echo "$a"
+        done | tail -n 1)
+[ -n "$abi" ] || die "no linux-image-6.1.0-*-$flavour-unsigned/-dbg pair on the mirror (run scripts/deps.sh: it adds arm64 and runs apt-get update)"
+release="$abi-$flavour"
+
+if [ -f "$dest/VERSION" ] && grep -qx "release=$release" "$dest/VERSION" \
+   && [ -s "$dest/vmlinuz" ] && [ -s "$dest/vmlinux" ]; then
+  echo "klab kernels: $release already in $dest"
+  exit 0
+fi
+
+# As root, apt's download sandbox user cannot write into our folders; download as root instead of warning.
+apt_opts=()
+[ "$(id -u)" -ne 0 ] || apt_opts=(-o APT::Sandbox::User=root)
+mkdir -p "$dest/.debs"
+cd "$dest/.debs"
+for pkg in "linux-image-$release-unsigned" "linux-image-$release-dbg"; do
+  if ! ls "${pkg}"_*_"$arch".deb >/dev/null 2>&1; then
+    echo "klab kernels: downloading $pkg ($arch)"
+    apt-get download -q "${apt_opts[@]}" "$pkg:$arch" || die "apt-get download $pkg:$arch failed"
+  fi
+done
+image_deb=$(ls linux-image-"$release"-unsigned_*_"$arch".deb)
+dbg_deb=$(ls linux-image-"$release"-dbg_*_"$arch".deb)
+version=$(dpkg-deb -f "$image_deb" Version)
+
+echo "klab kernels: unpacking $release"
+tmp=$(mktemp -d "$dest/.unpack.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+dpkg-deb --fsys-tarfile "$image_deb" | tar -x -C "$tmp" \
+  "./boot/vmlinuz-$release" "./boot/config-$release" "./boot/System.map-$release"
+dpkg-deb --fsys-tarfile "$dbg_deb" | tar -x -C "$tmp" "./usr/lib/debug/boot/vmlinux-$release"
+mv -f "$tmp/boot/vmlinuz-$release" "$dest/vmlinuz"
+mv -f "$tmp/boot/config-$release" "$dest/config"
+mv -f "$tmp/boot/System.map-$release" "$dest/System.map"
+mv -f "$tmp/usr/lib/debug/boot/vmlinux-$release" "$dest/vmlinux"
+
+if [ -n "$klab" ]; then
+  "$klab" inspect --kernel "$dest/vmlinuz" --vmlinux "$dest/vmlinux" >/dev/null \
+    || die "the image and vmlinux of $release do not match; refusing them"
+fi
+printf 'release=%s\npackage_version=%s\narch=%s\n' "$release" "$version" "$arch" > "$dest/VERSION"
+rm -rf "$dest/.debs"
+echo "klab kernels: $release ready in $dest"

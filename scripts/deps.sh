@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages klab needs, once. Safe to re-run: it only calls apt-get when something is
+# missing. Needs root (or sudo) the first time on a fresh machine.
+set -euo pipefail
+
+packages=(
+  build-essential clang zlib1g-dev pkg-config      # klab and libklab (clang: libFuzzer targets)
+  qemu-system-x86 qemu-system-arm qemu-utils         # the VMs
+  gdb-multiarch python3                              # the debugger and its Python layer
+  cpio libarchive-tools                              # independent readers of our cpio archives (tests)
+  dpkg-dev ca-certificates                           # apt-get download / dpkg-deb for kernels and busybox
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+
+# arm64 packages (busybox-static:arm64, the arm64 kernel) are fetched with apt-get download, which needs the
+# foreign architecture known to apt. Nothing arm64 is installed on the host.
+need_update=0
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "klab deps: adding the arm64 architecture to dpkg (for apt-get download of arm64 packages)"
+  "${sudo_cmd[@]}" dpkg --add-architecture arm64
+  need_update=1
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  need_update=1
+fi
+if [ $need_update -eq 1 ]; then
+  echo "klab deps: apt-get update"
+  "${sudo_cmd[@]}" apt-get update -q >/dev/null
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "klab deps: installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}" >/dev/null
+fi

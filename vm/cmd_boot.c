@@ -1,0 +1,595 @@
+/* klab boot: start a kernel under QEMU, paused at its first instruction with a gdb stub on 127.0.0.1.
+ *
+ * Process shape: klab (the supervisor) forks QEMU and stays its parent until it exits, so that the RAM file
+ * and sockets are removed and a guest panic is reported however the VM ends. QEMU gets PR_SET_PDEATHSIG, so a
+ * killed supervisor never leaves a VM behind. With --detach the supervisor moves to its own session and the
+ * command returns once the stub listens. */
+#define _GNU_SOURCE
+#include "accel.h"
+#include "commands.h"
+#include "gdb_port.h"
+#include "kimage.h"
+#include "kpair.h"
+#include "monitor.h"
+#include "paths.h"
+#include "qemu_argv.h"
+#include "runstate.h"
+#include "util.h"
+
+#include "../rootfs/initramfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define READY_TIMEOUT_MS 15000
+
+static void usage(FILE *f)
+{
+    fputs("usage: klab boot [--arch x86_64|arm64] [--kernel IMAGE] [--vmlinux VMLINUX] [--initrd CPIO]\n"
+          "                 [--smp N] [--mem SIZE] [--cpu MODEL] [--append ARGS] [--kaslr] [--no-wait]\n"
+          "                 [--name NAME] [--gdb-port PORT] [--accel kvm|tcg] [--detach] [--dry-run]\n"
+          "\n"
+          "Boots a kernel under QEMU, stopped at its first instruction, with a gdb stub on 127.0.0.1.\n"
+          "\n"
+          "  --arch A        x86_64 (alias x86, amd64) or arm64 (alias arm, aarch64); default: from --kernel\n"
+          "  --kernel F      bzImage / arm64 Image (gzip'd is fine); default: the Debian kernel `make kernels`\n"
+          "                  fetched for --arch\n"
+          "  --vmlinux F     the matching vmlinux (checked against the image's banner); default: vmlinux beside\n"
+          "                  the image\n"
+          "  --initrd F      initramfs; default: a fresh klab image (busybox shell) in the run-state folder\n"
+          "  --smp N         CPUs (default 2)            --mem SIZE   RAM, e.g. 1G, 512M (default 1G)\n"
+          "  --cpu MODEL     QEMU CPU (x86_64: max = 5-level paging, qemu64 = 4-level; arm64: cortex-a57)\n"
+          "  --append ARGS   extra kernel arguments      --kaslr      keep KASLR on (default: nokaslr)\n"
+          "  --no-wait       run at once instead of waiting for gdb (the stub still listens)\n"
+          "  --name NAME     the VM's name for klab gdb/stop/status (default: the architecture)\n"
+          "  --gdb-port P    stub port (default 1234, or the next free one); a busy P is an error\n"
+          "  --accel A       kvm or tcg (default: kvm only if a probe guest really runs under it)\n"
+          "  --detach        return once the stub listens; the console goes to console.log and console.sock\n"
+          "  --dry-run       print the QEMU command line and exit\n"
+          "\n"
+          "The terminal is the guest console when interactive (^A x quits QEMU); it is always logged to\n"
+          "console.log in the run-state folder. A guest panic ends QEMU and is reported (exit status 3).\n",
+          f);
+}
+
+struct boot_options {
+    const char *arch, *kernel, *vmlinux, *initrd, *append, *cpu, *accel, *name, *qemu;
+    unsigned smp;
+    uint64_t mem;
+    int gdb_port;
+    bool kaslr, no_wait, detach, dry_run;
+};
+
+static int parse(int argc, char **argv, struct boot_options *o)
+{
+    static const struct option longopts[] = {
+        { "arch", required_argument, 0, 'a' },   { "kernel", required_argument, 0, 'k' },
+        { "vmlinux", required_argument, 0, 'v' }, { "initrd", required_argument, 0, 'i' },
+        { "smp", required_argument, 0, 's' },    { "mem", required_argument, 0, 'm' },
+        { "append", required_argument, 0, 'A' }, { "cpu", required_argument, 0, 'c' },
+        { "accel", required_argument, 0, 'x' },  { "name", required_argument, 0, 'n' },
+        { "gdb-port", required_argument, 0, 'p' }, { "qemu", required_argument, 0, 'q' },
+        { "kaslr", no_argument, 0, 'K' },        { "no-wait", no_argument, 0, 'W' },
+        { "detach", no_argument, 0, 'd' },       { "dry-run", no_argument, 0, 'D' },
+        { "help", no_argument, 0, 'h' },         { 0, 0, 0, 0 },
+    };
+    *o = (struct boot_options){ .smp = 2, .mem = 1ull << 30 };
+    int c;
+    uint64_t v;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'a': o->arch = optarg; break;
+        case 'k': o->kernel = optarg; break;
+        case 'v': o->vmlinux = optarg; break;
+        case 'i': o->initrd = optarg; break;
+        case 'A': o->append = optarg; break;
+        case 'c': o->cpu = optarg; break;
+        case 'x':
+            if (strcmp(optarg, "kvm") && strcmp(optarg, "tcg")) {
+                klab_error("--accel must be kvm or tcg, not '%s'", optarg);
+                return -1;
+            }
+            o->accel = optarg;
+            break;
+        case 'n': o->name = optarg; break;
+        case 'q': o->qemu = optarg; break;
+        case 'K': o->kaslr = true; break;
+        case 'W': o->no_wait = true; break;
+        case 'd': o->detach = true; break;
+        case 'D': o->dry_run = true; break;
+        case 's':
+            if (!parse_u64(optarg, &v) || v == 0 || v > 64) {
+                klab_error("--smp wants a CPU count from 1 to 64, not '%s'", optarg);
+                return -1;
+            }
+            o->smp = (unsigned)v;
+            break;
+        case 'm':
+            if (!parse_size_mib(optarg, &o->mem) || o->mem < (64ull << 20)) {
+                klab_error("--mem wants a size of at least 64M (e.g. 512M, 2G), not '%s'", optarg);
+                return -1;
+            }
+            break;
+        case 'p':
+            if (!parse_u64(optarg, &v) || v == 0 || v > 65535) {
+                klab_error("--gdb-port wants a TCP port (1-65535), not '%s'", optarg);
+                return -1;
+            }
+            o->gdb_port = (int)v;
+            break;
+        case 'h': usage(stdout); exit(0);
+        default:
+            klab_error("boot: unknown or incomplete option '%s' (see klab boot --help)", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        klab_error("boot: unexpected argument '%s' (see klab boot --help)", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* Resolves the profile, kernel and vmlinux, and checks that they agree. */
+static int check_kernel(struct boot_options *o, const struct machine_profile **profile, char **kernel,
+                        char **vmlinux)
+{
+    const struct machine_profile *asked = NULL;
+    if (o->arch && !(asked = profile_find(o->arch))) {
+        klab_error("unknown architecture '%s' (x86_64 or arm64)", o->arch);
+        return -1;
+    }
+    if (!o->kernel && !asked) {
+        klab_error("boot needs --arch or --kernel (see klab boot --help)");
+        return -1;
+    }
+    *kernel = o->kernel ? strdup(o->kernel) : default_kernel(asked);
+    if (!file_exists(*kernel)) {
+        if (o->kernel)
+            klab_error("kernel image %s not found", *kernel);
+        else
+            klab_error("no %s kernel yet (%s is missing): run `make kernels`", asked->arch, *kernel);
+        return -1;
+    }
+    char err[512];
+    struct kimage_info info;
+    if (kimage_inspect(*kernel, false, &info, err, sizeof err) != 0) {
+        klab_error("%s", err);
+        return -1;
+    }
+    if (asked && asked != info.profile) {
+        klab_error("%s is an %s kernel, but --arch %s was asked", *kernel, info.profile->arch, asked->arch);
+        return -1;
+    }
+    *profile = info.profile;
+    if (o->vmlinux) {
+        *vmlinux = strdup(o->vmlinux);
+        if (!file_exists(*vmlinux)) {
+            klab_error("vmlinux %s not found", *vmlinux);
+            return -1;
+        }
+    } else {
+        char *dir = strdup(*kernel);
+        char *slash = strrchr(dir, '/');
+        *vmlinux = slash ? (*slash = '\0', path_join(dir, "vmlinux")) : strdup("vmlinux");
+        free(dir);
+        if (!file_exists(*vmlinux)) {
+            free(*vmlinux);
+            *vmlinux = NULL;   /* gdb will need one; booting does not */
+            return 0;
+        }
+    }
+    char *cache = klab_cache_dir();
+    int rc = kernel_pair_check(*kernel, *vmlinux, cache, err, sizeof err);
+    free(cache);
+    if (rc != 0)
+        klab_error("%s", err);
+    return rc;
+}
+
+static char *build_default_initrd(const struct machine_profile *p, const char *run_dir)
+{
+    char *busybox = default_busybox(p);
+    if (!file_exists(busybox)) {
+        klab_error("no %s busybox yet (%s is missing): run `make rootfs` or pass --initrd", p->arch, busybox);
+        free(busybox);
+        return NULL;
+    }
+    char *segments = segment_cache_dir();
+    mkdir_p(segments, 0755);
+    struct initramfs_spec spec = { .busybox = busybox, .compress = INITRAMFS_GZIP, .level = 9,
+                                   .cache_dir = segments };
+    char *out = path_join(run_dir, "initramfs.cpio.gz");
+    char err[512];
+    if (initramfs_build(&spec, out, NULL, err, sizeof err) != 0) {
+        klab_error("initramfs: %s", err);
+        free(out);
+        out = NULL;
+    }
+    free(busybox);
+    free(segments);
+    return out;
+}
+
+/* First line of QEMU's stderr, to explain an early exit in one line. */
+static void report_qemu_failure(const char *run_dir, int status)
+{
+    char *log = path_join(run_dir, "qemu.log");
+    char *text = read_text_file(log);
+    char *line = text ? strtok(text, "\n") : NULL;
+    if (line && *line)
+        klab_error("QEMU failed to start: %s", line);
+    else if (WIFSIGNALED(status))
+        klab_error("QEMU died on signal %d before it was ready", WTERMSIG(status));
+    else
+        klab_error("QEMU exited (status %d) before it was ready", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    free(text);
+    free(log);
+}
+
+static volatile sig_atomic_t qemu_pid_for_signals;
+
+static void forward_signal(int sig)
+{
+    (void)sig;
+    if (qemu_pid_for_signals > 0)
+        kill((pid_t)qemu_pid_for_signals, SIGTERM);
+}
+
+/* The line the kernel prints when it panics (kernel/panic.c), if the console has one. malloc'ed or NULL. */
+static char *find_panic(const char *console_log)
+{
+    char *text = read_text_file(console_log);
+    if (!text)
+        return NULL;
+    char *p = strstr(text, "Kernel panic - not syncing");
+    char *line = NULL;
+    if (p) {
+        size_t n = strcspn(p, "\r\n");
+        line = strndup(p, n);
+    }
+    free(text);
+    return line;
+}
+
+/* Called once QEMU has exited: say why, remove what must not outlive the VM. Returns klab's exit status. */
+static int finish(const char *run_dir, int status, bool quiet)
+{
+    char *console = path_join(run_dir, "console.log");
+    char *panic = find_panic(console);
+    char *why;
+    int rc;
+    if (panic) {
+        why = xasprintf("guest panicked: %s", panic);
+        rc = 3;
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        why = strdup("powered off");
+        rc = 0;
+    } else if (WIFSIGNALED(status)) {
+        why = xasprintf("QEMU killed by signal %d", WTERMSIG(status));
+        rc = WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGKILL ? 0 : 2;
+    } else {
+        why = xasprintf("QEMU exited with status %d", WEXITSTATUS(status));
+        rc = 2;
+    }
+    static const char *const gone[] = { "ram", "state", "monitor.sock", "console.sock", "initramfs.cpio.gz" };
+    for (size_t i = 0; i < sizeof gone / sizeof *gone; i++) {
+        char *p = path_join(run_dir, gone[i]);
+        unlink(p);
+        free(p);
+    }
+    char *exit_file = path_join(run_dir, "exit");
+    char *line = xasprintf("%s\n", why);
+    write_text_file(exit_file, line);
+    if (!quiet || rc != 0)
+        klab_info("VM ended: %s (console log: %s)", why, console);
+    free(line);
+    free(exit_file);
+    free(panic);
+    free(why);
+    free(console);
+    return rc;
+}
+
+static void copy_new_output(int fd, off_t *offset)
+{
+    char buf[4096];
+    ssize_t n;
+    while ((n = pread(fd, buf, sizeof buf, *offset)) > 0) {
+        if (write(STDOUT_FILENO, buf, (size_t)n) < 0)
+            return;
+        *offset += n;
+    }
+}
+
+/* Waits for QEMU to exit; a non-interactive foreground boot echoes the console log meanwhile. */
+static int wait_qemu(pid_t qemu, const char *run_dir, bool echo_log)
+{
+    char *console = path_join(run_dir, "console.log");
+    int fd = echo_log ? open(console, O_RDONLY | O_CLOEXEC) : -1;
+    off_t off = 0;
+    int status = 0;
+    for (;;) {
+        pid_t w = waitpid(qemu, &status, fd >= 0 ? WNOHANG : 0);
+        if (w == qemu)
+            break;
+        if (w < 0 && errno != EINTR)
+            break;
+        if (fd >= 0) {
+            copy_new_output(fd, &off);
+            sleep_ms(50);
+        }
+    }
+    if (fd >= 0) {
+        copy_new_output(fd, &off);
+        close(fd);
+    }
+    free(console);
+    return status;
+}
+
+static void exec_qemu(const struct argv *av, const char *run_dir, bool detached, pid_t supervisor)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != supervisor)   /* the supervisor died before prctl took effect */
+        _exit(127);
+    char *log = path_join(run_dir, "qemu.log");
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0)
+        dup2(fd, STDERR_FILENO);
+    if (detached) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, STDIN_FILENO);
+        dup2(fd >= 0 ? fd : null, STDOUT_FILENO);
+    }
+    execvp(av->v[0], av->v);
+    fprintf(stderr, "cannot execute %s: %s\n", av->v[0], strerror(errno));
+    _exit(127);
+}
+
+/* Runs in the supervisor: starts QEMU, waits for it to be ready, writes the run state. Returns QEMU's pid,
+ * or -1 after reporting (QEMU gone). */
+static pid_t start_qemu(const struct argv *av, struct runstate *rs, bool detached)
+{
+    pid_t self = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        klab_error("fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0)
+        exec_qemu(av, rs->dir, detached, self);
+    qemu_pid_for_signals = pid;
+    char *mon = path_join(rs->dir, "monitor.sock");
+    uint64_t deadline = now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000u;
+    int status = 0;
+    bool ready = false, exited = false;
+    while (!ready && !exited && now_ns() < deadline) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            exited = true;
+        else
+            ready = monitor_wait_ready(mon, 20) == 0;
+    }
+    free(mon);
+    if (!ready) {
+        if (!exited) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            klab_error("QEMU did not become ready within %d s", READY_TIMEOUT_MS / 1000);
+        } else {
+            report_qemu_failure(rs->dir, status);
+        }
+        finish(rs->dir, status, true);
+        return -1;
+    }
+    rs->qemu_pid = pid;
+    rs->supervisor_pid = self;
+    if (runstate_write(rs) != 0) {
+        klab_error("cannot write the run state in %s", rs->dir);
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        finish(rs->dir, status, true);
+        return -1;
+    }
+    return pid;
+}
+
+static void announce(const struct runstate *rs, bool waiting, FILE *f)
+{
+    fprintf(f, "klab: %s VM '%s' %s; gdb stub on 127.0.0.1:%d (%s)\n", rs->profile->arch, rs->name,
+            waiting ? "is paused at its first instruction" : "is running", rs->gdb_port, rs->accel);
+    fprintf(f, "klab: attach with `make gdb-%s` or `klab gdb %s`; stop with `klab stop %s`\n",
+            rs->profile->make_suffix, rs->name, rs->name);
+}
+
+/* Refuses a name in use by a live VM; clears what a dead one left. */
+static int claim_run_dir(const char *name, const char *dir)
+{
+    struct runstate old;
+    if (runstate_load(name, &old) == 0) {
+        bool alive = runstate_alive(&old);
+        if (alive)
+            klab_error("a VM named '%s' is already running (QEMU pid %d, gdb %s): `klab stop %s`, or choose "
+                       "another --name", name, (int)old.qemu_pid, old.gdb_listen, name);
+        runstate_free(&old);
+        if (alive)
+            return -1;
+    }
+    remove_tree(dir);
+    if (mkdir_p(dir, 0700) != 0) {
+        klab_error("cannot create the run-state folder %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_boot(int argc, char **argv)
+{
+    struct boot_options o;
+    if (parse(argc, argv, &o) != 0)
+        return 2;
+    const struct machine_profile *profile = NULL;
+    char *kernel = NULL, *vmlinux = NULL;
+    if (check_kernel(&o, &profile, &kernel, &vmlinux) != 0)
+        return 1;
+    const char *name = o.name ? o.name : profile->arch;
+    if (!runstate_valid_name(name)) {
+        klab_error("invalid VM name '%s' (letters, digits, '.', '_', '-'; at most 64)", name);
+        return 2;
+    }
+    const char *qemu = o.qemu ? o.qemu : profile->qemu;
+    char *qemu_path = find_in_path(qemu);
+    if (!qemu_path) {
+        klab_error("%s not found: run scripts/deps.sh (Debian package %s)", qemu,
+                   !strcmp(profile->arch, "arm64") ? "qemu-system-arm" : "qemu-system-x86");
+        return 1;
+    }
+    if (o.initrd && !file_exists(o.initrd)) {
+        klab_error("initrd %s not found", o.initrd);
+        return 1;
+    }
+    int port = o.gdb_port;
+    if (port && !port_is_free(port)) {
+        klab_error("gdb port %d on 127.0.0.1 is in use; choose another --gdb-port or omit it", port);
+        return 1;
+    }
+    if (!port && (port = pick_free_port(KLAB_DEFAULT_GDB_PORT)) < 0) {
+        klab_error("no free TCP port for the gdb stub from %d on", KLAB_DEFAULT_GDB_PORT);
+        return 1;
+    }
+    char why[160] = "";
+    char *cache = klab_cache_dir();
+    const char *cpu = o.cpu ? o.cpu : profile->default_cpu;
+    const char *accel = o.accel ? o.accel : accel_choose(profile, qemu_path, cpu, kernel, cache, why, sizeof why);
+    free(cache);
+
+    char *run_dir = runstate_dir_for(name);
+    char *gdb_listen = xasprintf("tcp:127.0.0.1:%d", port);
+    bool interactive = !o.detach && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    char *initrd = o.initrd ? realpath(o.initrd, NULL) : NULL;
+    struct boot_request req = {
+        .profile = profile, .qemu = qemu_path, .name = name, .kernel = kernel, .append = o.append,
+        .cpu = o.cpu, .accel = accel, .smp = o.smp, .mem_bytes = o.mem, .kaslr = o.kaslr,
+        .wait_for_gdb = !o.no_wait, .gdb_listen = gdb_listen, .run_dir = run_dir,
+        .console = interactive ? CONSOLE_STDIO : CONSOLE_SOCKET,
+    };
+    if (o.dry_run) {
+        req.initrd = initrd ? initrd : "<run-state>/initramfs.cpio.gz";
+        struct argv av;
+        char err[256];
+        if (qemu_build_argv(&req, &av, err, sizeof err) != 0) {
+            klab_error("%s", err);
+            return 2;
+        }
+        char *line = argv_join(&av);
+        printf("%s\n", line);
+        free(line);
+        argv_free(&av);
+        return 0;
+    }
+    if (claim_run_dir(name, run_dir) != 0)
+        return 1;
+    if (!initrd && !(initrd = build_default_initrd(profile, run_dir)))
+        return 1;
+    req.initrd = initrd;
+    struct argv av;
+    char err[256];
+    if (qemu_build_argv(&req, &av, err, sizeof err) != 0) {
+        klab_error("%s", err);
+        return 2;
+    }
+    char *cmdline = argv_join(&av);
+    char *cmdfile = path_join(run_dir, "qemu.cmdline");
+    char *cmdtext = xasprintf("%s\n", cmdline);
+    write_text_file(cmdfile, cmdtext);
+    if (why[0] && !o.detach)
+        klab_info("accelerator %s (%s)", accel, why);
+
+    struct runstate rs = {
+        .name = (char *)name, .dir = run_dir, .profile = profile, .gdb_listen = gdb_listen, .gdb_port = port,
+        .kernel = kernel, .vmlinux = vmlinux, .initrd = initrd, .accel = (char *)accel,
+        .cpu = (char *)cpu, .mem_bytes = o.mem,
+    };
+    rs.nram = profile->ram_layout(o.mem, rs.ram);
+
+    struct sigaction sa = { .sa_handler = forward_signal };
+    sigemptyset(&sa.sa_mask);
+
+    if (!o.detach) {
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        if (!interactive)
+            sigaction(SIGINT, &sa, NULL);
+        pid_t pid = start_qemu(&av, &rs, false);
+        if (pid < 0)
+            return 1;
+        announce(&rs, req.wait_for_gdb, stderr);
+        int status = wait_qemu(pid, run_dir, !interactive);
+        return finish(run_dir, status, false);
+    }
+
+    /* Detached: the supervisor reports readiness through a pipe, then lives on in its own session. */
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+        klab_error("pipe: %s", strerror(errno));
+        return 1;
+    }
+    fflush(NULL);
+    pid_t sup = fork();
+    if (sup < 0) {
+        klab_error("fork: %s", strerror(errno));
+        return 1;
+    }
+    if (sup == 0) {
+        close(pipefd[0]);
+        setsid();
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        /* Errors before readiness go to the waiting parent through stderr = the pipe. */
+        int saved_err = dup(STDERR_FILENO);
+        dup2(pipefd[1], STDERR_FILENO);
+        pid_t pid = start_qemu(&av, &rs, true);
+        if (pid < 0)
+            _exit(1);
+        announce(&rs, req.wait_for_gdb, stderr);
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        close(saved_err);
+        close(pipefd[1]);
+        int status = wait_qemu(pid, run_dir, false);
+        _exit(finish(run_dir, status, true));
+    }
+    close(pipefd[1]);
+    char buf[1024];
+    ssize_t n;
+    bool said = false;
+    while ((n = read(pipefd[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+        if (n > 0 && write(STDERR_FILENO, buf, (size_t)n) > 0)
+            said = true;
+    }
+    close(pipefd[0]);
+    /* The supervisor closed the pipe: either it announced readiness (state written) or it failed. */
+    struct runstate check;
+    if (runstate_load(name, &check) == 0) {
+        runstate_free(&check);
+        return 0;
+    }
+    int status;
+    waitpid(sup, &status, 0);
+    if (!said)
+        klab_error("the VM did not start (see %s/qemu.log)", run_dir);
+    return 1;
+}

@@ -1,0 +1,143 @@
+/* klab gdb: exec gdb-multiarch on a running VM with its vmlinux, the stub, klab's gdb package, and (when the
+ * VM has not run yet) a first stop at start_kernel. */
+#define _GNU_SOURCE
+#include "commands.h"
+#include "monitor.h"
+#include "paths.h"
+#include "qemu_argv.h"
+#include "runstate.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fputs("usage: klab gdb [NAME] [--batch] [--no-start] [--print] [-ex CMD]... [-- GDB-ARGS...]\n"
+          "\n"
+          "Starts gdb-multiarch attached to the VM's stub with its vmlinux and klab's commands. A VM still at its\n"
+          "first instruction is run to start_kernel (a hardware breakpoint on x86_64, where software ones set\n"
+          "before the decompressor are lost).\n"
+          "\n"
+          "  --batch      run gdb in batch mode (for scripts): the -ex commands, then exit\n"
+          "  --no-start   attach only, do not run to start_kernel\n"
+          "  --print      print the gdb command line instead of running it\n"
+          "  -ex CMD      a gdb command to run after attaching (repeatable)\n",
+          f);
+}
+
+static bool vm_never_ran(const struct runstate *rs)
+{
+    char *mon = path_join(rs->dir, "monitor.sock");
+    char *out = monitor_command(mon, "info status", 2000);
+    free(mon);
+    bool prelaunch = out && strstr(out, "prelaunch");
+    free(out);
+    return prelaunch;
+}
+
+int cmd_gdb(int argc, char **argv)
+{
+    const char *name_arg = NULL;
+    bool batch = false, no_start = false, print_only = false;
+    struct argv ex = { 0 }, extra = { 0 };
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--batch") || !strcmp(a, "-batch")) {
+            batch = true;
+        } else if (!strcmp(a, "--no-start")) {
+            no_start = true;
+        } else if (!strcmp(a, "--print")) {
+            print_only = true;
+        } else if (!strcmp(a, "-ex") || !strcmp(a, "--ex")) {
+            if (++i == argc) {
+                klab_error("gdb: -ex needs a command");
+                return 2;
+            }
+            ex.v = realloc(ex.v, sizeof(char *) * (size_t)(ex.n + 2));
+            ex.v[ex.n++] = argv[i];
+        } else if (!strcmp(a, "--")) {
+            extra.v = argv + i + 1;
+            extra.n = argc - i - 1;
+            break;
+        } else if (a[0] == '-') {
+            klab_error("gdb: unknown option '%s' (see klab gdb --help; pass gdb's own after --)", a);
+            return 2;
+        } else if (!name_arg) {
+            name_arg = a;
+        } else {
+            klab_error("gdb: more than one VM name given");
+            return 2;
+        }
+    }
+    char *name = resolve_vm_name(name_arg);
+    if (!name)
+        return 1;
+    struct runstate rs;
+    if (runstate_load(name, &rs) != 0) {
+        klab_error("VM '%s' vanished", name);
+        return 1;
+    }
+    if (!rs.vmlinux) {
+        klab_error("VM '%s' was booted without a vmlinux; gdb needs one for symbols (klab boot --vmlinux)", name);
+        return 1;
+    }
+    char *gdb = find_in_path("gdb-multiarch");
+    if (!gdb) {
+        klab_error("gdb-multiarch not found: run scripts/deps.sh (Debian package gdb-multiarch)");
+        return 1;
+    }
+    bool first_stop = !no_start && vm_never_ran(&rs);
+    const char *target = rs.gdb_listen;
+    char *remote = !strncmp(target, "tcp:", 4) ? xasprintf("target remote %s", target + 4)
+                                               : xasprintf("target remote %s", target + 5);
+    char *py = xasprintf("python import sys; sys.path.insert(0, '%s'); import klab", klab_gdb_dir());
+    char *state_env = path_join(rs.dir, "state");
+    setenv("KLAB_STATE", state_env, 1);
+
+    struct argv av = { 0 };
+    av.v = calloc((size_t)(16 + 2 * ex.n + extra.n), sizeof(char *));
+    av.v[av.n++] = gdb;
+    av.v[av.n++] = "-q";
+    if (batch) {
+        av.v[av.n++] = "-nx";   /* scripts get the same gdb whatever the user's ~/.gdbinit says */
+        av.v[av.n++] = "-batch";
+    }
+    av.v[av.n++] = "-iex";
+    av.v[av.n++] = "set pagination off";
+    av.v[av.n++] = rs.vmlinux;
+    av.v[av.n++] = "-ex";
+    av.v[av.n++] = remote;
+    av.v[av.n++] = "-ex";
+    av.v[av.n++] = py;
+    if (first_stop) {
+        av.v[av.n++] = "-ex";
+        av.v[av.n++] = (char *)rs.profile->first_stop;
+        av.v[av.n++] = "-ex";
+        av.v[av.n++] = "continue";
+    }
+    for (int i = 0; i < ex.n; i++) {
+        av.v[av.n++] = "-ex";
+        av.v[av.n++] = ex.v[i];
+    }
+    for (int i = 0; i < extra.n; i++)
+        av.v[av.n++] = extra.v[i];
+    av.v[av.n] = NULL;
+    if (print_only) {
+        char *line = argv_join(&av);
+        printf("%s\n", line);
+        free(line);
+        return 0;
+    }
+    fflush(NULL);
+    execv(gdb, av.v);
+    klab_error("cannot execute %s: %s", gdb, strerror(errno));
+    return 1;
+}

@@ -1,0 +1,12 @@
+/* The gdb stub's TCP port on 127.0.0.1. */
+#ifndef KLAB_GDB_PORT_H
+#define KLAB_GDB_PORT_H
+
+#include <stdbool.h>
+
+#define KLAB_DEFAULT_GDB_PORT 1234
+
+bool port_is_free(int port);                 /* nothing listens on 127.0.0.1:port (and we may bind it) */
+int pick_free_port(int preferred);           /* preferred if free, else the next free one; -1 if none */
+
+#endif

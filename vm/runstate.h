@@ -1,0 +1,50 @@
+/* The run-state folder of one VM: how `klab gdb`, `klab stop`, `klab status` (and libklab) find a running
+ * machine. One folder per VM name under the run root, holding:
+ *   state         key=value lines (below)      console.log   everything the guest printed
+ *   ram           the guest RAM backend file   monitor.sock  QEMU's human monitor
+ *   qemu.log      QEMU's own stderr            console.sock  the console, when detached
+ *   exit          why the VM ended (once it has) */
+#ifndef KLAB_RUNSTATE_H
+#define KLAB_RUNSTATE_H
+
+#include "profile.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct runstate {
+    char *name;
+    char *dir;
+    const struct machine_profile *profile;
+    pid_t qemu_pid;
+    pid_t supervisor_pid;
+    char *gdb_listen;      /* "tcp:127.0.0.1:1234" or "unix:/path" */
+    int gdb_port;          /* 0 for a Unix socket */
+    char *kernel, *vmlinux, *initrd, *accel, *cpu;
+    uint64_t mem_bytes;
+    struct ram_region ram[MAX_RAM_REGIONS];
+    size_t nram;
+};
+
+/* Where run-state folders live: $KLAB_RUN_DIR, else $XDG_RUNTIME_DIR/klab, else /dev/shm/klab-UID (tmpfs, so
+ * the RAM file costs no disk I/O), else /tmp/klab-UID. malloc'ed. */
+char *runstate_root(void);
+char *runstate_dir_for(const char *name);
+
+int runstate_write(const struct runstate *rs);             /* writes <dir>/state atomically */
+int runstate_load(const char *name, struct runstate *rs);  /* 0, or -1 if there is no such VM */
+void runstate_free(struct runstate *rs);
+
+/* The QEMU process of this state is alive (and is really ours: its command line names the VM). */
+bool runstate_alive(const struct runstate *rs);
+
+/* Names of all VMs with a run-state folder (malloc'ed array of malloc'ed strings, *count set). Folders of
+ * dead VMs are removed on the way, keeping nothing but what `exit` and console.log report. */
+char **runstate_list(size_t *count, bool clean_stale);
+void runstate_free_list(char **names, size_t count);
+
+/* Valid VM names: [A-Za-z0-9_.-], 1..64 chars, not starting with '.'. */
+bool runstate_valid_name(const char *name);
+
+#endif
