@@ -352,6 +352,8 @@ static void exec_qemu(const struct argv *av, const char *run_dir, bool detached,
         dup2(null, STDIN_FILENO);
         dup2(fd >= 0 ? fd : null, STDOUT_FILENO);
     }
+    /* Nothing the caller had open (a test's pipe, a terminal's fds) may outlive it inside QEMU. */
+    close_range(3, ~0u, 0);
     execvp(av->v[0], av->v);
     fprintf(stderr, "cannot execute %s: %s\n", av->v[0], strerror(errno));
     _exit(127);
@@ -557,7 +559,6 @@ int cmd_boot(int argc, char **argv)
         sigaction(SIGHUP, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
         /* Errors before readiness go to the waiting parent through stderr = the pipe. */
-        int saved_err = dup(STDERR_FILENO);
         dup2(pipefd[1], STDERR_FILENO);
         pid_t pid = start_qemu(&av, &rs, true);
         if (pid < 0)
@@ -567,7 +568,6 @@ int cmd_boot(int argc, char **argv)
         dup2(null, STDIN_FILENO);
         dup2(null, STDOUT_FILENO);
         dup2(null, STDERR_FILENO);
-        close(saved_err);
         close(pipefd[1]);
         int status = wait_qemu(pid, run_dir, false);
         _exit(finish(run_dir, status, true));

@@ -122,6 +122,7 @@ int cmd_rootfs(int argc, char **argv)
         return 1;
     }
     spec.busybox = bb;
+    spec.adds = adds;
     char *cache = use_cache ? segment_cache_dir() : NULL;
     if (cache && mkdir_p(cache, 0755) != 0) {
         free(cache);

@@ -68,8 +68,9 @@ static int stop_one(const char *name)
         }
     }
     /* The supervisor cleans up after QEMU; if it is gone too, the stale-state sweep does it. */
-    size_t n;
-    runstate_free_list(runstate_list(&n, true), n);
+    size_t n = 0;
+    char **left = runstate_list(&n, true);
+    runstate_free_list(left, n);
     int rc = 0;
     if (!gone) {
         klab_error("QEMU pid %d of VM '%s' would not die", (int)rs.qemu_pid, name);

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Bad input gets one clear line on stderr and a non-zero exit; a guest panic is reported.
+. "$(dirname "$0")/../lib.sh"
+export KLAB_RUN_DIR=$(mktemp -d /dev/shm/klab-test-XXXXXX)
+work=$(mktemp -d)
+cleanup() { "$KLAB" stop --all >/dev/null 2>&1; rm -rf "$KLAB_RUN_DIR" "$work"; }
+trap cleanup EXIT
+x86=$KLAB_CACHE/kernels/debian-amd64 arm=$KLAB_CACHE/kernels/debian-arm64
+"$KLAB" rootfs --arch x86_64 -o "$work/x86.cpio.gz" >/dev/null
+
+expect_error "missing kernel" "kernel image /nonexistent/bzImage not found" \
+  "$KLAB" boot --arch x86_64 --kernel /nonexistent/bzImage --dry-run
+expect_error "arm64 image with --arch x86_64" "is an arm64 kernel, but --arch x86_64 was asked" \
+  "$KLAB" boot --arch x86_64 --kernel "$arm/vmlinuz" --dry-run
+expect_error "x86_64 image with --arch arm64" "is an x86_64 kernel, but --arch arm64 was asked" \
+  "$KLAB" boot --arch arm64 --kernel "$x86/vmlinuz" --dry-run
+expect_error "vmlinux of the other arch" "the image is arm64 but vmlinux is x86_64" \
+  "$KLAB" boot --kernel "$arm/vmlinuz" --vmlinux "$x86/vmlinux" --dry-run
+expect_error "vmlinux passed as the image" "ELF file .*--vmlinux" \
+  "$KLAB" boot --arch x86_64 --kernel "$x86/vmlinux" --dry-run
+head -c 65536 /dev/urandom > "$work/garbage"
+expect_error "garbage kernel image" "not a kernel image klab knows" "$KLAB" boot --kernel "$work/garbage" --dry-run
+
+# A vmlinux of the right arch from another build: same release, different build number (#2).
+release=$(sed -n 's/^release=//p' "$x86/VERSION")
+version=$("$KLAB" inspect --kernel "$x86/vmlinuz" | sed -n 's/^version: //p')
+other_version=$(printf '%s' "$version" | sed 's/^#[0-9]*/#2/')
+printf 'const char linux_banner[] = "Linux version %s (x@y) (gcc) %s\\n";\nvoid _start(void){}\n' \
+  "$release" "$other_version" > "$work/banner.c"
+gcc -nostdlib -static -o "$work/vmlinux-other" "$work/banner.c"
+expect_error "vmlinux from another build" "vmlinux does not match the image: .*#1 .*#2" \
+  "$KLAB" boot --kernel "$x86/vmlinuz" --vmlinux "$work/vmlinux-other" --dry-run
+expect_error "klab inspect refuses the pair too" "does not match" \
+  "$KLAB" inspect --kernel "$x86/vmlinuz" --vmlinux "$work/vmlinux-other"
+
+expect_error "QEMU missing" "qemu-system-x86_64 not found: run scripts/deps.sh" \
+  env PATH=/nonexistent "$KLAB" boot --arch x86_64 --initrd "$work/x86.cpio.gz" --dry-run
+expect_error "unknown arch" "unknown architecture 'sparc'" "$KLAB" boot --arch sparc
+expect_error "bad --smp" "--smp wants" "$KLAB" boot --arch x86_64 --smp 0
+expect_error "bad --mem" "--mem wants" "$KLAB" boot --arch x86_64 --mem 12Q
+expect_error "bad --accel" "--accel must be kvm or tcg" "$KLAB" boot --arch x86_64 --accel hvf
+expect_error "unknown option" "unknown or incomplete option '--frobnicate'" "$KLAB" boot --frobnicate
+expect_error "missing initrd" "initrd /nonexistent.cpio not found" "$KLAB" boot --arch x86_64 --initrd /nonexistent.cpio
+expect_error "gdb with no VM" "no VM is running" "$KLAB" gdb
+expect_error "stop an unknown VM" "no running VM named 'ghost'" "$KLAB" stop ghost
+expect_error "unknown command" "unknown command 'frob'" "$KLAB" frob
+
+# Busy port: a VM holds the port, a second boot asking for it is refused; without --gdb-port it moves on.
+"$KLAB" boot --arch x86_64 --name a --initrd "$work/x86.cpio.gz" --detach >/dev/null 2>&1
+port_a=$(sed -n 's/^gdb_port=//p' "$KLAB_RUN_DIR/a/state")
+expect_error "busy gdb port" "gdb port $port_a on 127.0.0.1 is in use" \
+  "$KLAB" boot --arch x86_64 --name b --initrd "$work/x86.cpio.gz" --gdb-port "$port_a" --detach
+expect_error "name already running" "a VM named 'a' is already running" \
+  "$KLAB" boot --arch x86_64 --name a --initrd "$work/x86.cpio.gz" --detach
+"$KLAB" boot --arch x86_64 --name b --initrd "$work/x86.cpio.gz" --detach >/dev/null 2>&1
+port_b=$(sed -n 's/^gdb_port=//p' "$KLAB_RUN_DIR/b/state" 2>/dev/null)
+[ -n "$port_b" ] && [ "$port_b" != "$port_a" ] && ok "default port taken: next free one used ($port_a -> $port_b)" \
+  || fail "default port fallback" "a=$port_a b=$port_b"
+expect_error "gdb with two VMs and no name" "2 VMs are running; name one" "$KLAB" gdb
+"$KLAB" stop --all >/dev/null
+
+# Stale state: a VM whose supervisor and QEMU were killed is cleaned up by the next command.
+"$KLAB" boot --arch x86_64 --name stale --initrd "$work/x86.cpio.gz" --detach >/dev/null 2>&1
+sup=$(sed -n 's/^supervisor_pid=//p' "$KLAB_RUN_DIR/stale/state")
+qpid=$(sed -n 's/^qemu_pid=//p' "$KLAB_RUN_DIR/stale/state")
+kill -9 "$sup"; for _ in $(seq 50); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$qpid" 2>/dev/null && fail "killed supervisor takes QEMU with it" "QEMU $qpid alive" \
+  || ok "killed supervisor takes QEMU with it"
+"$KLAB" status >/dev/null
+[ ! -e "$KLAB_RUN_DIR/stale/ram" ] && [ ! -e "$KLAB_RUN_DIR/stale/state" ] && ok "stale run state cleaned" \
+  || fail "stale state" "$(ls "$KLAB_RUN_DIR/stale")"
+
+# A guest panic (no init anywhere: the kernel panics) ends QEMU and is reported, foreground and detached.
+err=$("$KLAB" boot --arch x86_64 --name panic --initrd "$work/x86.cpio.gz" --no-wait \
+        --append "rdinit=/nonexistent root=/dev/nonexistent" </dev/null 2>&1 >/dev/null); rc=$?
+[ $rc -eq 3 ] && echo "$err" | grep -q "VM ended: guest panicked: Kernel panic - not syncing" \
+  && ok "foreground boot reports the guest panic (exit 3)" || fail "panic (foreground)" "rc=$rc $err"
+"$KLAB" boot --arch x86_64 --name panic2 --initrd "$work/x86.cpio.gz" --no-wait --detach \
+  --append "rdinit=/nonexistent root=/dev/nonexistent" >/dev/null 2>&1
+expect_error "klab wait reports the panic" "ended before .*guest panicked: Kernel panic" "$KLAB" wait panic2 --timeout 90
+finish

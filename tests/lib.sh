@@ -1,0 +1,23 @@
+# Shared by the integration tests: TAP-like result lines that tests/run.sh counts.
+#   ok NAME | fail NAME WHY | check NAME CMD... (ok if CMD succeeds)
+KLAB=${KLAB:-$PWD/build/asan/klab}
+KLAB_CACHE=${KLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klab}
+export KLAB_CACHE
+# Sanitizer findings abort the program: a test that runs klab then fails loudly.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+failures=0
+ok() { echo "ok - $1"; }
+fail() { echo "not ok - $1: $2"; failures=$((failures + 1)); }
+check() { local name=$1; shift; if "$@" >/dev/null 2>&1; then ok "$name"; else fail "$name" "command failed: $*"; fi; }
+# expect_error NAME PATTERN CMD...: CMD must exit non-zero with exactly one line on stderr matching PATTERN.
+expect_error() {
+  local name=$1 pattern=$2; shift 2
+  local err rc
+  err=$("$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc -eq 0 ]; then fail "$name" "exit status 0 (stderr: $err)"; return; fi
+  if [ "$(printf '%s\n' "$err" | grep -c .)" -ne 1 ]; then fail "$name" "wanted one line, got: $err"; return; fi
+  if ! printf '%s\n' "$err" | grep -Eq -- "$pattern"; then fail "$name" "'$err' does not match /$pattern/"; return; fi
+  ok "$name"
+}
+finish() { exit $((failures > 0)); }

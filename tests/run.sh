@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test and ends with "N passed, N failed". Each test program prints "ok - NAME" or
+# "not ok - NAME: WHY" per check; a program that dies without saying why counts as one failure.
+cd "$(dirname "$0")/.." || exit 2
+passed=0 failed=0
+run() {
+  local label=$1; shift
+  echo "== $label"
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  printf '%s\n' "$out" | grep -E '^(ok|not ok) - |^  ' || true
+  local p f
+  p=$(printf '%s\n' "$out" | grep -c '^ok - ')
+  f=$(printf '%s\n' "$out" | grep -c '^not ok - ')
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    echo "not ok - $label exited with status $rc"
+    printf '%s\n' "$out" | tail -15 | sed 's/^/    /'
+    f=1
+  fi
+  passed=$((passed + p)); failed=$((failed + f))
+}
+for t in build/tests/test_*; do
+  [ -x "$t" ] && run "unit: ${t##*/}" "$t"
+done
+run "rootfs: independent readers, reproducibility" bash tests/integration/rootfs.sh
+run "boot: x86_64" bash tests/integration/boot.sh x86_64
+run "boot: arm64" bash tests/integration/boot.sh arm64
+run "bad input" bash tests/integration/bad_input.sh
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,136 @@
+/* The QEMU command line for each profile: stub on loopback only, -S, RAM file, console, no NIC. */
+#include "check.h"
+#include "qemu_argv.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+
+static const char *value_of(const struct argv *a, const char *opt)
+{
+    for (int i = 0; i + 1 < a->n; i++)
+        if (!strcmp(a->v[i], opt))
+            return a->v[i + 1];
+    return NULL;
+}
+
+static bool has(const struct argv *a, const char *arg)
+{
+    for (int i = 0; i < a->n; i++)
+        if (!strcmp(a->v[i], arg))
+            return true;
+    return false;
+}
+
+static struct boot_request request(const char *arch)
+{
+    return (struct boot_request){ .profile = profile_find(arch), .name = "t", .kernel = "/k", .initrd = "/r",
+                                  .accel = "tcg", .smp = 2, .mem_bytes = 1ull << 30, .wait_for_gdb = true,
+                                  .gdb_listen = "tcp:127.0.0.1:1234", .run_dir = "/run/klab/t",
+                                  .console = CONSOLE_SOCKET };
+}
+
+static void test_x86_defaults(void)
+{
+    struct boot_request r = request("x86_64");
+    struct argv a;
+    char err[128];
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
+    CHECK_STR(a.v[0], "qemu-system-x86_64");
+    CHECK_STR(value_of(&a, "-gdb"), "tcp:127.0.0.1:1234");
+    CHECK(!has(&a, "-s"));                 /* -s would listen on every interface */
+    CHECK(has(&a, "-S"));
+    CHECK(has(&a, "-nodefaults"));         /* no NIC, no VGA */
+    CHECK_STR(value_of(&a, "-cpu"), "max");
+    CHECK_STR(value_of(&a, "-machine"), "pc,memory-backend=klab-ram");
+    CHECK_STR(value_of(&a, "-object"), "memory-backend-file,id=klab-ram,size=1024M,mem-path=/run/klab/t/ram,share=on");
+    CHECK_STR(value_of(&a, "-append"), "console=ttyS0 nokaslr panic=-1 rdinit=/init");
+    CHECK_STR(value_of(&a, "-serial"), "chardev:klab-con");
+    CHECK(strstr(value_of(&a, "-chardev"), "logfile=/run/klab/t/console.log") != NULL);
+    CHECK(a.v[a.n] == NULL);
+    argv_free(&a);
+}
+
+static void test_arm64_profile(void)
+{
+    struct boot_request r = request("aarch64");
+    r.kaslr = true;
+    r.wait_for_gdb = false;
+    r.append = "loglevel=8";
+    r.cpu = "max";
+    struct argv a;
+    char err[128];
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
+    CHECK_STR(a.v[0], "qemu-system-aarch64");
+    CHECK_STR(value_of(&a, "-machine"), "virt,gic-version=3,memory-backend=klab-ram");
+    CHECK_STR(value_of(&a, "-cpu"), "max");
+    CHECK_STR(value_of(&a, "-append"), "console=ttyAMA0 kaslr panic=-1 rdinit=/init loglevel=8");
+    CHECK(!has(&a, "-S"));
+    argv_free(&a);
+}
+
+static void test_interactive_console(void)
+{
+    struct boot_request r = request("arm64");
+    r.console = CONSOLE_STDIO;
+    struct argv a;
+    char err[128];
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
+    const char *chardev = value_of(&a, "-chardev");
+    CHECK(chardev && !strncmp(chardev, "stdio,", 6) && strstr(chardev, "signal=off"));
+    argv_free(&a);
+}
+
+static void test_rejects_bad_requests(void)
+{
+    struct boot_request r = request("x86_64");
+    struct argv a;
+    char err[128];
+    r.smp = 0;
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) != 0);
+    r = request("x86_64");
+    r.mem_bytes = 1 << 20;
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) != 0);
+    r = request("x86_64");
+    r.profile = NULL;
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) != 0);
+}
+
+static void test_shell_quoting(void)
+{
+    char *v[] = { "qemu", "-append", "console=ttyS0 it's", NULL };
+    struct argv a = { .v = v, .n = 3 };
+    char *s = argv_join(&a);
+    CHECK_STR(s, "qemu -append 'console=ttyS0 it'\\''s'");
+    free(s);
+}
+
+/* QEMU's pc machine splits RAM at 3 GiB once it reaches 0xe0000000 (hw/i386/pc_piix.c); virt starts at 1 GiB. */
+static void test_ram_layouts(void)
+{
+    struct ram_region r[MAX_RAM_REGIONS];
+    const struct machine_profile *x86 = profile_find("x86_64"), *arm = profile_find("arm64");
+    CHECK_EQ_U64(x86->ram_layout(1ull << 30, r), 1);
+    CHECK_EQ_U64(r[0].gpa, 0);
+    CHECK_EQ_U64(r[0].size, 1ull << 30);
+    CHECK_EQ_U64(x86->ram_layout(0xdfffffffull, r), 1);
+    CHECK_EQ_U64(x86->ram_layout(4ull << 30, r), 2);
+    CHECK_EQ_U64(r[0].size, 3ull << 30);
+    CHECK_EQ_U64(r[1].gpa, 4ull << 30);
+    CHECK_EQ_U64(r[1].size, 1ull << 30);
+    CHECK_EQ_U64(r[1].file_offset, 3ull << 30);
+    CHECK_EQ_U64(arm->ram_layout(2ull << 30, r), 1);
+    CHECK_EQ_U64(r[0].gpa, 0x40000000);
+    CHECK(profile_find("sparc") == NULL);
+    CHECK(profile_find("amd64") == x86);
+}
+
+int main(void)
+{
+    RUN(test_x86_defaults);
+    RUN(test_arm64_profile);
+    RUN(test_interactive_console);
+    RUN(test_rejects_bad_requests);
+    RUN(test_shell_quoting);
+    RUN(test_ram_layouts);
+    return CHECK_DONE();
+}
