@@ -19,11 +19,22 @@ ROOTFS_SRC := rootfs/newc.c rootfs/gzseg.c rootfs/initramfs.c rootfs/init_script
 VM_SRC     := $(filter-out vm/main.c,$(wildcard vm/*.c))
 KLAB_SRC   := vm/main.c $(VM_SRC) $(ROOTFS_SRC)
 HEADERS    := $(wildcard vm/*.h rootfs/*.h)
+LIBKLAB_SRC := $(wildcard gdb/lib/*.c)
+LIBKLAB_HDR := $(wildcard gdb/lib/*.h)
 
 .PHONY: all deps kernels kernel-x86 kernel-arm rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
         test unit bench clean
 
-all: $(KLAB)
+all: $(KLAB) $(BUILD)/libklab.a $(BUILD)/libklab.so
+
+# libklab: one public header (gdb/lib/klab.h), a static and a shared library.
+$(BUILD)/libklab/%.o: gdb/lib/%.c $(LIBKLAB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(KLAB_CFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+$(BUILD)/libklab.a: $(patsubst gdb/lib/%.c,$(BUILD)/libklab/%.o,$(LIBKLAB_SRC))
+	$(AR) rcs $@ $^
+$(BUILD)/libklab.so: $(patsubst gdb/lib/%.c,$(BUILD)/libklab/%.o,$(LIBKLAB_SRC))
+	$(CC) -shared -o $@ $^
 
 $(KLAB): $(KLAB_SRC) $(HEADERS) | $(BUILD)
 	$(CC) $(KLAB_CFLAGS) $(CFLAGS) -o $@ $(KLAB_SRC) $(LDLIBS)
@@ -73,13 +84,18 @@ gdb-arm: $(KLAB)
 # --- tests and benchmarks ------------------------------------------------------------------------------------
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
+# libklab's tests link the library sources only.
+$(BUILD)/tests/test_mmu: tests/unit/test_mmu.c tests/unit/check.h $(LIBKLAB_SRC) $(LIBKLAB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Igdb/lib -o $@ $< $(LIBKLAB_SRC)
+
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(VM_SRC) $(ROOTFS_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Ivm -Irootfs -o $@ $< $(VM_SRC) $(ROOTFS_SRC) $(LDLIBS)
 
 unit: $(UNIT_TESTS)
 
-test: deps kernels rootfs $(KLAB) $(BUILD)/asan/klab unit
+test: deps kernels rootfs all $(BUILD)/asan/klab unit
 	@bash tests/run.sh
 
 bench: deps kernels rootfs $(KLAB)

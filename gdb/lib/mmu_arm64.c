@@ -1,0 +1,266 @@
+/* arm64 stage-1 translation for the EL1&0 regime, VMSAv8-64.
+ *
+ * Rules from the Arm Architecture Reference Manual (DDI 0487), chapter D8 "The AArch64 Virtual Memory System
+ * Architecture": D8.2 translation table walk (granules, start level, TTBR selection), D8.3 descriptor
+ * formats, D8.4 memory access control (AP, APTable, PXN/UXN, implicit PXN for EL0-writable), D8.5 memory
+ * attributes. The register fields are those of TCR_EL1 (D19.2). Everything that varies with the granule is
+ * in granules[] below. */
+#include "mmu_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define BLOCK_AT(level) (1u << ((level) + 1))
+
+struct granule {
+    unsigned shift;        /* page size = 1 << shift */
+    unsigned tg0, tg1;     /* encodings in TCR_EL1.TG0 / TG1 (they differ: D19.2.139) */
+    unsigned block_levels; /* BLOCK_AT(level) where a block descriptor is legal (D8.3.1) */
+    unsigned block_levels_lpa2; /* extra block levels with TCR_EL1.DS=1 (FEAT_LPA2, 52-bit 4K/16K) */
+};
+
+static const struct granule granules[] = {
+    { 12, 0, 2, BLOCK_AT(1) | BLOCK_AT(2), BLOCK_AT(0) },  /* 4K: 1G and 2M blocks; 512G with LPA2 */
+    { 14, 2, 1, BLOCK_AT(2), BLOCK_AT(1) },                /* 16K: 32M blocks; 64G with LPA2 */
+    { 16, 1, 3, BLOCK_AT(1) | BLOCK_AT(2), 0 },            /* 64K: 4T (FEAT_LPA) and 512M blocks */
+};
+
+/* TCR_EL1 fields (D19.2.139). */
+#define TCR_T0SZ(t) klab_bits(t, 5, 0)
+#define TCR_EPD0(t) klab_bits(t, 7, 7)
+#define TCR_TG0(t) klab_bits(t, 15, 14)
+#define TCR_T1SZ(t) klab_bits(t, 21, 16)
+#define TCR_EPD1(t) klab_bits(t, 23, 23)
+#define TCR_TG1(t) klab_bits(t, 31, 30)
+#define TCR_TBI0(t) klab_bits(t, 37, 37)
+#define TCR_TBI1(t) klab_bits(t, 38, 38)
+#define TCR_HD(t) klab_bits(t, 40, 40)
+#define TCR_DS(t) klab_bits(t, 59, 59)
+
+static const struct granule *granule_by_shift(unsigned shift)
+{
+    for (size_t i = 0; i < sizeof granules / sizeof *granules; i++)
+        if (granules[i].shift == shift)
+            return &granules[i];
+    return NULL;
+}
+
+/* VA bits resolved below the index of `level`. */
+static unsigned level_shift(const struct granule *g, int level)
+{
+    return g->shift + (unsigned)(3 - level) * (g->shift - 3);
+}
+
+/* Output address of a table/block/page descriptor (D8.3.1): bits [47:shift]; with the 64K granule bits
+ * [15:12] hold OA[51:48] (FEAT_LPA); with DS=1 (FEAT_LPA2) bits [9:8] hold OA[51:50] and [49:shift] the rest. */
+static uint64_t output_address(const struct granule *g, bool lpa2, uint64_t raw)
+{
+    if (lpa2)
+        return (raw & klab_mask(49, g->shift)) | (klab_bits(raw, 9, 8) << 50);
+    uint64_t oa = raw & klab_mask(47, g->shift);
+    if (g->shift == 16)
+        oa |= klab_bits(raw, 15, 12) << 48;
+    return oa;
+}
+
+static void decode_leaf_bits(struct klab_level *l, bool lpa2, uint64_t raw)
+{
+    static const char *const ap_names[] = { "AP=00(EL1:rw,EL0:-)", "AP=01(EL1:rw,EL0:rw)", "AP=10(EL1:r,EL0:-)",
+                                            "AP=11(EL1:r,EL0:r)" };
+    static const char *const sh_names[] = { "SH=non", "SH=reserved", "SH=outer", "SH=inner" };
+    klab_bits_add(l, "AttrIndx=%u", (unsigned)klab_bits(raw, 4, 2));
+    if (klab_bits(raw, 5, 5))
+        klab_bits_add(l, "NS");
+    klab_bits_add(l, "%s", ap_names[klab_bits(raw, 7, 6)]);
+    if (!lpa2)
+        klab_bits_add(l, "%s", sh_names[klab_bits(raw, 9, 8)]);
+    klab_bits_add(l, "%s", klab_bits(raw, 10, 10) ? "AF" : "!AF");
+    if (klab_bits(raw, 11, 11))
+        klab_bits_add(l, "nG");
+    if (klab_bits(raw, 51, 51))
+        klab_bits_add(l, "DBM");
+    if (klab_bits(raw, 52, 52))
+        klab_bits_add(l, "CONT");
+    if (klab_bits(raw, 53, 53))
+        klab_bits_add(l, "PXN");
+    if (klab_bits(raw, 54, 54))
+        klab_bits_add(l, "UXN");
+    /* Bits 58:55 are for software; Linux uses 55 = PTE_DIRTY, 56 = PTE_SPECIAL (arch/arm64/include/asm/pgtable-prot.h). */
+    if (klab_bits(raw, 58, 55))
+        klab_bits_add(l, "SW=0x%x", (unsigned)klab_bits(raw, 58, 55));
+}
+
+static void decode_table_bits(struct klab_level *l, uint64_t raw)
+{
+    if (klab_bits(raw, 59, 59))
+        klab_bits_add(l, "PXNTable");
+    if (klab_bits(raw, 60, 60))
+        klab_bits_add(l, "UXNTable");
+    if (klab_bits(raw, 62, 61))
+        klab_bits_add(l, "APTable=%u", (unsigned)klab_bits(raw, 62, 61));
+    if (klab_bits(raw, 63, 63))
+        klab_bits_add(l, "NSTable");
+}
+
+static const char *hw_level_name(int level)
+{
+    static const char *const names[] = { "L-1", "L0", "L1", "L2", "L3" };
+    return names[level + 1];
+}
+
+/* Descriptor kind (D8.3.1): bit 0 valid; bit 1 table (levels < 3) or page (level 3); a block only where the
+ * granule allows one, else reserved. */
+static int decode(const struct granule *g, int level, bool lpa2, uint64_t raw, struct klab_level *l)
+{
+    snprintf(l->hw_name, sizeof l->hw_name, "%s", hw_level_name(level));
+    l->hw_level = level;
+    l->raw = raw;
+    l->bits[0] = '\0';
+    if (!(raw & 1)) {
+        l->kind = KLAB_ENTRY_INVALID;
+        klab_bits_add(l, "invalid");
+        return 0;
+    }
+    l->out_pa = output_address(g, lpa2, raw);
+    if (level == 3) {
+        l->kind = (raw & 2) ? KLAB_ENTRY_PAGE : KLAB_ENTRY_RESERVED;
+    } else if (raw & 2) {
+        l->kind = KLAB_ENTRY_TABLE;
+    } else {
+        unsigned legal = g->block_levels | (lpa2 ? g->block_levels_lpa2 : 0);
+        l->kind = (legal & BLOCK_AT(level)) ? KLAB_ENTRY_BLOCK : KLAB_ENTRY_RESERVED;
+    }
+    switch (l->kind) {
+    case KLAB_ENTRY_TABLE:
+        klab_bits_add(l, "table");
+        decode_table_bits(l, raw);
+        break;
+    case KLAB_ENTRY_PAGE:
+    case KLAB_ENTRY_BLOCK:
+        klab_bits_add(l, l->kind == KLAB_ENTRY_PAGE ? "page" : "block");
+        decode_leaf_bits(l, lpa2, raw);
+        break;
+    default:
+        klab_bits_add(l, level == 3 ? "reserved(level-3 descriptor with bit1=0)" : "reserved(block not allowed here)");
+        break;
+    }
+    return 0;
+}
+
+int klab_decode_arm64(unsigned granule_shift, int hw_level, bool lpa2, uint64_t raw, struct klab_level *out)
+{
+    memset(out, 0, sizeof *out);
+    const struct granule *g = granule_by_shift(granule_shift);
+    if (!g || hw_level < -1 || hw_level > 3) {
+        snprintf(out->bits, sizeof out->bits, "no arm64 level %d with a %u-bit granule", hw_level, granule_shift);
+        return -1;
+    }
+    return decode(g, hw_level, lpa2, raw, out);
+}
+
+/* Access limits that a table descriptor puts on everything below it (D8.4.2, hierarchical controls). */
+struct limits {
+    bool no_el0, no_write, pxn, uxn;
+};
+
+static void effective_perms(uint64_t raw, const struct limits *lim, bool hw_dirty, struct klab_perms *p)
+{
+    unsigned ap = (unsigned)klab_bits(raw, 7, 6);
+    /* With hardware dirty management (TCR_EL1.HD), a DBM page that is read-only only until first written
+     * is writable (D8.4.6). */
+    bool writable = !(ap & 2) || (hw_dirty && klab_bits(raw, 51, 51));
+    bool el0 = (ap & 1) && !lim->no_el0;
+    writable = writable && !lim->no_write;
+    p->kernel_read = true;
+    p->kernel_write = writable;
+    p->user_read = el0;
+    p->user_write = el0 && writable;
+    p->user_exec = el0 && !klab_bits(raw, 54, 54) && !lim->uxn;
+    /* "Any region writable at EL0 is treated as PXN" (D8.4.1.2 "Instruction access permissions"). */
+    p->kernel_exec = !klab_bits(raw, 53, 53) && !lim->pxn && !p->user_write;
+}
+
+int klab_translate_arm64(const struct klab_mmu_regs *regs, struct klab_physmem *mem, uint64_t va,
+                         struct klab_walk *w)
+{
+    const uint64_t tcr = regs->tcr;
+    /* Bit 55 selects the half whether or not the top byte is ignored (D8.2.1). */
+    const bool upper = klab_bits(va, 55, 55);
+    const unsigned tsz = (unsigned)(upper ? TCR_T1SZ(tcr) : TCR_T0SZ(tcr));
+    const unsigned tg = (unsigned)(upper ? TCR_TG1(tcr) : TCR_TG0(tcr));
+    const bool tbi = upper ? TCR_TBI1(tcr) : TCR_TBI0(tcr);
+    const bool lpa2 = TCR_DS(tcr);
+    snprintf(w->root_name, sizeof w->root_name, "%s", upper ? "TTBR1_EL1" : "TTBR0_EL1");
+    const struct granule *g = NULL;
+    for (size_t i = 0; i < sizeof granules / sizeof *granules; i++)
+        if ((upper ? granules[i].tg1 : granules[i].tg0) == tg)
+            g = &granules[i];
+    if (!g)
+        return klab_walk_stop(w, KLAB_STOP_BAD_REGS, "TCR_EL1.TG%d=%u is a reserved granule encoding", upper, tg);
+    const unsigned va_bits = 64 - tsz;
+    w->granule_shift = g->shift;
+    w->va_bits = va_bits;
+    if (va_bits > (lpa2 || g->shift == 16 ? 52u : 48u) || va_bits < 16)
+        return klab_walk_stop(w, KLAB_STOP_BAD_REGS, "TCR_EL1.T%dSZ=%u gives an unsupported %u-bit VA", upper, tsz,
+                              va_bits);
+    /* Every bit from the top of the VA range to bit 55 (63 without TBI) must equal bit 55. */
+    const unsigned top = tbi ? 55 : 63;
+    const uint64_t ext = klab_bits(va, top, va_bits);
+    const uint64_t want = upper ? klab_bits(~0ull, top - va_bits, 0) : 0;
+    if (ext != want)
+        return klab_walk_stop(w, KLAB_STOP_NOT_CANONICAL, "0x%llx is outside the %u-bit %s range", (unsigned long long)va,
+                              va_bits, upper ? "TTBR1" : "TTBR0");
+    if (upper ? TCR_EPD1(tcr) : TCR_EPD0(tcr))
+        return klab_walk_stop(w, KLAB_STOP_DISABLED, "TCR_EL1.EPD%d=1: walks through %s are disabled", upper,
+                              w->root_name);
+    const uint64_t ttbr = upper ? regs->ttbr1 : regs->ttbr0;
+    /* TTBR BADDR (D19.2.155): bits [47:1]; with 52-bit PA, bits [5:2] are BADDR[51:48]. ASID bits 63:48 out. */
+    uint64_t table = ttbr & klab_mask(47, 1) & ~0x3eull;
+    if (va_bits > 48 || lpa2)
+        table |= klab_bits(ttbr, 5, 2) << 48;
+    const unsigned levels = (va_bits - g->shift + (g->shift - 3) - 1) / (g->shift - 3);
+    const int start = 4 - (int)levels;
+    /* The start-level table is aligned to its own size, which may be smaller than a page (D8.2.6). */
+    table &= ~((8ull << (va_bits - level_shift(g, start))) - 1);
+    w->root_pa = table;
+    struct limits lim = { 0 };
+    for (int level = start; level <= 3; level++) {
+        struct klab_level *l = &w->levels[w->nlevels++];
+        const unsigned shift = level_shift(g, level);
+        const unsigned idx_bits = level == start ? va_bits - shift : g->shift - 3;
+        snprintf(l->name, sizeof l->name, "%s", klab_linux_level_name(level - start, (int)levels));
+        l->shift = shift;
+        l->index = (unsigned)klab_bits(va, shift + idx_bits - 1, shift);
+        l->table_pa = table;
+        l->entry_pa = table + 8ull * l->index;
+        uint64_t raw;
+        if (klab_physmem_read(mem, l->entry_pa, &raw, sizeof raw) != 0)
+            return klab_walk_stop(w, KLAB_STOP_UNREADABLE, "%s table at PA 0x%llx is outside RAM", l->name,
+                                  (unsigned long long)table);
+        const unsigned idx = l->index;
+        decode(g, level, lpa2, raw, l);   /* fills kind, out_pa, bits; leaves the position fields */
+        switch (l->kind) {
+        case KLAB_ENTRY_INVALID:
+            return klab_walk_stop(w, KLAB_STOP_NOT_PRESENT, "%s entry %u is invalid (translation fault, level %d)",
+                                  l->name, idx, level);
+        case KLAB_ENTRY_RESERVED:
+            return klab_walk_stop(w, KLAB_STOP_RESERVED, "%s entry %u: %s", l->name, idx, l->bits);
+        case KLAB_ENTRY_TABLE: {
+            unsigned apt = (unsigned)klab_bits(raw, 62, 61);
+            lim.no_el0 |= apt & 1;
+            lim.no_write |= (apt & 2) != 0;
+            lim.pxn |= klab_bits(raw, 59, 59);
+            lim.uxn |= klab_bits(raw, 60, 60);
+            table = l->out_pa;
+            continue;
+        }
+        default:
+            w->page_size = 1ull << shift;
+            w->pa = l->out_pa + (va & (w->page_size - 1));
+            effective_perms(raw, &lim, TCR_HD(tcr), &w->perms);
+            w->stop = KLAB_WALK_OK;
+            return 0;
+        }
+    }
+    return klab_walk_stop(w, KLAB_STOP_RESERVED, "walk ran past level 3");
+}

@@ -1,0 +1,104 @@
+/* Physical-memory sources behind one read interface. */
+#define _GNU_SOURCE
+#include "klab.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_REGIONS 8
+
+struct klab_physmem {
+    klab_read_fn read;
+    void *ctx;
+    /* RAM file source */
+    const unsigned char *map;
+    size_t map_len;
+    struct klab_ram_region regions[MAX_REGIONS];
+    size_t nregions;
+};
+
+/* Guest PA → file offset through the machine's RAM layout; a PA outside RAM is an error, never a wild read. */
+static int ramfile_read(void *ctx, uint64_t pa, void *buf, size_t len)
+{
+    const struct klab_physmem *m = ctx;
+    for (size_t i = 0; i < m->nregions; i++) {
+        const struct klab_ram_region *r = &m->regions[i];
+        if (pa < r->gpa || pa - r->gpa >= r->size || len > r->size - (pa - r->gpa))
+            continue;
+        uint64_t off = r->file_offset + (pa - r->gpa);
+        if (off > m->map_len || len > m->map_len - off)
+            return -1;
+        memcpy(buf, m->map + off, len);
+        return 0;
+    }
+    return -1;
+}
+
+struct klab_physmem *klab_physmem_open_ramfile(const char *path, const struct klab_ram_region *regions,
+                                               size_t nregions, char *err, size_t errlen)
+{
+    if (nregions == 0 || nregions > MAX_REGIONS) {
+        snprintf(err, errlen, "a RAM layout needs 1..%d regions", MAX_REGIONS);
+        return NULL;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open RAM file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size <= 0) {
+        snprintf(err, errlen, "RAM file %s is empty or unreadable", path);
+        close(fd);
+        return NULL;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map RAM file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct klab_physmem *m = calloc(1, sizeof *m);
+    if (!m) {
+        munmap(map, (size_t)st.st_size);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    m->read = ramfile_read;
+    m->ctx = m;
+    m->map = map;
+    m->map_len = (size_t)st.st_size;
+    memcpy(m->regions, regions, nregions * sizeof *regions);
+    m->nregions = nregions;
+    return m;
+}
+
+struct klab_physmem *klab_physmem_from_callback(klab_read_fn read, void *ctx)
+{
+    struct klab_physmem *m = calloc(1, sizeof *m);
+    if (m) {
+        m->read = read;
+        m->ctx = ctx;
+    }
+    return m;
+}
+
+int klab_physmem_read(struct klab_physmem *m, uint64_t pa, void *buf, size_t len)
+{
+    return m && m->read ? m->read(m->ctx, pa, buf, len) : -1;
+}
+
+void klab_physmem_close(struct klab_physmem *m)
+{
+    if (!m)
+        return;
+    if (m->map)
+        munmap((void *)m->map, m->map_len);
+    free(m);
+}
