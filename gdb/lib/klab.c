@@ -23,6 +23,20 @@ int klab_walk_stop(struct klab_walk *w, enum klab_stop stop, const char *fmt, ..
     return -1;
 }
 
+int klab_visit_entry(struct klab_walk *w, struct klab_physmem *mem, struct klab_level *l, const char *name,
+                     uint64_t table_pa, unsigned shift, unsigned index_bits, uint64_t *raw)
+{
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->shift = shift;
+    l->index = (unsigned)klab_bits(w->va, shift + index_bits - 1, shift);
+    l->table_pa = table_pa;
+    l->entry_pa = table_pa + 8ull * l->index;
+    if (klab_physmem_read(mem, l->entry_pa, raw, sizeof *raw) != 0)
+        return klab_walk_stop(w, KLAB_STOP_UNREADABLE, "%s table at PA 0x%llx is outside RAM", l->name,
+                              (unsigned long long)table_pa);
+    return 0;
+}
+
 void klab_bits_add(struct klab_level *l, const char *fmt, ...)
 {
     size_t len = strlen(l->bits);

@@ -228,15 +228,10 @@ int klab_translate_arm64(const struct klab_mmu_regs *regs, struct klab_physmem *
         struct klab_level *l = &w->levels[w->nlevels++];
         const unsigned shift = level_shift(g, level);
         const unsigned idx_bits = level == start ? va_bits - shift : g->shift - 3;
-        snprintf(l->name, sizeof l->name, "%s", klab_linux_level_name(level - start, (int)levels));
-        l->shift = shift;
-        l->index = (unsigned)klab_bits(va, shift + idx_bits - 1, shift);
-        l->table_pa = table;
-        l->entry_pa = table + 8ull * l->index;
         uint64_t raw;
-        if (klab_physmem_read(mem, l->entry_pa, &raw, sizeof raw) != 0)
-            return klab_walk_stop(w, KLAB_STOP_UNREADABLE, "%s table at PA 0x%llx is outside RAM", l->name,
-                                  (unsigned long long)table);
+        if (klab_visit_entry(w, mem, l, klab_linux_level_name(level - start, (int)levels), table, shift, idx_bits,
+                             &raw) != 0)
+            return -1;
         const unsigned idx = l->index;
         decode(g, level, lpa2, raw, l);   /* fills kind, out_pa, bits; leaves the position fields */
         switch (l->kind) {

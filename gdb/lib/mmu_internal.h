@@ -18,6 +18,10 @@ const char *klab_linux_level_name(int i, int n);
 /* Ends the walk: sets stop and a printf-style reason; returns -1. */
 int klab_walk_stop(struct klab_walk *w, enum klab_stop stop, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Fills l's position (name, index from va bits [shift+index_bits-1:shift], table and entry PA) and reads the
+ * entry. 0, or -1 with the walk stopped as KLAB_STOP_UNREADABLE. */
+int klab_visit_entry(struct klab_walk *w, struct klab_physmem *mem, struct klab_level *l, const char *name,
+                     uint64_t table_pa, unsigned shift, unsigned index_bits, uint64_t *raw);
 /* Appends " name" to bits. */
 void klab_bits_add(struct klab_level *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

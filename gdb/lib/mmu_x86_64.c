@@ -121,15 +121,10 @@ int klab_translate_x86_64(const struct klab_mmu_regs *regs, struct klab_physmem 
     for (int i = la57 ? 0 : 1; i < 5; i++) {
         const struct x86_level *lv = &levels[i];
         struct klab_level *l = &w->levels[w->nlevels++];
-        snprintf(l->name, sizeof l->name, "%s", klab_linux_level_name(w->nlevels - 1, nlevels));
-        l->shift = lv->shift;
-        l->index = (unsigned)klab_bits(va, lv->shift + 8, lv->shift);
-        l->table_pa = table;
-        l->entry_pa = table + 8ull * l->index;
         uint64_t raw;
-        if (klab_physmem_read(mem, l->entry_pa, &raw, sizeof raw) != 0)
-            return klab_walk_stop(w, KLAB_STOP_UNREADABLE, "%s table at PA 0x%llx is outside RAM", l->name,
-                                  (unsigned long long)table);
+        if (klab_visit_entry(w, mem, l, klab_linux_level_name(w->nlevels - 1, nlevels), table, lv->shift, 9,
+                             &raw) != 0)
+            return -1;
         decode(lv, raw, l);
         if (l->kind == KLAB_ENTRY_INVALID)
             return klab_walk_stop(w, KLAB_STOP_NOT_PRESENT, "%s entry %u (%s) is not present", l->name, l->index,
