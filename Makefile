@@ -17,10 +17,12 @@ export KLAB_CACHE
 
 ROOTFS_SRC := rootfs/newc.c rootfs/gzseg.c rootfs/initramfs.c rootfs/init_script.c
 VM_SRC     := $(filter-out vm/main.c,$(wildcard vm/*.c))
-KLAB_SRC   := vm/main.c $(VM_SRC) $(ROOTFS_SRC)
-HEADERS    := $(wildcard vm/*.h rootfs/*.h)
 LIBKLAB_SRC := $(wildcard gdb/lib/*.c)
 LIBKLAB_HDR := $(wildcard gdb/lib/*.h)
+# The klab program carries libklab inside it (regs, vtop, ptdump without gdb).
+KLAB_SRC   := vm/main.c $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC)
+HEADERS    := $(wildcard vm/*.h rootfs/*.h) $(LIBKLAB_HDR)
+KLAB_INC   := -Igdb/lib
 
 .PHONY: all deps kernels kernel-x86 kernel-arm rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
         test unit bench clean
@@ -37,12 +39,12 @@ $(BUILD)/libklab.so: $(patsubst gdb/lib/%.c,$(BUILD)/libklab/%.o,$(LIBKLAB_SRC))
 	$(CC) -shared -o $@ $^
 
 $(KLAB): $(KLAB_SRC) $(HEADERS) | $(BUILD)
-	$(CC) $(KLAB_CFLAGS) $(CFLAGS) -o $@ $(KLAB_SRC) $(LDLIBS)
+	$(CC) $(KLAB_CFLAGS) $(CFLAGS) $(KLAB_INC) -o $@ $(KLAB_SRC) $(LDLIBS)
 
 # The same program built with AddressSanitizer and UBSan: what the tests run.
 $(BUILD)/asan/klab: $(KLAB_SRC) $(HEADERS) | $(BUILD)
 	@mkdir -p $(dir $@)
-	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -o $@ $(KLAB_SRC) $(LDLIBS)
+	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) $(KLAB_INC) -o $@ $(KLAB_SRC) $(LDLIBS)
 
 $(BUILD):
 	@mkdir -p $@
@@ -85,13 +87,14 @@ gdb-arm: $(KLAB)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 # libklab's tests link the library sources only.
-$(BUILD)/tests/test_mmu: tests/unit/test_mmu.c tests/unit/check.h $(LIBKLAB_SRC) $(LIBKLAB_HDR)
+LIBKLAB_TESTS := $(BUILD)/tests/test_mmu $(BUILD)/tests/test_rsp $(BUILD)/tests/test_range
+$(LIBKLAB_TESTS): $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(LIBKLAB_SRC) $(LIBKLAB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Igdb/lib -o $@ $< $(LIBKLAB_SRC)
+	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Igdb/lib -o $@ $< $(LIBKLAB_SRC) -pthread
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(VM_SRC) $(ROOTFS_SRC) $(HEADERS)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Ivm -Irootfs -o $@ $< $(VM_SRC) $(ROOTFS_SRC) $(LDLIBS)
+	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Ivm -Irootfs $(KLAB_INC) -o $@ $< $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC) $(LDLIBS)
 
 unit: $(UNIT_TESTS)
 

@@ -190,13 +190,15 @@ int kimage_inspect(const char *path, bool want_banner, struct kimage_info *out, 
     return rc;
 }
 
-/* Reads linux_banner through the ELF symbol table and the section that holds it (ELF-64 only: both arches). */
-static int elf_banner(const struct mapped *m, struct kimage_info *out, char *err, size_t errlen)
+/* Finds a defined symbol in the ELF symbol table (ELF-64 only: both arches). NULL with err set otherwise. */
+static const Elf64_Sym *elf_symbol(const struct mapped *m, const char *name, char *err, size_t errlen)
 {
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)m->p;
     if (eh->e_shoff == 0 || eh->e_shentsize != sizeof(Elf64_Shdr) ||
-        eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) > m->len)
-        return FAIL("vmlinux has no usable section table");
+        eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) > m->len) {
+        snprintf(err, errlen, "vmlinux has no usable section table");
+        return NULL;
+    }
     const Elf64_Shdr *sh = (const Elf64_Shdr *)(m->p + eh->e_shoff);
     for (unsigned i = 0; i < eh->e_shnum; i++) {
         if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum)
@@ -207,21 +209,53 @@ static int elf_banner(const struct mapped *m, struct kimage_info *out, char *err
         const Elf64_Sym *sym = (const Elf64_Sym *)(m->p + sh[i].sh_offset);
         size_t nsym = sh[i].sh_size / sizeof *sym;
         const char *names = (const char *)m->p + strtab->sh_offset;
-        for (size_t k = 0; k < nsym; k++) {
-            if (sym[k].st_name >= strtab->sh_size || strcmp(names + sym[k].st_name, "linux_banner") ||
-                sym[k].st_shndx == SHN_UNDEF || sym[k].st_shndx >= eh->e_shnum)
-                continue;
-            const Elf64_Shdr *sec = &sh[sym[k].st_shndx];
-            uint64_t off = sec->sh_offset + (sym[k].st_value - sec->sh_addr);
-            if (sec->sh_type == SHT_NOBITS || sym[k].st_value < sec->sh_addr || off >= m->len)
-                return FAIL("linux_banner is not stored in the vmlinux file");
-            const char *s = (const char *)m->p + off;
-            if (!kimage_parse_banner(s, strnlen(s, m->len - off), out))
-                return FAIL("linux_banner in vmlinux is not a Linux banner");
-            return 0;
+        for (size_t k = 0; k < nsym; k++)
+            if (sym[k].st_name < strtab->sh_size && !strcmp(names + sym[k].st_name, name) &&
+                sym[k].st_shndx != SHN_UNDEF && sym[k].st_shndx < eh->e_shnum)
+                return &sym[k];
+    }
+    snprintf(err, errlen, "vmlinux has no symbol %s", name);
+    return NULL;
+}
+
+/* Reads linux_banner through the ELF symbol table and the section that holds it. */
+static int elf_banner(const struct mapped *m, struct kimage_info *out, char *err, size_t errlen)
+{
+    const Elf64_Sym *sym = elf_symbol(m, "linux_banner", err, errlen);
+    if (!sym) {
+        char inner[200];
+        snprintf(inner, sizeof inner, "%s", err);
+        return FAIL("%s (stripped?)", inner);
+    }
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)m->p;
+    const Elf64_Shdr *sec = (const Elf64_Shdr *)(m->p + eh->e_shoff) + sym->st_shndx;
+    uint64_t off = sec->sh_offset + (sym->st_value - sec->sh_addr);
+    if (sec->sh_type == SHT_NOBITS || sym->st_value < sec->sh_addr || off >= m->len)
+        return FAIL("linux_banner is not stored in the vmlinux file");
+    const char *str = (const char *)m->p + off;
+    if (!kimage_parse_banner(str, strnlen(str, m->len - off), out))
+        return FAIL("linux_banner in vmlinux is not a Linux banner");
+    return 0;
+}
+
+int vmlinux_symbol_address(const char *path, const char *name, uint64_t *addr, char *err, size_t errlen)
+{
+    struct mapped m;
+    if (map_file(path, &m, err, errlen) != 0)
+        return -1;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)m.p;
+    int rc = -1;
+    if (m.len < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64) {
+        snprintf(err, errlen, "%s is not a 64-bit ELF vmlinux", path);
+    } else {
+        const Elf64_Sym *sym = elf_symbol(&m, name, err, errlen);
+        if (sym) {
+            *addr = sym->st_value;
+            rc = 0;
         }
     }
-    return FAIL("vmlinux has no linux_banner symbol (stripped?)");
+    munmap(m.p, m.len);
+    return rc;
 }
 
 int vmlinux_inspect(const char *path, struct kimage_info *out, char *err, size_t errlen)

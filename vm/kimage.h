@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct kimage_info {
     const struct machine_profile *profile;
@@ -26,6 +27,9 @@ int kimage_inspect_buffer(const unsigned char *buf, size_t len, bool want_banner
 
 /* A vmlinux: architecture from e_machine, banner from the linux_banner symbol. 0 or -1 (err set). */
 int vmlinux_inspect(const char *path, struct kimage_info *out, char *err, size_t errlen);
+
+/* A symbol's link-time address from vmlinux's ELF symbol table. 0 or -1 (err set). */
+int vmlinux_symbol_address(const char *path, const char *name, uint64_t *addr, char *err, size_t errlen);
 
 /* Splits "Linux version 6.1.0-x (...) (...) #1 SMP ..." or the bzImage form "6.1.0-x (...) #1 SMP ..." into
  * release and version. false if it does not look like a banner. */

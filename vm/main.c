@@ -17,6 +17,9 @@ static const struct command commands[] = {
     { "stop", cmd_stop, "stop a VM and remove its RAM file, sockets and run state" },
     { "status", cmd_status, "list running VMs" },
     { "wait", cmd_wait, "wait until a VM's console shows the init banner (or any text)" },
+    { "regs", cmd_regs, "print a running VM's registers (pc, stack, translation, per-CPU) without gdb" },
+    { "vtop", cmd_vtop, "translate virtual addresses level by level with the VM's page tables" },
+    { "ptdump", cmd_ptdump, "dump a VM's whole page table as merged ranges with permissions" },
     { "rootfs", cmd_rootfs, "build a busybox initramfs (newc cpio, gzip)" },
     { "inspect", cmd_inspect, "show a kernel image's / vmlinux's architecture and banner; check a pair" },
 };

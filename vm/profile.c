@@ -23,6 +23,13 @@ static size_t arm_virt_ram_layout(uint64_t ram, struct ram_region out[MAX_RAM_RE
     return 1;
 }
 
+/* Registers a kernel debugger looks at first: where the CPU is, translation, and the per-CPU base (x86 keeps
+ * the kernel's gs_base in k_gs_base while user space runs; arm64 has current in SP_EL0 and the per-CPU offset
+ * in TPIDR_EL1). VBAR is QEMU's name for VBAR_EL1. */
+static const char *const x86_64_regs[] = { "rip", "rsp", "cr0", "cr3", "cr4", "efer", "gs_base", "k_gs_base", NULL };
+static const char *const arm64_regs[] = { "pc", "sp", "cpsr", "SP_EL0", "TPIDR_EL1", "VBAR", "TTBR0_EL1",
+                                          "TTBR1_EL1", "TCR_EL1", NULL };
+
 static const struct machine_profile x86_64_profile = {
     .arch = "x86_64",
     .aliases = { "x86", "amd64", "x86-64", NULL },
@@ -37,6 +44,8 @@ static const struct machine_profile x86_64_profile = {
     /* A software breakpoint set at the reset vector does not survive the decompressor; a hardware one does. */
     .first_stop = "thbreak start_kernel",
     .make_suffix = "x86",
+    .mmu_arch = KLAB_ARCH_X86_64,
+    .show_regs = x86_64_regs,
     .ram_layout = x86_pc_ram_layout,
 };
 
@@ -52,6 +61,8 @@ static const struct machine_profile arm64_profile = {
     .elf_machine = EM_AARCH64,
     .first_stop = "tbreak start_kernel",
     .make_suffix = "arm",
+    .mmu_arch = KLAB_ARCH_ARM64,
+    .show_regs = arm64_regs,
     .ram_layout = arm_virt_ram_layout,
 };
 

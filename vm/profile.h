@@ -3,6 +3,8 @@
 #ifndef KLAB_PROFILE_H
 #define KLAB_PROFILE_H
 
+#include "klab.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +28,8 @@ struct machine_profile {
     uint16_t elf_machine;        /* e_machine of its vmlinux */
     const char *first_stop;      /* gdb command that stops at start_kernel from the reset vector */
     const char *make_suffix;     /* the Makefile's vm-<suffix> / gdb-<suffix> */
+    enum klab_arch mmu_arch;     /* libklab's architecture */
+    const char *const *show_regs;/* what `klab regs` prints by default (the stub's register names) */
     /* Guest RAM layout for a RAM size; returns the number of regions. */
     size_t (*ram_layout)(uint64_t ram_size, struct ram_region out[MAX_RAM_REGIONS]);
 };

@@ -54,6 +54,9 @@ int klab_translate(const struct klab_mmu_regs *regs, struct klab_physmem *mem, u
 {
     memset(walk, 0, sizeof *walk);
     walk->va = va;
+    if (regs->translation_off)
+        return klab_walk_stop(walk, KLAB_STOP_DISABLED, "translation is off (%s): the address is used as is",
+                              regs->arch == KLAB_ARCH_ARM64 ? "SCTLR_EL1.M=0" : "CR0.PG=0");
     switch (regs->arch) {
     case KLAB_ARCH_X86_64: return klab_translate_x86_64(regs, mem, va, walk);
     case KLAB_ARCH_ARM64: return klab_translate_arm64(regs, mem, va, walk);

@@ -44,6 +44,7 @@ struct klab_mmu_regs {
     enum klab_arch arch;
     uint64_t cr3, cr4, efer;
     uint64_t ttbr0, ttbr1, tcr;
+    bool translation_off;   /* x86 CR0.PG=0 / arm64 SCTLR_EL1.M=0: addresses are not translated at all */
 };
 
 #define KLAB_MAX_LEVELS 5
@@ -82,7 +83,7 @@ enum klab_stop {
     KLAB_STOP_RESERVED,      /* a reserved encoding or reserved bit: the hardware would fault */
     KLAB_STOP_UNREADABLE,    /* a table outside RAM or unreadable */
     KLAB_STOP_NOT_CANONICAL, /* the address is outside every translated range */
-    KLAB_STOP_DISABLED,      /* translation for this half is disabled (TCR_EL1.EPDn) */
+    KLAB_STOP_DISABLED,      /* translation is off, or disabled for this half (TCR_EL1.EPDn) */
     KLAB_STOP_BAD_REGS,      /* the registers describe no valid configuration */
 };
 
@@ -108,6 +109,131 @@ KLAB_API int klab_translate(const struct klab_mmu_regs *regs, struct klab_physme
  * x86_64: granule_shift 12, hw_level 1 (PT) .. 5 (PML5). Returns 0, or -1 for arguments that describe no
  * level (out->bits says why). */
 KLAB_API int klab_decode_entry(enum klab_arch arch, unsigned granule_shift, int hw_level, uint64_t raw, struct klab_level *out);
+
+/* ---- range iteration: whole page tables as merged ranges ---------------------------------------------- */
+
+enum klab_range_kind {
+    KLAB_RANGE_MAPPED,   /* leaves with contiguous VA and PA and equal attributes */
+    KLAB_RANGE_BAD,      /* an entry the hardware would fault on (reserved encoding) or a table outside RAM */
+};
+
+struct klab_range {
+    enum klab_range_kind kind;
+    char root_name[12];
+    uint64_t va_start, va_end;   /* [va_start, va_end) */
+    uint64_t pa_start;
+    uint64_t page_size;          /* size of each leaf: 4K, 2M, 1G, 64K, 512M, ... */
+    uint64_t leaves;             /* leaf entries merged into this range */
+    char level_name[8];          /* Linux's name of the leaf level (pte, pmd, pud) */
+    struct klab_perms perms;
+    uint64_t first_raw;          /* raw value of the first leaf (or of the bad entry) */
+    char attrs[200];             /* the first leaf decoded (or why the range is bad) */
+};
+
+/* Leaf filters: a leaf must match every flag given. */
+enum {
+    KLAB_FILTER_WRITABLE = 1 << 0,   /* writable by the kernel */
+    KLAB_FILTER_EXEC = 1 << 1,       /* executable by the kernel or by user space */
+    KLAB_FILTER_USER = 1 << 2,       /* accessible from user space */
+    KLAB_FILTER_KERNEL = 1 << 3,     /* kernel-only */
+    KLAB_FILTER_NO_MERGE = 1 << 4,   /* report every leaf on its own */
+};
+
+struct klab_range_opts {
+    uint64_t va_start, va_end;   /* inclusive span to dump; 0 and 0 = everything */
+    unsigned filters;
+    uint64_t page_size;          /* only leaves of this size (0 = any) */
+    uint64_t max_entries;        /* bound on entries examined (0 = 1 << 26): corrupt tables cannot hang it */
+};
+
+struct klab_range_stats {
+    uint64_t tables_read, bytes_read, entries, leaves, ranges, bad;
+};
+
+/* Called for each range in VA order; a non-zero return stops the walk (and is returned). */
+typedef int (*klab_range_fn)(void *ctx, const struct klab_range *range);
+
+/* Walks every root the registers define (x86_64: CR3; arm64: TTBR0_EL1 then TTBR1_EL1) over the span in
+ * opts. Every table is read once, whole, and kept while its subtree is walked. Returns 0, the callback's
+ * non-zero value, or -1 with err filled (no usable root, entry budget exhausted). stats may be NULL. */
+KLAB_API int klab_walk_ranges(const struct klab_mmu_regs *regs, struct klab_physmem *mem,
+                              const struct klab_range_opts *opts, klab_range_fn fn, void *ctx,
+                              struct klab_range_stats *stats, char *err, size_t errlen);
+
+/* ---- GDB remote serial protocol client ------------------------------------------------------------------- */
+
+/* Every call returns 0 or one of these (negative); klab_rsp_error() has the message. A malformed reply is an
+ * error, never a crash. */
+enum klab_rsp_status {
+    KLAB_RSP_OK = 0,
+    KLAB_RSP_EIO = -1,         /* connection refused, reset or closed */
+    KLAB_RSP_ETIMEDOUT = -2,   /* no reply in time */
+    KLAB_RSP_EPROTO = -3,      /* a reply that breaks the protocol (framing, checksum, bad hex, wrong shape) */
+    KLAB_RSP_ETARGET = -4,     /* the stub answered "Enn" */
+    KLAB_RSP_EUNSUPPORTED = -5,/* the stub answered with an empty packet */
+    KLAB_RSP_EINVAL = -6,      /* a bad argument: unknown register name, buffer too small */
+};
+
+struct klab_rsp;
+
+/* Connects to "HOST:PORT", "unix:PATH" or a path containing '/'. timeout_ms bounds every later wait
+ * (0 = 5000). Negotiates qSupported and, when offered, no-ack mode. NULL with err filled on failure. */
+KLAB_API struct klab_rsp *klab_rsp_connect(const char *where, int timeout_ms, char *err, size_t errlen);
+KLAB_API void klab_rsp_close(struct klab_rsp *r);
+KLAB_API const char *klab_rsp_error(const struct klab_rsp *r);
+KLAB_API void klab_rsp_set_timeout(struct klab_rsp *r, int timeout_ms);
+
+/* Sends one packet and returns the first reply that is not console output ("O..."): the reply's length, or a
+ * negative status. The reply is NUL-terminated and truncated to replylen - 1 (then KLAB_RSP_EINVAL). */
+KLAB_API int klab_rsp_request(struct klab_rsp *r, const char *packet, char *reply, size_t replylen);
+
+/* Register number of a register by name (case-insensitive), from the stub's target description
+ * (qXfer:features:read, includes followed). Negative status when absent. bitsize may be NULL. */
+KLAB_API int klab_rsp_register_number(struct klab_rsp *r, const char *name, unsigned *bitsize);
+/* Reads a register of up to 64 bits by name, on the current CPU. */
+KLAB_API int klab_rsp_read_register(struct klab_rsp *r, const char *name, uint64_t *value);
+/* Selects the CPU (0-based) later register reads use ("Hg"). */
+KLAB_API int klab_rsp_select_cpu(struct klab_rsp *r, int cpu);
+/* Reads target memory (virtual, or physical after klab_rsp_set_physical(r, true)). */
+KLAB_API int klab_rsp_read_memory(struct klab_rsp *r, uint64_t addr, void *buf, size_t len);
+/* QEMU's Qqemu.PhyMemMode: memory requests address guest physical memory while on. */
+KLAB_API int klab_rsp_set_physical(struct klab_rsp *r, bool on);
+KLAB_API int klab_rsp_get_physical(struct klab_rsp *r, bool *on);
+/* A monitor command through qRcmd (QEMU: any HMP command); its output is collected into out. */
+KLAB_API int klab_rsp_monitor(struct klab_rsp *r, const char *command, char *out, size_t outlen);
+
+enum klab_rsp_break { KLAB_BREAK_SOFTWARE = 0, KLAB_BREAK_HARDWARE = 1 };
+KLAB_API int klab_rsp_breakpoint(struct klab_rsp *r, enum klab_rsp_break type, uint64_t addr, bool insert);
+
+/* Why the target stopped (stop reply packets). */
+struct klab_rsp_stop {
+    char kind;          /* 'S'/'T' stopped, 'W' exited, 'X' terminated */
+    int signal;         /* S/T/X: signal number; W: exit status */
+    long thread;        /* T "thread:" (QEMU: CPU index + 1), or -1 */
+    char reason[16];    /* T "swbreak", "hwbreak", "watch", "rwatch", "awatch", or "" */
+    uint64_t data_addr; /* the watched address for watch/rwatch/awatch */
+};
+/* Resumes all CPUs (step: one instruction on the current one) and waits for the stop reply. On time-out the
+ * target is interrupted, the stop is still collected, and KLAB_RSP_ETIMEDOUT is returned. */
+KLAB_API int klab_rsp_resume(struct klab_rsp *r, bool step, int timeout_ms, struct klab_rsp_stop *stop);
+/* Stops a running target (^C) and collects its stop reply. */
+KLAB_API int klab_rsp_interrupt(struct klab_rsp *r, struct klab_rsp_stop *stop);
+/* Asks the stop reason ("?"). */
+KLAB_API int klab_rsp_query_stop(struct klab_rsp *r, struct klab_rsp_stop *stop);
+/* Detaches: QEMU resumes the guest. */
+KLAB_API int klab_rsp_detach(struct klab_rsp *r);
+
+/* Reads the registers that define translation (x86_64: cr0, cr3, cr4, efer; arm64: SCTLR_EL1, TTBR0_EL1,
+ * TTBR1_EL1, TCR_EL1) for the current CPU into regs. */
+KLAB_API int klab_rsp_read_mmu_regs(struct klab_rsp *r, enum klab_arch arch, struct klab_mmu_regs *regs);
+
+/* Guest physical memory through the stub (Qqemu.PhyMemMode:1 while open, the previous mode restored by
+ * klab_physmem_close). Reads are split to fit QEMU's reply limit. The stub connection stays the caller's. */
+KLAB_API struct klab_physmem *klab_physmem_from_rsp(struct klab_rsp *r, char *err, size_t errlen);
+
+/* One line per translation root describing what the registers set up, e.g.
+ * "TTBR1_EL1: 64K granule, 48-bit VA, 3 levels (L1..L3), table at PA 0x41b40000". Returns the length. */
+KLAB_API size_t klab_describe_regs(const struct klab_mmu_regs *regs, char *buf, size_t len);
 
 KLAB_API const char *klab_stop_name(enum klab_stop stop);
 /* "rwx/r-x"-style text: kernel then user permissions. buf needs 8 bytes. */

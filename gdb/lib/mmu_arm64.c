@@ -108,29 +108,32 @@ static const char *hw_level_name(int level)
     return names[level + 1];
 }
 
-/* Descriptor kind (D8.3.1): bit 0 valid; bit 1 table (levels < 3) or page (level 3); a block only where the
- * granule allows one, else reserved. */
+/* Descriptor kind and output address (D8.3.1): bit 0 valid; bit 1 table (levels < 3) or page (level 3); a
+ * block only where the granule allows one, else reserved. */
+static enum klab_entry_kind classify(const struct granule *g, int level, bool lpa2, uint64_t raw, uint64_t *out_pa)
+{
+    if (!(raw & 1))
+        return KLAB_ENTRY_INVALID;
+    *out_pa = output_address(g, lpa2, raw);
+    if (level == 3)
+        return (raw & 2) ? KLAB_ENTRY_PAGE : KLAB_ENTRY_RESERVED;
+    if (raw & 2)
+        return KLAB_ENTRY_TABLE;
+    unsigned legal = g->block_levels | (lpa2 ? g->block_levels_lpa2 : 0);
+    return (legal & BLOCK_AT(level)) ? KLAB_ENTRY_BLOCK : KLAB_ENTRY_RESERVED;
+}
+
 static int decode(const struct granule *g, int level, bool lpa2, uint64_t raw, struct klab_level *l)
 {
     snprintf(l->hw_name, sizeof l->hw_name, "%s", hw_level_name(level));
     l->hw_level = level;
     l->raw = raw;
     l->bits[0] = '\0';
-    if (!(raw & 1)) {
-        l->kind = KLAB_ENTRY_INVALID;
-        klab_bits_add(l, "invalid");
-        return 0;
-    }
-    l->out_pa = output_address(g, lpa2, raw);
-    if (level == 3) {
-        l->kind = (raw & 2) ? KLAB_ENTRY_PAGE : KLAB_ENTRY_RESERVED;
-    } else if (raw & 2) {
-        l->kind = KLAB_ENTRY_TABLE;
-    } else {
-        unsigned legal = g->block_levels | (lpa2 ? g->block_levels_lpa2 : 0);
-        l->kind = (legal & BLOCK_AT(level)) ? KLAB_ENTRY_BLOCK : KLAB_ENTRY_RESERVED;
-    }
+    l->kind = classify(g, level, lpa2, raw, &l->out_pa);
     switch (l->kind) {
+    case KLAB_ENTRY_INVALID:
+        klab_bits_add(l, "invalid");
+        break;
     case KLAB_ENTRY_TABLE:
         klab_bits_add(l, "table");
         decode_table_bits(l, raw);
@@ -140,7 +143,7 @@ static int decode(const struct granule *g, int level, bool lpa2, uint64_t raw, s
         klab_bits_add(l, l->kind == KLAB_ENTRY_PAGE ? "page" : "block");
         decode_leaf_bits(l, lpa2, raw);
         break;
-    default:
+    case KLAB_ENTRY_RESERVED:
         klab_bits_add(l, level == 3 ? "reserved(level-3 descriptor with bit1=0)" : "reserved(block not allowed here)");
         break;
     }
@@ -158,101 +161,154 @@ int klab_decode_arm64(unsigned granule_shift, int hw_level, bool lpa2, uint64_t 
     return decode(g, hw_level, lpa2, raw, out);
 }
 
-/* Access limits that a table descriptor puts on everything below it (D8.4.2, hierarchical controls). */
-struct limits {
-    bool no_el0, no_write, pxn, uxn;
-};
-
-static void effective_perms(uint64_t raw, const struct limits *lim, bool hw_dirty, struct klab_perms *p)
+void klab_describe_arm64(const struct klab_regime *rg, int li, uint64_t raw, struct klab_level *out)
 {
+    memset(out, 0, sizeof *out);
+    decode(rg->granule, rg->level[li].hw_level, rg->lpa2, raw, out);
+}
+
+enum klab_stop klab_regime_arm64(const struct klab_mmu_regs *regs, bool upper, struct klab_regime *rg, char *why,
+                                 size_t whylen)
+{
+    const uint64_t tcr = regs->tcr;
+    const unsigned tsz = (unsigned)(upper ? TCR_T1SZ(tcr) : TCR_T0SZ(tcr));
+    const unsigned tg = (unsigned)(upper ? TCR_TG1(tcr) : TCR_TG0(tcr));
+    memset(rg, 0, sizeof *rg);
+    rg->arch = KLAB_ARCH_ARM64;
+    rg->tbi = upper ? TCR_TBI1(tcr) : TCR_TBI0(tcr);
+    rg->lpa2 = TCR_DS(tcr);
+    /* With hardware dirty management (TCR_EL1.HD), a DBM page that is read-only only until first written is
+     * writable (D8.4.6). */
+    rg->hw_dirty = TCR_HD(tcr);
+    snprintf(rg->root_name, sizeof rg->root_name, "%s", upper ? "TTBR1_EL1" : "TTBR0_EL1");
+    const struct granule *g = NULL;
+    for (size_t i = 0; i < sizeof granules / sizeof *granules; i++)
+        if ((upper ? granules[i].tg1 : granules[i].tg0) == tg)
+            g = &granules[i];
+    if (!g) {
+        snprintf(why, whylen, "TCR_EL1.TG%d=%u is a reserved granule encoding", upper, tg);
+        return KLAB_STOP_BAD_REGS;
+    }
+    const unsigned va_bits = 64 - tsz;
+    rg->granule = g;
+    rg->granule_shift = g->shift;
+    rg->va_bits = va_bits;
+    if (va_bits > (rg->lpa2 || g->shift == 16 ? 52u : 48u) || va_bits < 16) {
+        snprintf(why, whylen, "TCR_EL1.T%dSZ=%u gives an unsupported %u-bit VA", upper, tsz, va_bits);
+        return KLAB_STOP_BAD_REGS;
+    }
+    rg->va_lo = upper ? ~0ull << va_bits : 0;
+    rg->va_hi = upper ? ~0ull : (1ull << va_bits) - 1;
+    if (upper ? TCR_EPD1(tcr) : TCR_EPD0(tcr)) {
+        snprintf(why, whylen, "TCR_EL1.EPD%d=1: walks through %s are disabled", upper, rg->root_name);
+        return KLAB_STOP_DISABLED;
+    }
+    const uint64_t ttbr = upper ? regs->ttbr1 : regs->ttbr0;
+    /* TTBR BADDR (D19.2.155): bits [47:1]; with 52-bit PA, bits [5:2] are BADDR[51:48]. ASID bits 63:48 out. */
+    uint64_t table = ttbr & klab_mask(47, 1) & ~0x3eull;
+    if (va_bits > 48 || rg->lpa2)
+        table |= klab_bits(ttbr, 5, 2) << 48;
+    /* Each level resolves shift-3 bits; the start level takes whatever is left (D8.2.6). */
+    const unsigned levels = (va_bits - g->shift + (g->shift - 3) - 1) / (g->shift - 3);
+    const int start = 4 - (int)levels;
+    rg->nlevels = (int)levels;
+    for (int i = 0; i < rg->nlevels; i++) {
+        struct klab_regime_level *lv = &rg->level[i];
+        lv->hw_level = start + i;
+        lv->shift = level_shift(g, lv->hw_level);
+        lv->index_bits = i == 0 ? va_bits - lv->shift : g->shift - 3;
+        lv->name = klab_linux_level_name(i, rg->nlevels);
+        lv->hw_name = hw_level_name(lv->hw_level);
+    }
+    /* The start-level table is aligned to its own size, which may be smaller than a page (D8.2.6). */
+    table &= ~((8ull << rg->level[0].index_bits) - 1);
+    rg->root_pa = table;
+    return KLAB_WALK_OK;
+}
+
+/* Leaf attributes that decide whether neighbours merge in a dump: AttrIndx, NS, AP, SH, AF, nG (bits 11:2),
+ * PXN and UXN. DBM, the contiguous hint and software bits vary page by page without changing access. */
+#define LEAF_ATTR_KEY (klab_mask(11, 2) | klab_mask(54, 53))
+
+void klab_step_arm64(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
+                     struct klab_step *st)
+{
+    const struct granule *g = rg->granule;
+    st->kind = classify(g, rg->level[li].hw_level, rg->lpa2, raw, &st->out_pa);
+    if (st->kind == KLAB_ENTRY_TABLE) {
+        /* Hierarchical controls (D8.4.2): APTable[0] takes EL0 access away, APTable[1] write access;
+         * PXNTable/UXNTable forbid execution below. */
+        unsigned apt = (unsigned)klab_bits(raw, 62, 61);
+        st->child = *parent;
+        st->child.no_user |= apt & 1;
+        st->child.no_write |= (apt & 2) != 0;
+        st->child.no_kernel_exec |= klab_bits(raw, 59, 59);
+        st->child.no_user_exec |= klab_bits(raw, 60, 60);
+        return;
+    }
+    if (st->kind != KLAB_ENTRY_BLOCK && st->kind != KLAB_ENTRY_PAGE)
+        return;
+    st->attr_key = raw & LEAF_ATTR_KEY;
     unsigned ap = (unsigned)klab_bits(raw, 7, 6);
-    /* With hardware dirty management (TCR_EL1.HD), a DBM page that is read-only only until first written
-     * is writable (D8.4.6). */
-    bool writable = !(ap & 2) || (hw_dirty && klab_bits(raw, 51, 51));
-    bool el0 = (ap & 1) && !lim->no_el0;
-    writable = writable && !lim->no_write;
+    bool writable = (!(ap & 2) || (rg->hw_dirty && klab_bits(raw, 51, 51))) && !parent->no_write;
+    bool el0 = (ap & 1) && !parent->no_user;
+    struct klab_perms *p = &st->perms;
     p->kernel_read = true;
     p->kernel_write = writable;
     p->user_read = el0;
     p->user_write = el0 && writable;
-    p->user_exec = el0 && !klab_bits(raw, 54, 54) && !lim->uxn;
+    p->user_exec = el0 && !klab_bits(raw, 54, 54) && !parent->no_user_exec;
     /* "Any region writable at EL0 is treated as PXN" (D8.4.1.2 "Instruction access permissions"). */
-    p->kernel_exec = !klab_bits(raw, 53, 53) && !lim->pxn && !p->user_write;
+    p->kernel_exec = !klab_bits(raw, 53, 53) && !parent->no_kernel_exec && !p->user_write;
 }
 
 int klab_translate_arm64(const struct klab_mmu_regs *regs, struct klab_physmem *mem, uint64_t va,
                          struct klab_walk *w)
 {
-    const uint64_t tcr = regs->tcr;
     /* Bit 55 selects the half whether or not the top byte is ignored (D8.2.1). */
     const bool upper = klab_bits(va, 55, 55);
-    const unsigned tsz = (unsigned)(upper ? TCR_T1SZ(tcr) : TCR_T0SZ(tcr));
-    const unsigned tg = (unsigned)(upper ? TCR_TG1(tcr) : TCR_TG0(tcr));
-    const bool tbi = upper ? TCR_TBI1(tcr) : TCR_TBI0(tcr);
-    const bool lpa2 = TCR_DS(tcr);
-    snprintf(w->root_name, sizeof w->root_name, "%s", upper ? "TTBR1_EL1" : "TTBR0_EL1");
-    const struct granule *g = NULL;
-    for (size_t i = 0; i < sizeof granules / sizeof *granules; i++)
-        if ((upper ? granules[i].tg1 : granules[i].tg0) == tg)
-            g = &granules[i];
-    if (!g)
-        return klab_walk_stop(w, KLAB_STOP_BAD_REGS, "TCR_EL1.TG%d=%u is a reserved granule encoding", upper, tg);
-    const unsigned va_bits = 64 - tsz;
-    w->granule_shift = g->shift;
-    w->va_bits = va_bits;
-    if (va_bits > (lpa2 || g->shift == 16 ? 52u : 48u) || va_bits < 16)
-        return klab_walk_stop(w, KLAB_STOP_BAD_REGS, "TCR_EL1.T%dSZ=%u gives an unsupported %u-bit VA", upper, tsz,
-                              va_bits);
+    struct klab_regime rg;
+    enum klab_stop bad = klab_regime_arm64(regs, upper, &rg, w->why, sizeof w->why);
+    snprintf(w->root_name, sizeof w->root_name, "%s", rg.root_name);
+    w->granule_shift = rg.granule_shift;
+    w->va_bits = rg.va_bits;
+    if (bad == KLAB_STOP_BAD_REGS)
+        return klab_walk_stop(w, bad, "%s", w->why);
     /* Every bit from the top of the VA range to bit 55 (63 without TBI) must equal bit 55. */
-    const unsigned top = tbi ? 55 : 63;
-    const uint64_t ext = klab_bits(va, top, va_bits);
-    const uint64_t want = upper ? klab_bits(~0ull, top - va_bits, 0) : 0;
+    const unsigned top = rg.tbi ? 55 : 63;
+    const uint64_t ext = klab_bits(va, top, rg.va_bits);
+    const uint64_t want = upper ? klab_bits(~0ull, top - rg.va_bits, 0) : 0;
     if (ext != want)
-        return klab_walk_stop(w, KLAB_STOP_NOT_CANONICAL, "0x%llx is outside the %u-bit %s range", (unsigned long long)va,
-                              va_bits, upper ? "TTBR1" : "TTBR0");
-    if (upper ? TCR_EPD1(tcr) : TCR_EPD0(tcr))
-        return klab_walk_stop(w, KLAB_STOP_DISABLED, "TCR_EL1.EPD%d=1: walks through %s are disabled", upper,
-                              w->root_name);
-    const uint64_t ttbr = upper ? regs->ttbr1 : regs->ttbr0;
-    /* TTBR BADDR (D19.2.155): bits [47:1]; with 52-bit PA, bits [5:2] are BADDR[51:48]. ASID bits 63:48 out. */
-    uint64_t table = ttbr & klab_mask(47, 1) & ~0x3eull;
-    if (va_bits > 48 || lpa2)
-        table |= klab_bits(ttbr, 5, 2) << 48;
-    const unsigned levels = (va_bits - g->shift + (g->shift - 3) - 1) / (g->shift - 3);
-    const int start = 4 - (int)levels;
-    /* The start-level table is aligned to its own size, which may be smaller than a page (D8.2.6). */
-    table &= ~((8ull << (va_bits - level_shift(g, start))) - 1);
-    w->root_pa = table;
-    struct limits lim = { 0 };
-    for (int level = start; level <= 3; level++) {
+        return klab_walk_stop(w, KLAB_STOP_NOT_CANONICAL, "0x%llx is outside the %u-bit %s range",
+                              (unsigned long long)va, rg.va_bits, upper ? "TTBR1" : "TTBR0");
+    if (bad != KLAB_WALK_OK)
+        return klab_walk_stop(w, bad, "%s", w->why);
+    w->root_pa = rg.root_pa;
+    uint64_t table = rg.root_pa;
+    struct klab_inherit limits = { 0 };
+    for (int li = 0; li < rg.nlevels; li++) {
+        const struct klab_regime_level *lv = &rg.level[li];
         struct klab_level *l = &w->levels[w->nlevels++];
-        const unsigned shift = level_shift(g, level);
-        const unsigned idx_bits = level == start ? va_bits - shift : g->shift - 3;
         uint64_t raw;
-        if (klab_visit_entry(w, mem, l, klab_linux_level_name(level - start, (int)levels), table, shift, idx_bits,
-                             &raw) != 0)
+        if (klab_visit_entry(w, mem, l, lv->name, table, lv->shift, lv->index_bits, &raw) != 0)
             return -1;
-        const unsigned idx = l->index;
-        decode(g, level, lpa2, raw, l);   /* fills kind, out_pa, bits; leaves the position fields */
-        switch (l->kind) {
+        decode(rg.granule, lv->hw_level, rg.lpa2, raw, l);   /* text; leaves the position fields */
+        struct klab_step st;
+        klab_step_arm64(&rg, li, raw, &limits, &st);
+        switch (st.kind) {
         case KLAB_ENTRY_INVALID:
             return klab_walk_stop(w, KLAB_STOP_NOT_PRESENT, "%s entry %u is invalid (translation fault, level %d)",
-                                  l->name, idx, level);
+                                  l->name, l->index, lv->hw_level);
         case KLAB_ENTRY_RESERVED:
-            return klab_walk_stop(w, KLAB_STOP_RESERVED, "%s entry %u: %s", l->name, idx, l->bits);
-        case KLAB_ENTRY_TABLE: {
-            unsigned apt = (unsigned)klab_bits(raw, 62, 61);
-            lim.no_el0 |= apt & 1;
-            lim.no_write |= (apt & 2) != 0;
-            lim.pxn |= klab_bits(raw, 59, 59);
-            lim.uxn |= klab_bits(raw, 60, 60);
-            table = l->out_pa;
+            return klab_walk_stop(w, KLAB_STOP_RESERVED, "%s entry %u: %s", l->name, l->index, l->bits);
+        case KLAB_ENTRY_TABLE:
+            limits = st.child;
+            table = st.out_pa;
             continue;
-        }
         default:
-            w->page_size = 1ull << shift;
-            w->pa = l->out_pa + (va & (w->page_size - 1));
-            effective_perms(raw, &lim, TCR_HD(tcr), &w->perms);
+            w->page_size = 1ull << lv->shift;
+            w->pa = st.out_pa + (va & (w->page_size - 1));
+            w->perms = st.perms;
             w->stop = KLAB_WALK_OK;
             return 0;
         }

@@ -6,6 +6,56 @@
 
 #include <stdarg.h>
 
+/* One translation root as a walk sees it: where its table is, which VAs it covers, and the shape of every
+ * level. Filled by the architecture's file from the registers. */
+struct klab_regime_level {
+    unsigned shift;       /* VA bits below this level's index */
+    unsigned index_bits;  /* the table has 1 << index_bits entries */
+    int hw_level;
+    const char *name;     /* Linux's name */
+    const char *hw_name;  /* the architecture's */
+};
+struct klab_regime {
+    enum klab_arch arch;
+    char root_name[12];
+    uint64_t root_pa;
+    uint64_t va_lo, va_hi;          /* inclusive span of VAs this root translates */
+    unsigned va_bits, granule_shift;
+    int nlevels;
+    struct klab_regime_level level[KLAB_MAX_LEVELS];
+    /* architecture specifics */
+    bool tbi, lpa2, hw_dirty, nxe;
+    const void *granule;
+};
+
+/* Access limits that the entries above a level put on everything below it (arm64 APTable/PXNTable/
+ * UXNTable, x86 R/W, U/S and XD of every level). */
+struct klab_inherit {
+    bool no_write, no_user, no_kernel_exec, no_user_exec;
+};
+
+/* One entry classified for a walk, without text. */
+struct klab_step {
+    enum klab_entry_kind kind;
+    uint64_t out_pa;              /* next table, or the page/block base */
+    uint64_t attr_key;            /* leaf attributes that must be equal for two leaves to merge */
+    struct klab_inherit child;    /* TABLE: limits for the next level */
+    struct klab_perms perms;      /* BLOCK/PAGE: effective permissions */
+};
+
+/* Fills the regime of one root: arm64 upper = TTBR1 (else TTBR0); x86_64 has one root (upper ignored).
+ * Returns KLAB_WALK_OK or the reason there is none (why filled). */
+enum klab_stop klab_regime_arm64(const struct klab_mmu_regs *regs, bool upper, struct klab_regime *rg, char *why,
+                                 size_t whylen);
+enum klab_stop klab_regime_x86_64(const struct klab_mmu_regs *regs, struct klab_regime *rg, char *why, size_t whylen);
+void klab_step_arm64(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
+                     struct klab_step *st);
+void klab_step_x86_64(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
+                      struct klab_step *st);
+/* Decodes a leaf's attribute text (as klab_decode_entry) for the regime's level li. */
+void klab_describe_arm64(const struct klab_regime *rg, int li, uint64_t raw, struct klab_level *out);
+void klab_describe_x86_64(const struct klab_regime *rg, int li, uint64_t raw, struct klab_level *out);
+
 int klab_translate_arm64(const struct klab_mmu_regs *regs, struct klab_physmem *mem, uint64_t va,
                          struct klab_walk *w);
 int klab_translate_x86_64(const struct klab_mmu_regs *regs, struct klab_physmem *mem, uint64_t va,

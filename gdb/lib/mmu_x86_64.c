@@ -42,26 +42,35 @@ static const struct x86_level levels[] = {
 /* MAXPHYADDR: QEMU's CPUs report up to 52; Linux masks with PTE_PFN_MASK = bits 51:12. */
 #define ADDR_MASK klab_mask(51, 12)
 
+/* Entry kind and output address (tables 4-15..4-20): P clear = not present; PS selects a page at PDPT/PD and
+ * is reserved at PML5/PML4; a large page's address field starts at its size (bit 12 is PAT there). */
+static enum klab_entry_kind classify(const struct x86_level *lv, uint64_t raw, uint64_t *out_pa)
+{
+    if (!(raw & PTE_P))
+        return KLAB_ENTRY_INVALID;
+    const bool large = lv->hw_level != 1 && (raw & PTE_PS);
+    if (large && !lv->ps_allowed)
+        return KLAB_ENTRY_RESERVED;
+    *out_pa = raw & ADDR_MASK & (large ? ~((1ull << lv->shift) - 1) : ~0ull);
+    return lv->hw_level == 1 ? KLAB_ENTRY_PAGE : large ? KLAB_ENTRY_BLOCK : KLAB_ENTRY_TABLE;
+}
+
 static int decode(const struct x86_level *lv, uint64_t raw, struct klab_level *l)
 {
     snprintf(l->hw_name, sizeof l->hw_name, "%s", lv->hw_name);
     l->hw_level = lv->hw_level;
     l->raw = raw;
     l->bits[0] = '\0';
-    if (!(raw & PTE_P)) {
-        l->kind = KLAB_ENTRY_INVALID;
+    l->kind = classify(lv, raw, &l->out_pa);
+    if (l->kind == KLAB_ENTRY_INVALID) {
         klab_bits_add(l, "not-present");
         return 0;
     }
-    const bool leaf = lv->hw_level == 1 || (lv->ps_allowed && (raw & PTE_PS));
-    if (!leaf && (raw & PTE_PS) && lv->hw_level != 1) {
-        l->kind = KLAB_ENTRY_RESERVED;   /* PS is reserved (must be 0) in PML5E and PML4E: table 4-14/4-15 */
+    if (l->kind == KLAB_ENTRY_RESERVED) {
         klab_bits_add(l, "reserved(PS set in a %s entry)", lv->hw_name);
         return 0;
     }
-    l->kind = lv->hw_level == 1 ? KLAB_ENTRY_PAGE : leaf ? KLAB_ENTRY_BLOCK : KLAB_ENTRY_TABLE;
-    /* A large page's address field starts at its size; bit 12 is PAT there. */
-    l->out_pa = raw & ADDR_MASK & (leaf ? ~((1ull << lv->shift) - 1) : ~0ull);
+    const bool leaf = l->kind != KLAB_ENTRY_TABLE;
     klab_bits_add(l, "%s", l->kind == KLAB_ENTRY_TABLE ? "table" : l->kind == KLAB_ENTRY_PAGE ? "4K-page"
                            : lv->hw_level == 3 ? "1G-page" : "2M-page");
     klab_bits_add(l, "P");
@@ -98,55 +107,124 @@ int klab_decode_x86_64(int hw_level, uint64_t raw, struct klab_level *out)
     return -1;
 }
 
+static const struct x86_level *level_by_hw(int hw_level)
+{
+    for (size_t i = 0; i < sizeof levels / sizeof *levels; i++)
+        if (levels[i].hw_level == hw_level)
+            return &levels[i];
+    return NULL;
+}
+
+void klab_describe_x86_64(const struct klab_regime *rg, int li, uint64_t raw, struct klab_level *out)
+{
+    memset(out, 0, sizeof *out);
+    decode(level_by_hw(rg->level[li].hw_level), raw, out);
+}
+
+enum klab_stop klab_regime_x86_64(const struct klab_mmu_regs *regs, struct klab_regime *rg, char *why, size_t whylen)
+{
+    (void)why;
+    (void)whylen;
+    const bool la57 = regs->cr4 & CR4_LA57;
+    memset(rg, 0, sizeof *rg);
+    rg->arch = KLAB_ARCH_X86_64;
+    snprintf(rg->root_name, sizeof rg->root_name, "CR3");
+    rg->granule_shift = 12;
+    rg->va_bits = la57 ? 57 : 48;
+    rg->nlevels = la57 ? 5 : 4;
+    /* One root for the whole canonical space: the lower half from 0, the upper half sign-extended. */
+    rg->va_lo = ~0ull << (rg->va_bits - 1);
+    rg->va_hi = (1ull << (rg->va_bits - 1)) - 1;
+    rg->nxe = regs->efer & EFER_NXE;
+    /* CR3: table address in bits 51:12; with CR4.PCIDE bits 11:0 are the PCID, and bit 63 (no-flush) is not
+     * part of the address either (SDM Vol. 3A, 4.5.2). */
+    rg->root_pa = regs->cr3 & ADDR_MASK;
+    const struct x86_level *first = &levels[la57 ? 0 : 1];
+    for (int i = 0; i < rg->nlevels; i++) {
+        rg->level[i].hw_level = first[i].hw_level;
+        rg->level[i].shift = first[i].shift;
+        rg->level[i].index_bits = 9;
+        rg->level[i].name = klab_linux_level_name(i, rg->nlevels);
+        rg->level[i].hw_name = first[i].hw_name;
+    }
+    return KLAB_WALK_OK;
+}
+
+/* Leaf attributes that decide merges in a dump: R/W, U/S, PWT, PCD, G, XD, the protection key, and PAT (bit 7
+ * in a PTE, bit 12 in a large page). Accessed and Dirty change as the CPU runs. */
+#define LEAF_ATTR_KEY (PTE_RW | PTE_US | PTE_PWT | PTE_PCD | PTE_G | PTE_NX | klab_mask(62, 59))
+
+void klab_step_x86_64(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
+                      struct klab_step *st)
+{
+    const struct x86_level *lv = level_by_hw(rg->level[li].hw_level);
+    st->kind = classify(lv, raw, &st->out_pa);
+    if (st->kind == KLAB_ENTRY_INVALID || st->kind == KLAB_ENTRY_RESERVED)
+        return;
+    if ((raw & PTE_NX) && !rg->nxe) {
+        st->kind = KLAB_ENTRY_RESERVED;   /* XD is a reserved bit while EFER.NXE=0 (4.5.4) */
+        return;
+    }
+    /* R/W, U/S and XD combine across all levels (4.6.1): any level can take access away. */
+    struct klab_inherit acc = *parent;
+    acc.no_write |= !(raw & PTE_RW);
+    acc.no_user |= !(raw & PTE_US);
+    acc.no_kernel_exec |= rg->nxe && (raw & PTE_NX);
+    acc.no_user_exec = acc.no_kernel_exec;
+    if (st->kind == KLAB_ENTRY_TABLE) {
+        st->child = acc;
+        return;
+    }
+    const uint64_t pat = lv->hw_level == 1 ? PTE_PS : PTE_PAT_LARGE;
+    st->attr_key = (raw & LEAF_ATTR_KEY) | ((raw & pat) ? 1 : 0);
+    /* Supervisor writes to read-only pages are allowed when CR0.WP=0; Linux always sets WP, so the permissions
+     * here assume it. SMEP/SMAP are not applied: they restrict, they do not map. */
+    st->perms = (struct klab_perms){ .kernel_read = true, .kernel_write = !acc.no_write,
+                                     .kernel_exec = !acc.no_kernel_exec, .user_read = !acc.no_user,
+                                     .user_write = !acc.no_user && !acc.no_write,
+                                     .user_exec = !acc.no_user && !acc.no_user_exec };
+}
+
 int klab_translate_x86_64(const struct klab_mmu_regs *regs, struct klab_physmem *mem, uint64_t va,
                           struct klab_walk *w)
 {
-    const bool la57 = regs->cr4 & CR4_LA57;
-    const unsigned va_bits = la57 ? 57 : 48;
-    const int nlevels = la57 ? 5 : 4;
+    struct klab_regime rg;
+    klab_regime_x86_64(regs, &rg, w->why, sizeof w->why);
     snprintf(w->root_name, sizeof w->root_name, "CR3");
     w->granule_shift = 12;
-    w->va_bits = va_bits;
+    w->va_bits = rg.va_bits;
     /* Canonical: bits 63:va_bits-1 all equal (SDM Vol. 1, 3.3.7.1). */
-    const uint64_t top = klab_bits(va, 63, va_bits - 1);
-    if (top != 0 && top != klab_bits(~0ull, 63 - (va_bits - 1), 0))
+    if (va < rg.va_lo && va > rg.va_hi)
         return klab_walk_stop(w, KLAB_STOP_NOT_CANONICAL, "0x%llx is not canonical with %d-level paging",
-                              (unsigned long long)va, nlevels);
-    /* CR3: table address in bits 51:12; with CR4.PCIDE bits 11:0 are the PCID, and bit 63 (no-flush) is not
-     * part of the address either (SDM Vol. 3A, 4.5.2). */
-    uint64_t table = regs->cr3 & ADDR_MASK;
-    w->root_pa = table;
-    const bool nxe = regs->efer & EFER_NXE;
-    bool writable = true, user = true, nx = false;
-    for (int i = la57 ? 0 : 1; i < 5; i++) {
-        const struct x86_level *lv = &levels[i];
+                              (unsigned long long)va, rg.nlevels);
+    w->root_pa = rg.root_pa;
+    uint64_t table = rg.root_pa;
+    struct klab_inherit acc = { 0 };
+    for (int li = 0; li < rg.nlevels; li++) {
+        const struct klab_regime_level *lv = &rg.level[li];
         struct klab_level *l = &w->levels[w->nlevels++];
         uint64_t raw;
-        if (klab_visit_entry(w, mem, l, klab_linux_level_name(w->nlevels - 1, nlevels), table, lv->shift, 9,
-                             &raw) != 0)
+        if (klab_visit_entry(w, mem, l, lv->name, table, lv->shift, 9, &raw) != 0)
             return -1;
-        decode(lv, raw, l);
+        decode(level_by_hw(lv->hw_level), raw, l);
+        struct klab_step st;
+        klab_step_x86_64(&rg, li, raw, &acc, &st);
         if (l->kind == KLAB_ENTRY_INVALID)
             return klab_walk_stop(w, KLAB_STOP_NOT_PRESENT, "%s entry %u (%s) is not present", l->name, l->index,
-                                  lv->hw_name);
+                                  l->hw_name);
         if (l->kind == KLAB_ENTRY_RESERVED)
             return klab_walk_stop(w, KLAB_STOP_RESERVED, "%s entry %u: %s", l->name, l->index, l->bits);
-        if ((raw & PTE_NX) && !nxe)
+        if (st.kind == KLAB_ENTRY_RESERVED)
             return klab_walk_stop(w, KLAB_STOP_RESERVED, "%s entry %u sets XD while EFER.NXE=0 (reserved bit)",
                                   l->name, l->index);
-        writable = writable && (raw & PTE_RW);
-        user = user && (raw & PTE_US);
-        nx = nx || (nxe && (raw & PTE_NX));
-        if (l->kind == KLAB_ENTRY_TABLE) {
-            table = l->out_pa;
+        if (st.kind == KLAB_ENTRY_TABLE) {
+            acc = st.child;
+            table = st.out_pa;
             continue;
         }
         w->page_size = 1ull << lv->shift;
-        w->pa = l->out_pa + (va & (w->page_size - 1));
-        /* Supervisor writes to read-only pages are allowed when CR0.WP=0; Linux always sets WP, so the
-         * permissions here assume it. SMEP/SMAP are not applied: they restrict, they do not map. */
-        w->perms = (struct klab_perms){ .kernel_read = true, .kernel_write = writable, .kernel_exec = !nx,
-                                        .user_read = user, .user_write = user && writable, .user_exec = user && !nx };
+        w->pa = st.out_pa + (va & (w->page_size - 1));
+        w->perms = st.perms;
         w->stop = KLAB_WALK_OK;
         return 0;
     }

@@ -16,6 +16,7 @@
 struct klab_physmem {
     klab_read_fn read;
     void *ctx;
+    void (*close)(struct klab_physmem *m);
     /* RAM file source */
     const unsigned char *map;
     size_t map_len;
@@ -98,7 +99,53 @@ void klab_physmem_close(struct klab_physmem *m)
 {
     if (!m)
         return;
+    if (m->close)
+        m->close(m);
     if (m->map)
         munmap((void *)m->map, m->map_len);
     free(m);
+}
+
+/* The gdb stub in physical mode. QEMU 7.2 answers at most 2048 bytes per memory request; the RSP client
+ * splits reads accordingly. */
+struct stub_source {
+    struct klab_rsp *rsp;
+    bool was_physical;
+};
+
+static int stub_read(void *ctx, uint64_t pa, void *buf, size_t len)
+{
+    const struct stub_source *s = ctx;
+    return klab_rsp_read_memory(s->rsp, pa, buf, len) == 0 ? 0 : -1;
+}
+
+static void stub_close(struct klab_physmem *m)
+{
+    struct stub_source *s = m->ctx;
+    if (!s->was_physical)
+        klab_rsp_set_physical(s->rsp, false);
+    free(s);
+}
+
+struct klab_physmem *klab_physmem_from_rsp(struct klab_rsp *r, char *err, size_t errlen)
+{
+    struct stub_source *s = calloc(1, sizeof *s);
+    struct klab_physmem *m = calloc(1, sizeof *m);
+    if (!s || !m) {
+        free(s);
+        free(m);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->rsp = r;
+    if (klab_rsp_get_physical(r, &s->was_physical) != 0 || (!s->was_physical && klab_rsp_set_physical(r, true) != 0)) {
+        snprintf(err, errlen, "gdb stub has no physical-memory mode (Qqemu.PhyMemMode): %s", klab_rsp_error(r));
+        free(s);
+        free(m);
+        return NULL;
+    }
+    m->read = stub_read;
+    m->ctx = s;
+    m->close = stub_close;
+    return m;
 }
