@@ -25,7 +25,7 @@ HEADERS    := $(wildcard vm/*.h rootfs/*.h) $(LIBKLAB_HDR)
 KLAB_INC   := -Igdb/lib
 
 .PHONY: all deps kernels kernel-x86 kernel-arm rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
-        test unit bench clean
+        test unit bench fuzz clean
 
 all: $(KLAB) $(BUILD)/libklab.a $(BUILD)/libklab.so
 
@@ -103,6 +103,10 @@ test: deps kernels rootfs all $(BUILD)/asan/klab unit
 
 bench: deps kernels rootfs $(KLAB)
 	@bash bench/run.sh
+
+# libFuzzer targets for the RSP parser/client and the walkers (clang), FUZZ_SECONDS each.
+fuzz:
+	@bash tests/fuzz/run.sh
 
 clean:
 	rm -rf $(BUILD)

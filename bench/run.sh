@@ -5,4 +5,5 @@ mkdir -p bench/results
 { echo "# klab benchmarks $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(uname -r)"
   bash bench/boot.sh
   bash bench/rootfs.sh
+  bash bench/ptdump.sh
 } 2>&1 | tee bench/results/latest.txt

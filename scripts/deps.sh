@@ -7,7 +7,7 @@ packages=(
   build-essential clang zlib1g-dev pkg-config      # klab and libklab (clang: libFuzzer targets)
   qemu-system-x86 qemu-system-arm qemu-utils         # the VMs
   gdb-multiarch python3                              # the debugger and its Python layer
-  cpio libarchive-tools                              # independent readers of our cpio archives (tests)
+  cpio libarchive-tools bc binutils                  # independent cpio readers, nm and bc (tests, bench)
   dpkg-dev ca-certificates                           # apt-get download / dpkg-deb for kernels and busybox
 )
 

@@ -25,6 +25,10 @@ done
 run "rootfs: independent readers, reproducibility" bash tests/integration/rootfs.sh
 run "boot: x86_64" bash tests/integration/boot.sh x86_64
 run "boot: arm64" bash tests/integration/boot.sh arm64
+run "libklab vs QEMU gva2gpa: x86_64 5-level" bash tests/integration/mmu.sh x86_64 max
+run "libklab vs QEMU gva2gpa: x86_64 4-level" bash tests/integration/mmu.sh x86_64 qemu64
+run "libklab vs QEMU gva2gpa: arm64" bash tests/integration/mmu.sh arm64
+run "fuzz: RSP replies, walkers" bash tests/fuzz/run.sh
 run "bad input" bash tests/integration/bad_input.sh
 echo
 echo "$passed passed, $failed failed"

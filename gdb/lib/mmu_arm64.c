@@ -193,7 +193,9 @@ enum klab_stop klab_regime_arm64(const struct klab_mmu_regs *regs, bool upper, s
     rg->granule = g;
     rg->granule_shift = g->shift;
     rg->va_bits = va_bits;
-    if (va_bits > (rg->lpa2 || g->shift == 16 ? 52u : 48u) || va_bits < 16) {
+    /* The largest TxSZ (with FEAT_TTST: 48, or 47 for 64K) still leaves index bits above the page offset
+     * (D8.2.6, "Restrictions on the effective value of TxSZ"); fewer VA bits than the page size walk nothing. */
+    if (va_bits > (rg->lpa2 || g->shift == 16 ? 52u : 48u) || va_bits <= g->shift) {
         snprintf(why, whylen, "TCR_EL1.T%dSZ=%u gives an unsupported %u-bit VA", upper, tsz, va_bits);
         return KLAB_STOP_BAD_REGS;
     }

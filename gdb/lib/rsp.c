@@ -318,18 +318,14 @@ static int open_socket(const char *where, char *err, size_t errlen)
     return fd;
 }
 
-struct klab_rsp *klab_rsp_connect(const char *where, int timeout_ms, char *err, size_t errlen)
+struct klab_rsp *rsp_open_fd(int fd, int timeout_ms)
 {
-    int fd = open_socket(where, err, errlen);
-    if (fd < 0)
-        return NULL;
     struct klab_rsp *r = calloc(1, sizeof *r);
     if (r) {
         r->rx = malloc(RX_CAP);
         r->payload = malloc(RSP_MAX_PAYLOAD + 1);
     }
     if (!r || !r->rx || !r->payload) {
-        snprintf(err, errlen, "out of memory");
         close(fd);
         if (r) {
             free(r->rx);
@@ -341,6 +337,19 @@ struct klab_rsp *klab_rsp_connect(const char *where, int timeout_ms, char *err, 
     r->fd = fd;
     r->packet_size = 4096;
     klab_rsp_set_timeout(r, timeout_ms);
+    return r;
+}
+
+struct klab_rsp *klab_rsp_connect(const char *where, int timeout_ms, char *err, size_t errlen)
+{
+    int fd = open_socket(where, err, errlen);
+    if (fd < 0)
+        return NULL;
+    struct klab_rsp *r = rsp_open_fd(fd, timeout_ms);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     /* qSupported: learn PacketSize and whether no-ack mode is offered. A stub already serving another client
      * (QEMU takes one at a time) accepts the TCP connection but never answers: that is the time-out below. */
     int rc = klab_rsp_request(r, "qSupported:multiprocess-;swbreak+;hwbreak+;xmlRegisters=i386,aarch64", NULL, 0);

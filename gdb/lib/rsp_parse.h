@@ -53,4 +53,7 @@ typedef void (*rsp_reg_fn)(void *ctx, const struct rsp_reg *reg);
 int rsp_scan_target_xml(const char *xml, size_t len, int *next_regnum, rsp_reg_fn on_reg,
                         rsp_include_fn on_include, void *ctx, const char **why);
 
+/* A client on an already connected socket (tests and fuzzing); no handshake is done. Takes fd. */
+struct klab_rsp *rsp_open_fd(int fd, int timeout_ms);
+
 #endif

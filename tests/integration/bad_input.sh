@@ -57,7 +57,30 @@ port_b=$(sed -n 's/^gdb_port=//p' "$KLAB_RUN_DIR/b/state" 2>/dev/null)
 [ -n "$port_b" ] && [ "$port_b" != "$port_a" ] && ok "default port taken: next free one used ($port_a -> $port_b)" \
   || fail "default port fallback" "a=$port_a b=$port_b"
 expect_error "gdb with two VMs and no name" "2 VMs are running; name one" "$KLAB" gdb
+"$KLAB" stop b >/dev/null
+
+# regs / vtop / ptdump on bad input. VM 'a' is paused at its first instruction: translation is off.
+expect_error "vtop: neither address nor symbol" "'no_such_symbol' is neither a hex address nor a symbol" \
+  "$KLAB" vtop --vm a no_such_symbol
+expect_error "vtop: no address" "vtop needs an address" "$KLAB" vtop --vm a
+expect_error "ptdump: bad filter" "unknown filter 'z'" "$KLAB" ptdump --vm a --filter w,z
+expect_error "ptdump: bad page size" "--page-size wants" "$KLAB" ptdump --vm a --page-size 3K
+expect_error "ptdump: backwards range" "ends before it starts" "$KLAB" ptdump --vm a --range 0x2000-0x1000
+expect_error "ptdump: translation off" "translation is off \\(CR0.PG=0\\)" "$KLAB" ptdump --vm a
+expect_error "regs: unknown register" "no register named nosuch" "$KLAB" regs --vm a nosuch
+expect_error "regs: no such CPU" "has no CPU 7" "$KLAB" regs --vm a --cpu 7
+out=$("$KLAB" vtop --vm a 0x1000 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "^NOT MAPPED (walks disabled): translation is off" \
+  && ok "vtop with paging off says so (exit 1)" || fail "vtop paging off" "rc=$rc $out"
+# The stub serves one client: while another holds it, klab says so within its time-out instead of hanging.
+exec 5<>/dev/tcp/127.0.0.1/"$port_a"
+t0=$(date +%s)
+expect_error "regs while another client holds the stub" "no reply from the gdb stub .*another debugger attached" \
+  "$KLAB" regs --vm a
+[ $(( $(date +%s) - t0 )) -le 5 ] && ok "busy stub reported within 5 s" || fail "busy stub" "took $(( $(date +%s) - t0 )) s"
+exec 5<&-
 "$KLAB" stop --all >/dev/null
+expect_error "vtop with no VM" "no VM is running" "$KLAB" vtop 0x1000
 
 # Stale state: a VM whose supervisor and QEMU were killed is cleaned up by the next command.
 "$KLAB" boot --arch x86_64 --name stale --initrd "$work/x86.cpio.gz" --detach >/dev/null 2>&1

@@ -1,0 +1,57 @@
+/* libFuzzer target: the walkers on random registers and random memory. The first 56 bytes are the
+ * registers, the rest is guest RAM from PA 0; anything outside it is "outside RAM". Translations and full
+ * range walks must end (bounded), never read out of bounds, never hit undefined behaviour. */
+#include "klab.h"
+
+#include <string.h>
+
+struct ram {
+    const unsigned char *p;
+    size_t len;
+};
+
+static int read_ram(void *ctx, uint64_t pa, void *buf, size_t len)
+{
+    const struct ram *r = ctx;
+    if (pa >= r->len || len > r->len - pa)
+        return -1;
+    memcpy(buf, r->p + pa, len);
+    return 0;
+}
+
+static int count(void *ctx, const struct klab_range *range)
+{
+    (void)range;
+    return ++*(int *)ctx > 100000;
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+    if (size < 56)
+        return 0;
+    uint64_t w[7];
+    memcpy(w, data, sizeof w);
+    struct klab_mmu_regs regs = { .arch = (w[0] & 1) ? KLAB_ARCH_ARM64 : KLAB_ARCH_X86_64, .cr3 = w[1] & 0xfffff,
+                                  .cr4 = w[2], .efer = w[3], .ttbr0 = w[4] & 0xfffff, .ttbr1 = w[5] & 0xfffff,
+                                  .tcr = w[6] };
+    struct ram ram = { data + 56, size - 56 };
+    struct klab_physmem *m = klab_physmem_from_callback(read_ram, &ram);
+    struct klab_walk walk;
+    for (int i = 0; i < 4; i++)
+        klab_translate(&regs, m, w[i] ^ w[6], &walk);
+    klab_translate(&regs, m, 0xffff800008000000ull, &walk);
+    klab_translate(&regs, m, 0xffffffff81000000ull, &walk);
+    struct klab_range_opts o = { .max_entries = 50000 };
+    int n = 0;
+    char err[200];
+    klab_walk_ranges(&regs, m, &o, count, &n, NULL, err, sizeof err);
+    struct klab_level l;
+    for (int lvl = -2; lvl < 6; lvl++) {
+        klab_decode_entry(KLAB_ARCH_ARM64, 12 + 2 * (unsigned)(w[0] % 3), lvl, w[3], &l);
+        klab_decode_entry(KLAB_ARCH_X86_64, 12, lvl, w[3], &l);
+    }
+    char desc[512];
+    klab_describe_regs(&regs, desc, sizeof desc);
+    klab_physmem_close(m);
+    return 0;
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds libklab's fuzz targets with clang's libFuzzer, ASan and UBSan, and runs each for a bounded time
+# (FUZZ_SECONDS, default 15). Prints "ok - fuzz NAME: ..." or "not ok - fuzz NAME: ..." per target; a
+# crashing input is kept in build/fuzz/ and named.
+cd "$(dirname "$0")/../.." || exit 2
+secs=${FUZZ_SECONDS:-15}
+out=build/fuzz
+mkdir -p "$out"
+flags=(-std=c11 -Wall -Wextra -Werror -D_FILE_OFFSET_BITS=64 -O1 -g -Igdb/lib
+       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
+libsrc=(gdb/lib/*.c)
+
+# Walker seed: x86_64 4-level tables mapping 0xffffffff81000000 through a 2M and a 4K page.
+seed_walk() {
+  python3 - "$1" <<'PY'
+import struct, sys
+regs = struct.pack('<7Q', 0, 0x1000, 0, 0x800, 0x1000, 0x1000, 0x0000001020001010)
+ram = bytearray(0x8000)
+def put(t, i, v): ram[t + 8 * i:t + 8 * i + 8] = struct.pack('<Q', v)
+put(0x1000, 511, 0x2003); put(0x2000, 510, 0x3003); put(0x3000, 8, 0x4003); put(0x3000, 9, 0x200083)
+for i in range(8): put(0x4000, i, 0x100000 + 0x1000 * i | 3)
+open(sys.argv[1], 'wb').write(regs + bytes(ram))
+PY
+}
+
+# RSP seed: what QEMU says on connect and to the first requests.
+seed_rsp() {
+  printf '%s' '$T02thread:01;#04+$PacketSize=1000;qXfer:features:read+#ab+$l<target><reg name="pc" bitsize="64"/></target>#00+$0000004000000000#00+$E14#aa$O6869#00$OK#9a$T05thread:01;hwbreak:;#00' > "$1"
+}
+
+status=0
+for name in rsp walk; do
+  bin=$out/fuzz_$name
+  if ! clang "${flags[@]}" -o "$bin" "tests/fuzz/fuzz_$name.c" "${libsrc[@]}" 2>"$out/build-$name.log"; then
+    echo "not ok - fuzz $name: build failed (see $out/build-$name.log)"
+    status=1
+    continue
+  fi
+  corpus=$out/corpus-$name
+  mkdir -p "$corpus"
+  "seed_$name" "$corpus/seed"
+  log=$out/run-$name.log
+  if (cd "$out" && "./fuzz_$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="crash-$name-" "corpus-$name") >"$log" 2>&1; then
+    runs=$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+')
+    echo "ok - fuzz $name: ${runs:-?} inputs in ${secs}s, no finding"
+  else
+    art=$(ls -t "$out"/crash-"$name"-* 2>/dev/null | head -1)
+    echo "not ok - fuzz $name: finding ${art:-(see $log)}"
+    grep -m3 -E 'ERROR|runtime error|SUMMARY' "$log" | sed 's/^/    /'
+    status=1
+  fi
+done
+exit $status
