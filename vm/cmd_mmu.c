@@ -51,6 +51,32 @@ static int target_option(int c, struct target_opts *o)
     return 0;
 }
 
+/* Parses argv with the target options plus the command's own (extra: 1 consumed, 0 unknown, -1 bad value
+ * already reported). Returns -1 to go on, or the exit status (0 after --help, 2 on bad usage). */
+static int parse_options(int argc, char **argv, const struct option *longopts, struct target_opts *o,
+                         int (*extra)(int c, void *ctx), void *ctx, void (*usage)(FILE *f))
+{
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        int r = target_option(c, o);
+        if (r == 0 && extra)
+            r = extra(c, ctx);
+        if (r < 0)
+            return 2;
+        if (r)
+            continue;
+        if (c == OPT_HELP || c == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        klab_error("%s: unknown or incomplete option '%s' (see klab %s --help)", argv[0], argv[optind - 1], argv[0]);
+        return 2;
+    }
+    return -1;
+}
+
 /* Hex with or without 0x, at most 64 bits. */
 static bool parse_hex(const char *s, uint64_t *v)
 {
@@ -88,21 +114,9 @@ int cmd_regs(int argc, char **argv)
 {
     static const struct option longopts[] = { TARGET_LONG_OPTS, { 0, 0, 0, 0 } };
     struct target_opts o = { .cpu = 0 };
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        int r = target_option(c, &o);
-        if (r < 0)
-            return 2;
-        if (r)
-            continue;
-        if (c == OPT_HELP || c == 'h') {
-            regs_usage(stdout);
-            return 0;
-        }
-        regs_usage(stderr);
-        return 2;
-    }
+    int done = parse_options(argc, argv, longopts, &o, NULL, NULL, regs_usage);
+    if (done >= 0)
+        return done;
     struct vm_target t;
     if (vm_target_open(o.vm, o.cpu, o.via_stub, &t) != 0)
         return 1;
@@ -191,30 +205,23 @@ static const char *size_str(uint64_t size, char buf[24])
     return buf;
 }
 
+static int vtop_option(int c, void *ctx)
+{
+    if (c != OPT_QEMU)
+        return 0;
+    *(bool *)ctx = true;
+    return 1;
+}
+
 int cmd_vtop(int argc, char **argv)
 {
     static const struct option longopts[] = { TARGET_LONG_OPTS, { "qemu", no_argument, NULL, OPT_QEMU },
                                                { 0, 0, 0, 0 } };
     struct target_opts o = { .cpu = 0 };
     bool ask_qemu = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        int r = target_option(c, &o);
-        if (r < 0)
-            return 2;
-        if (r)
-            continue;
-        if (c == OPT_QEMU) {
-            ask_qemu = true;
-        } else if (c == OPT_HELP || c == 'h') {
-            vtop_usage(stdout);
-            return 0;
-        } else {
-            vtop_usage(stderr);
-            return 2;
-        }
-    }
+    int done = parse_options(argc, argv, longopts, &o, vtop_option, &ask_qemu, vtop_usage);
+    if (done >= 0)
+        return done;
     if (optind >= argc) {
         klab_error("vtop needs an address (see klab vtop --help)");
         return 2;
@@ -357,6 +364,33 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+struct ptdump_opts {
+    struct klab_range_opts ro;
+    const char *range;
+    bool stats, quiet;
+    uint64_t repeat;
+};
+
+static int ptdump_option(int c, void *ctx)
+{
+    struct ptdump_opts *p = ctx;
+    switch (c) {
+    case OPT_RANGE: p->range = optarg; return 1;
+    case OPT_FILTER: return parse_filters(optarg, &p->ro.filters) ? 1 : -1;
+    case OPT_PAGE_SIZE: return parse_page_size(optarg, &p->ro.page_size) ? 1 : -1;
+    case OPT_NO_MERGE: p->ro.filters |= KLAB_FILTER_NO_MERGE; return 1;
+    case OPT_STATS: p->stats = true; return 1;
+    case OPT_QUIET: p->quiet = true; return 1;
+    case OPT_REPEAT:
+        if (!parse_u64(optarg, &p->repeat) || p->repeat == 0 || p->repeat > 100000) {
+            klab_error("--repeat wants a count from 1 to 100000, not '%s'", optarg);
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 int cmd_ptdump(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -367,42 +401,14 @@ int cmd_ptdump(int argc, char **argv)
         { "quiet", no_argument, NULL, OPT_QUIET }, { 0, 0, 0, 0 },
     };
     struct target_opts o = { .cpu = 0 };
-    struct klab_range_opts ro = { 0 };
-    const char *range = NULL;
-    bool stats = false, quiet = false;
-    uint64_t repeat = 1;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        int r = target_option(c, &o);
-        if (r < 0)
-            return 2;
-        if (r)
-            continue;
-        switch (c) {
-        case OPT_RANGE: range = optarg; break;
-        case OPT_FILTER:
-            if (!parse_filters(optarg, &ro.filters))
-                return 2;
-            break;
-        case OPT_PAGE_SIZE:
-            if (!parse_page_size(optarg, &ro.page_size))
-                return 2;
-            break;
-        case OPT_NO_MERGE: ro.filters |= KLAB_FILTER_NO_MERGE; break;
-        case OPT_STATS: stats = true; break;
-        case OPT_QUIET: quiet = true; break;
-        case OPT_REPEAT:
-            if (!parse_u64(optarg, &repeat) || repeat == 0 || repeat > 100000) {
-                klab_error("--repeat wants a count from 1 to 100000, not '%s'", optarg);
-                return 2;
-            }
-            break;
-        case OPT_HELP:
-        case 'h': ptdump_usage(stdout); return 0;
-        default: ptdump_usage(stderr); return 2;
-        }
-    }
+    struct ptdump_opts p = { .repeat = 1 };
+    int done = parse_options(argc, argv, longopts, &o, ptdump_option, &p, ptdump_usage);
+    if (done >= 0)
+        return done;
+    struct klab_range_opts ro = p.ro;
+    const char *range = p.range;
+    const bool stats = p.stats, quiet = p.quiet;
+    const uint64_t repeat = p.repeat;
     if (optind < argc) {
         klab_error("unexpected argument '%s' (see klab ptdump --help)", argv[optind]);
         return 2;

@@ -216,6 +216,12 @@ out:
     return rc;
 }
 
+/* "O" + hex is console output, sent before the real reply (E.3, qRcmd) or while running; "OK" is a reply. */
+static bool console_output(const struct klab_rsp *r)
+{
+    return r->payload[0] == 'O' && r->payload_len > 1 && strcmp(r->payload, "OK") != 0;
+}
+
 int klab_rsp_request(struct klab_rsp *r, const char *packet, char *reply, size_t replylen)
 {
     int rc = send_packet(r, packet, strlen(packet));
@@ -225,8 +231,7 @@ int klab_rsp_request(struct klab_rsp *r, const char *packet, char *reply, size_t
     for (;;) {
         if ((rc = receive_packet(r, deadline)) != 0)
             return rc;
-        /* "O" + hex is console output sent before the real reply (E.3 / qRcmd); "OK" is a reply. */
-        if (r->payload[0] == 'O' && r->payload_len > 1 && strcmp(r->payload, "OK") != 0)
+        if (console_output(r))
             continue;
         break;
     }
@@ -617,8 +622,7 @@ int klab_rsp_monitor(struct klab_rsp *r, const char *command, char *out, size_t 
     for (;;) {
         if ((rc = receive_packet(r, deadline)) != 0)
             return rc;
-        if (r->payload[0] == 'O' && strcmp(r->payload, "OK") != 0) {
-            /* Output: "O" + hex text. */
+        if (console_output(r)) {
             size_t n = (r->payload_len - 1) / 2;
             for (size_t i = 0; i < n; i++) {
                 unsigned char c;
@@ -654,8 +658,8 @@ static int wait_stop(struct klab_rsp *r, long long deadline, struct klab_rsp_sto
         int rc = receive_packet(r, deadline);
         if (rc)
             return rc;
-        if (r->payload[0] == 'O' && r->payload_len > 1 && strcmp(r->payload, "OK") != 0)
-            continue;   /* console output while running */
+        if (console_output(r))
+            continue;
         const char *why;
         if (rsp_parse_stop_reply(r->payload, stop, &why) != 0)
             return fail(r, KLAB_RSP_EPROTO, "bad stop reply \"%.40s\": %s", r->payload, why);

@@ -63,6 +63,7 @@ expect_error "gdb with two VMs and no name" "2 VMs are running; name one" "$KLAB
 expect_error "vtop: neither address nor symbol" "'no_such_symbol' is neither a hex address nor a symbol" \
   "$KLAB" vtop --vm a no_such_symbol
 expect_error "vtop: no address" "vtop needs an address" "$KLAB" vtop --vm a
+expect_error "ptdump: unknown option" "ptdump: unknown or incomplete option '--frob'" "$KLAB" ptdump --frob
 expect_error "ptdump: bad filter" "unknown filter 'z'" "$KLAB" ptdump --vm a --filter w,z
 expect_error "ptdump: bad page size" "--page-size wants" "$KLAB" ptdump --vm a --page-size 3K
 expect_error "ptdump: backwards range" "ends before it starts" "$KLAB" ptdump --vm a --range 0x2000-0x1000

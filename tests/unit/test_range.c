@@ -7,32 +7,7 @@
 
 #include <stdlib.h>
 
-#define RAM_BASE 0x40000000ull
-#define RAM_SIZE (16ull << 20)
-static unsigned char *ram;
-static unsigned reads;
-
-static int read_ram(void *ctx, uint64_t pa, void *buf, size_t len)
-{
-    (void)ctx;
-    reads++;
-    if (pa < RAM_BASE || pa - RAM_BASE + len > RAM_SIZE)
-        return -1;
-    memcpy(buf, ram + (pa - RAM_BASE), len);
-    return 0;
-}
-
-static void put(uint64_t table_pa, uint64_t index, uint64_t value)
-{
-    memcpy(ram + (table_pa - RAM_BASE) + 8 * index, &value, 8);
-}
-
-static struct klab_physmem *fresh_memory(void)
-{
-    memset(ram, 0, RAM_SIZE);
-    reads = 0;
-    return klab_physmem_from_callback(read_ram, NULL);
-}
+#include "synthetic_ram.h"
 
 #define MAX_GOT 64
 struct got {
@@ -126,7 +101,7 @@ static void test_x86_full_dump(void)
     CHECK_EQ_U64(g.r[6].page_size, 2ull << 20);
     /* Every table once: PML4, 3 upper-half tables, the direct-map PDPT, 3 lower-half tables. */
     CHECK_EQ_U64(st.tables_read, 8);
-    CHECK_EQ_U64(reads, 8);
+    CHECK_EQ_U64(ram_reads, 8);
     CHECK_EQ_U64(st.leaves, 11);
     CHECK_EQ_U64(st.ranges, 7);
     klab_physmem_close(m);
@@ -245,11 +220,9 @@ static void test_arm64_64k_ranges(void)
 
 int main(void)
 {
-    ram = malloc(RAM_SIZE);
     RUN(test_x86_full_dump);
     RUN(test_x86_filters_and_span);
     RUN(test_x86_bad_entries_and_budget);
     RUN(test_arm64_64k_ranges);
-    free(ram);
     return CHECK_DONE();
 }
