@@ -78,9 +78,9 @@ vm-x86: kernel-x86 $(BUILD)/rootfs-x86_64.cpio.gz
 vm-arm: kernel-arm $(BUILD)/rootfs-arm64.cpio.gz
 	$(KLAB) boot --arch arm64 --initrd $(BUILD)/rootfs-arm64.cpio.gz $(BOOT_ARGS)
 
-gdb-x86: $(KLAB)
+gdb-x86: $(KLAB) $(BUILD)/libklab.so
 	$(KLAB) gdb x86_64 $(GDB_ARGS)
-gdb-arm: $(KLAB)
+gdb-arm: $(KLAB) $(BUILD)/libklab.so
 	$(KLAB) gdb arm64 $(GDB_ARGS)
 
 # --- tests and benchmarks ------------------------------------------------------------------------------------

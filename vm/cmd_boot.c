@@ -461,7 +461,7 @@ int cmd_boot(int argc, char **argv)
         return 1;
     }
     int port = o.gdb_port;
-    if (port && !port_is_free(port)) {
+    if (port && !reserve_port(port)) {
         klab_error("gdb port %d on 127.0.0.1 is in use; choose another --gdb-port or omit it", port);
         return 1;
     }

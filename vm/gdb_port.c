@@ -1,6 +1,10 @@
+#define _GNU_SOURCE
 #include "gdb_port.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,10 +26,32 @@ bool port_is_free(int port)
     return ok;
 }
 
+/* Between klab choosing a port and QEMU binding it, another klab boot could choose the same one (a room of
+ * VMs starting together did). A lock per port, held for the life of the process that boots the VM (the
+ * supervisor inherits it across the fork of --detach; QEMU does not), closes that window for klab's own
+ * boots. The lock files live in /dev/shm, shared by every run-state folder on the machine. */
+static bool lock_port(int port)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/dev/shm/klab-gdb-port-%d.lock", port);
+    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0444);
+    if (fd < 0)
+        return true;   /* no lock possible here: fall back to the bind test alone */
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return true;   /* fd stays open on purpose: the lock lasts as long as this process */
+    close(fd);
+    return false;
+}
+
+bool reserve_port(int port)
+{
+    return port_is_free(port) && lock_port(port);
+}
+
 int pick_free_port(int preferred)
 {
     for (int p = preferred; p < preferred + 1000 && p <= 65535; p++)
-        if (port_is_free(p))
+        if (port_is_free(p) && lock_port(p))
             return p;
     return -1;
 }

@@ -7,6 +7,9 @@
 #define KLAB_DEFAULT_GDB_PORT 1234
 
 bool port_is_free(int port);                 /* nothing listens on 127.0.0.1:port (and we may bind it) */
-int pick_free_port(int preferred);           /* preferred if free, else the next free one; -1 if none */
+/* preferred if free, else the next free one, reserved against other klab boots for this process's life;
+ * -1 if none. */
+int pick_free_port(int preferred);
+bool reserve_port(int port);                 /* port_is_free and reserved as above */
 
 #endif

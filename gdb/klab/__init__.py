@@ -37,3 +37,6 @@ Usage: klab vm"""
 
 KlabPrefix()
 KlabVm()
+
+# Subcommands register under the prefix, so they load after it.
+from klab import mmu  # noqa: E402,F401

@@ -58,6 +58,11 @@ port_b=$(sed -n 's/^gdb_port=//p' "$KLAB_RUN_DIR/b/state" 2>/dev/null)
   || fail "default port fallback" "a=$port_a b=$port_b"
 expect_error "gdb with two VMs and no name" "2 VMs are running; name one" "$KLAB" gdb
 "$KLAB" stop b >/dev/null
+# Boots started together each get their own port (chosen ports are reserved until QEMU holds them).
+for i in 1 2 3; do "$KLAB" boot --arch x86_64 --name c$i --initrd "$work/x86.cpio.gz" --detach >/dev/null 2>&1 & done; wait
+ports=$(for i in 1 2 3; do sed -n 's/^gdb_port=//p' "$KLAB_RUN_DIR/c$i/state" 2>/dev/null; done | sort -u | grep -c .)
+[ "$ports" -eq 3 ] && ok "three concurrent boots: three VMs on three ports" || fail "concurrent boots" "$ports distinct ports"
+"$KLAB" stop c1 c2 c3 >/dev/null
 
 # regs / vtop / ptdump on bad input. VM 'a' is paused at its first instruction: translation is off.
 expect_error "vtop: neither address nor symbol" "'no_such_symbol' is neither a hex address nor a symbol" \
