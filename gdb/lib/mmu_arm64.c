@@ -85,9 +85,12 @@ static void decode_leaf_bits(struct klab_level *l, bool lpa2, uint64_t raw)
         klab_bits_add(l, "PXN");
     if (klab_bits(raw, 54, 54))
         klab_bits_add(l, "UXN");
-    /* Bits 58:55 are for software; Linux uses 55 = PTE_DIRTY, 56 = PTE_SPECIAL (arch/arm64/include/asm/pgtable-prot.h). */
-    if (klab_bits(raw, 58, 55))
-        klab_bits_add(l, "SW=0x%x", (unsigned)klab_bits(raw, 58, 55));
+    /* Bits 58:55 are ignored by the hardware and left to software; Linux 6.1 uses 55 = PTE_DIRTY,
+     * 56 = PTE_SPECIAL, 57 = PTE_DEVMAP, 58 = PTE_PROT_NONE (arch/arm64/include/asm/pgtable-prot.h). */
+    static const char *const linux_sw[] = { "sw:DIRTY", "sw:SPECIAL", "sw:DEVMAP", "sw:PROT_NONE" };
+    for (unsigned b = 55; b <= 58; b++)
+        if (klab_bits(raw, b, b))
+            klab_bits_add(l, "%s", linux_sw[b - 55]);
 }
 
 static void decode_table_bits(struct klab_level *l, uint64_t raw)
