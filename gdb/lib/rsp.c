@@ -222,19 +222,39 @@ static bool console_output(const struct klab_rsp *r)
     return r->payload[0] == 'O' && r->payload_len > 1 && strcmp(r->payload, "OK") != 0;
 }
 
-int klab_rsp_request(struct klab_rsp *r, const char *packet, char *reply, size_t replylen)
+/* Sends a packet and receives its reply into r->payload. Console output packets before the reply are
+ * hex-decoded into out (when given; NUL-terminated, truncated to outlen - 1). */
+static int exchange(struct klab_rsp *r, const char *packet, size_t len, char *out, size_t outlen)
 {
-    int rc = send_packet(r, packet, strlen(packet));
+    int rc = send_packet(r, packet, len);
     if (rc)
         return rc;
+    size_t used = 0;
+    if (outlen)
+        out[0] = '\0';
     long long deadline = now_ms() + r->timeout_ms;
     for (;;) {
         if ((rc = receive_packet(r, deadline)) != 0)
             return rc;
-        if (console_output(r))
-            continue;
-        break;
+        if (!console_output(r))
+            return 0;
+        for (size_t i = 1; i + 1 < r->payload_len; i += 2) {
+            unsigned char c;
+            if (rsp_hex_decode(r->payload + i, 2, &c, 1) != 0)
+                return fail(r, KLAB_RSP_EPROTO, "console output from the gdb stub is not hex");
+            if (used + 1 < outlen)
+                out[used++] = (char)c;
+        }
+        if (outlen)
+            out[used] = '\0';
     }
+}
+
+int klab_rsp_request(struct klab_rsp *r, const char *packet, char *reply, size_t replylen)
+{
+    int rc = exchange(r, packet, strlen(packet), NULL, 0);
+    if (rc)
+        return rc;
     if (!reply)
         return (int)r->payload_len;
     if (replylen == 0 || r->payload_len >= replylen) {
@@ -612,35 +632,14 @@ int klab_rsp_monitor(struct klab_rsp *r, const char *command, char *out, size_t 
         *p++ = hex[(unsigned char)command[i] & 15];
     }
     *p = '\0';
-    if (outlen)
-        out[0] = '\0';
-    size_t used = 0;
-    int rc = send_packet(r, req, (size_t)(p - req));
+    int rc = exchange(r, req, (size_t)(p - req), out, outlen);
     if (rc)
         return rc;
-    long long deadline = now_ms() + r->timeout_ms;
-    for (;;) {
-        if ((rc = receive_packet(r, deadline)) != 0)
-            return rc;
-        if (console_output(r)) {
-            size_t n = (r->payload_len - 1) / 2;
-            for (size_t i = 0; i < n; i++) {
-                unsigned char c;
-                if (rsp_hex_decode(r->payload + 1 + 2 * i, 2, &c, 1) != 0)
-                    return fail(r, KLAB_RSP_EPROTO, "monitor output is not hex");
-                if (used + 1 < outlen)
-                    out[used++] = (char)c;
-            }
-            if (outlen)
-                out[used] = '\0';
-            continue;
-        }
-        if ((rc = reply_status(r, "qRcmd")) != 0)
-            return rc;
-        if (strcmp(r->payload, "OK") != 0)
-            return fail(r, KLAB_RSP_EPROTO, "qRcmd: unexpected reply \"%.40s\"", r->payload);
-        return 0;
-    }
+    if ((rc = reply_status(r, "qRcmd")) != 0)
+        return rc;
+    if (strcmp(r->payload, "OK") != 0)
+        return fail(r, KLAB_RSP_EPROTO, "qRcmd: unexpected reply \"%.40s\"", r->payload);
+    return 0;
 }
 
 int klab_rsp_breakpoint(struct klab_rsp *r, enum klab_rsp_break type, uint64_t addr, bool insert)
