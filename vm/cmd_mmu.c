@@ -295,7 +295,6 @@ static void ptdump_usage(FILE *f)
 struct dump_ctx {
     bool print;
     char last_root[12];
-    const struct klab_mmu_regs *regs;
 };
 
 static int print_range(void *vctx, const struct klab_range *r)
@@ -405,15 +404,11 @@ int cmd_ptdump(int argc, char **argv)
     int done = parse_options(argc, argv, longopts, &o, ptdump_option, &p, ptdump_usage);
     if (done >= 0)
         return done;
-    struct klab_range_opts ro = p.ro;
-    const char *range = p.range;
-    const bool stats = p.stats, quiet = p.quiet;
-    const uint64_t repeat = p.repeat;
     if (optind < argc) {
         klab_error("unexpected argument '%s' (see klab ptdump --help)", argv[optind]);
         return 2;
     }
-    if ((ro.filters & KLAB_FILTER_USER) && (ro.filters & KLAB_FILTER_KERNEL)) {
+    if ((p.ro.filters & KLAB_FILTER_USER) && (p.ro.filters & KLAB_FILTER_KERNEL)) {
         klab_error("--filter u and k exclude each other");
         return 2;
     }
@@ -421,44 +416,44 @@ int cmd_ptdump(int argc, char **argv)
     if (vm_target_open(o.vm, o.cpu, o.via_stub, &t) != 0)
         return 1;
     int rc = 0;
-    if (range) {
-        char *copy = strdup(range);
+    if (p.range) {
+        char *copy = strdup(p.range);
         char *dash = strchr(copy, '-');
         if (!dash || dash == copy || !dash[1]) {
-            klab_error("--range wants START-END, not '%s'", range);
+            klab_error("--range wants START-END, not '%s'", p.range);
             rc = 2;
         } else {
             *dash = '\0';
-            if (!parse_address(&t, copy, &ro.va_start) || !parse_address(&t, dash + 1, &ro.va_end))
+            if (!parse_address(&t, copy, &p.ro.va_start) || !parse_address(&t, dash + 1, &p.ro.va_end))
                 rc = 2;
-            else if (ro.va_end < ro.va_start) {
-                klab_error("--range %s ends before it starts", range);
+            else if (p.ro.va_end < p.ro.va_start) {
+                klab_error("--range %s ends before it starts", p.range);
                 rc = 2;
             }
         }
         free(copy);
     }
-    uint64_t *times = calloc(repeat, sizeof *times);
+    uint64_t *times = calloc(p.repeat, sizeof *times);
     struct klab_range_stats st = { 0 };
-    for (uint64_t i = 0; rc == 0 && i < repeat; i++) {
-        struct dump_ctx d = { .print = !quiet && i == 0, .regs = &t.regs };
+    for (uint64_t i = 0; rc == 0 && i < p.repeat; i++) {
+        struct dump_ctx d = { .print = !p.quiet && i == 0 };
         char err[256];
         uint64_t t0 = now_ns();
-        int wr = klab_walk_ranges(&t.regs, t.mem, &ro, print_range, &d, &st, err, sizeof err);
+        int wr = klab_walk_ranges(&t.regs, t.mem, &p.ro, print_range, &d, &st, err, sizeof err);
         times[i] = now_ns() - t0;
         if (wr != 0) {
             klab_error("ptdump: %s", err);
             rc = 1;
         }
     }
-    if (rc == 0 && (stats || repeat > 1)) {
-        qsort(times, repeat, sizeof *times, cmp_u64);
+    if (rc == 0 && (p.stats || p.repeat > 1)) {
+        qsort(times, p.repeat, sizeof *times, cmp_u64);
         fprintf(stderr,
                 "klab: ptdump: %llu tables (%llu bytes) read, %llu entries, %llu leaves, %llu ranges, %llu bad; "
                 "walk %.3f ms (median of %llu, from %s)\n",
                 (unsigned long long)st.tables_read, (unsigned long long)st.bytes_read,
                 (unsigned long long)st.entries, (unsigned long long)st.leaves, (unsigned long long)st.ranges,
-                (unsigned long long)st.bad, times[repeat / 2] / 1e6, (unsigned long long)repeat,
+                (unsigned long long)st.bad, times[p.repeat / 2] / 1e6, (unsigned long long)p.repeat,
                 o.via_stub ? "the gdb stub" : "the RAM file");
     }
     free(times);

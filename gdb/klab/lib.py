@@ -133,6 +133,7 @@ class PhysMem:
     def __init__(self):
         self.handle = None
         self._keep = None
+        self._physical_mode = False
         state = vm.load_state()
         if state and state.get("ram_file") and state.get("ram_regions"):
             regions = [[int(x, 0) for x in r.split()] for r in state["ram_regions"]]
@@ -140,17 +141,16 @@ class PhysMem:
             err = ctypes.create_string_buffer(256)
             self.handle = lib().klab_physmem_open_ramfile(state["ram_file"].encode(), arr, len(regions), err, 256)
         if not self.handle:
+            # QEMU's physical-memory mode for the life of this source (one command), not per read.
+            gdb.execute("maintenance packet Qqemu.PhyMemMode:1", to_string=True)
+            self._physical_mode = True
             self._keep = READ_FN(self._read_via_gdb)
             self.handle = lib().klab_physmem_from_callback(self._keep, None)
 
     @staticmethod
     def _read_via_gdb(ctx, pa, buf, length):
         try:
-            gdb.execute("maintenance packet Qqemu.PhyMemMode:1", to_string=True)
-            try:
-                data = gdb.selected_inferior().read_memory(pa, length).tobytes()
-            finally:
-                gdb.execute("maintenance packet Qqemu.PhyMemMode:0", to_string=True)
+            data = gdb.selected_inferior().read_memory(pa, length).tobytes()
         except gdb.error:
             return -1
         ctypes.memmove(buf, data, length)
@@ -160,6 +160,9 @@ class PhysMem:
         if self.handle:
             lib().klab_physmem_close(self.handle)
             self.handle = None
+        if self._physical_mode:
+            gdb.execute("maintenance packet Qqemu.PhyMemMode:0", to_string=True)
+            self._physical_mode = False
 
     def __enter__(self):
         return self

@@ -13,30 +13,6 @@ const char *klab_linux_level_name(int i, int n)
     return from_end >= 0 && from_end < 4 ? from_bottom[from_end] : "?";
 }
 
-int klab_walk_stop(struct klab_walk *w, enum klab_stop stop, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(w->why, sizeof w->why, fmt, ap);
-    va_end(ap);
-    w->stop = stop;
-    return -1;
-}
-
-int klab_visit_entry(struct klab_walk *w, struct klab_physmem *mem, struct klab_level *l, const char *name,
-                     uint64_t table_pa, unsigned shift, unsigned index_bits, uint64_t *raw)
-{
-    snprintf(l->name, sizeof l->name, "%s", name);
-    l->shift = shift;
-    l->index = (unsigned)klab_bits(w->va, shift + index_bits - 1, shift);
-    l->table_pa = table_pa;
-    l->entry_pa = table_pa + 8ull * l->index;
-    if (klab_physmem_read(mem, l->entry_pa, raw, sizeof *raw) != 0)
-        return klab_walk_stop(w, KLAB_STOP_UNREADABLE, "%s table at PA 0x%llx is outside RAM", l->name,
-                              (unsigned long long)table_pa);
-    return 0;
-}
-
 void klab_bits_add(struct klab_level *l, const char *fmt, ...)
 {
     size_t len = strlen(l->bits);
@@ -50,18 +26,99 @@ void klab_bits_add(struct klab_level *l, const char *fmt, ...)
     va_end(ap);
 }
 
-int klab_translate(const struct klab_mmu_regs *regs, struct klab_physmem *mem, uint64_t va, struct klab_walk *walk)
+/* Ends the walk: sets stop and a printf-style reason; returns -1. */
+static int walk_stop(struct klab_walk *w, enum klab_stop stop, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int walk_stop(struct klab_walk *w, enum klab_stop stop, const char *fmt, ...)
 {
-    memset(walk, 0, sizeof *walk);
-    walk->va = va;
-    if (regs->translation_off)
-        return klab_walk_stop(walk, KLAB_STOP_DISABLED, "translation is off (%s): the address is used as is",
-                              regs->arch == KLAB_ARCH_ARM64 ? "SCTLR_EL1.M=0" : "CR0.PG=0");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->why, sizeof w->why, fmt, ap);
+    va_end(ap);
+    w->stop = stop;
+    return -1;
+}
+
+enum klab_stop klab_regime(const struct klab_mmu_regs *regs, bool upper, struct klab_regime *rg, char *why,
+                           size_t whylen)
+{
     switch (regs->arch) {
-    case KLAB_ARCH_X86_64: return klab_translate_x86_64(regs, mem, va, walk);
-    case KLAB_ARCH_ARM64: return klab_translate_arm64(regs, mem, va, walk);
+    case KLAB_ARCH_X86_64: return klab_regime_x86_64(regs, rg, why, whylen);
+    case KLAB_ARCH_ARM64: return klab_regime_arm64(regs, upper, rg, why, whylen);
     }
-    return klab_walk_stop(walk, KLAB_STOP_BAD_REGS, "unknown architecture %d", (int)regs->arch);
+    memset(rg, 0, sizeof *rg);
+    snprintf(why, whylen, "unknown architecture %d", (int)regs->arch);
+    return KLAB_STOP_BAD_REGS;
+}
+
+/* Whether va is one the regime translates. With top-byte-ignore (arm64 TCR_EL1.TBIn) bits 63:56 do not
+ * take part: they are replaced by copies of bit 55 before the check (Arm ARM D8.2.1). */
+static bool in_regime(const struct klab_regime *rg, uint64_t va)
+{
+    if (rg->tbi)
+        va = (va & klab_mask(55, 0)) | (klab_bits(va, 55, 55) ? klab_mask(63, 56) : 0);
+    return rg->va_lo <= rg->va_hi ? va >= rg->va_lo && va <= rg->va_hi : va >= rg->va_lo || va <= rg->va_hi;
+}
+
+int klab_translate(const struct klab_mmu_regs *regs, struct klab_physmem *mem, uint64_t va, struct klab_walk *w)
+{
+    memset(w, 0, sizeof *w);
+    w->va = va;
+    if (regs->translation_off)
+        return walk_stop(w, KLAB_STOP_DISABLED, "translation is off (%s): the address is used as is",
+                         regs->arch == KLAB_ARCH_ARM64 ? "SCTLR_EL1.M=0" : "CR0.PG=0");
+    /* arm64: bit 55 selects TTBR1 or TTBR0 whether or not the top byte is ignored (D8.2.1). */
+    struct klab_regime rg;
+    enum klab_stop bad = klab_regime(regs, klab_bits(va, 55, 55), &rg, w->why, sizeof w->why);
+    snprintf(w->root_name, sizeof w->root_name, "%s", rg.root_name);
+    w->granule_shift = rg.granule_shift;
+    w->va_bits = rg.va_bits;
+    if (bad == KLAB_STOP_BAD_REGS)
+        return walk_stop(w, bad, "%s", w->why);
+    if (!in_regime(&rg, va))
+        return walk_stop(w, KLAB_STOP_NOT_CANONICAL, "0x%llx is outside the %u-bit VA range %s translates",
+                         (unsigned long long)va, rg.va_bits, rg.root_name);
+    if (bad != KLAB_WALK_OK)
+        return walk_stop(w, bad, "%s", w->why);
+    w->root_pa = rg.root_pa;
+    uint64_t table = rg.root_pa;
+    struct klab_inherit limits = { 0 };
+    for (int li = 0; li < rg.nlevels; li++) {
+        const struct klab_regime_level *lv = &rg.level[li];
+        struct klab_level *l = &w->levels[w->nlevels++];
+        snprintf(l->name, sizeof l->name, "%s", lv->name);
+        l->shift = lv->shift;
+        l->index = (unsigned)klab_bits(va, lv->shift + lv->index_bits - 1, lv->shift);
+        l->table_pa = table;
+        l->entry_pa = table + 8ull * l->index;
+        uint64_t raw;
+        if (klab_physmem_read(mem, l->entry_pa, &raw, sizeof raw) != 0)
+            return walk_stop(w, KLAB_STOP_UNREADABLE, "%s table at PA 0x%llx is outside RAM", l->name,
+                             (unsigned long long)table);
+        rg.describe(&rg, li, raw, l);   /* the text; leaves the position fields above */
+        struct klab_step st = { 0 };
+        rg.step(&rg, li, raw, &limits, &st);
+        switch (st.kind) {
+        case KLAB_ENTRY_INVALID:
+            return walk_stop(w, KLAB_STOP_NOT_PRESENT, "%s entry %u (%s) is not present: a translation fault",
+                             l->name, l->index, l->hw_name);
+        case KLAB_ENTRY_RESERVED:
+            return walk_stop(w, KLAB_STOP_RESERVED, "%s entry %u (%s): %s", l->name, l->index, l->hw_name,
+                             st.reserved_why);
+        case KLAB_ENTRY_TABLE:
+            limits = st.child;
+            table = st.out_pa;
+            continue;
+        case KLAB_ENTRY_BLOCK:
+        case KLAB_ENTRY_PAGE:
+            w->page_size = 1ull << lv->shift;
+            w->pa = st.out_pa + (va & (w->page_size - 1));
+            w->perms = st.perms;
+            w->stop = KLAB_WALK_OK;
+            return 0;
+        }
+    }
+    return walk_stop(w, KLAB_STOP_RESERVED, "a table descriptor at the last level");
 }
 
 int klab_decode_entry(enum klab_arch arch, unsigned granule_shift, int hw_level, uint64_t raw, struct klab_level *out)

@@ -164,11 +164,13 @@ int klab_decode_arm64(unsigned granule_shift, int hw_level, bool lpa2, uint64_t 
     return decode(g, hw_level, lpa2, raw, out);
 }
 
-void klab_describe_arm64(const struct klab_regime *rg, int li, uint64_t raw, struct klab_level *out)
+static void describe(const struct klab_regime *rg, int li, uint64_t raw, struct klab_level *out)
 {
-    memset(out, 0, sizeof *out);
     decode(rg->granule, rg->level[li].hw_level, rg->lpa2, raw, out);
 }
+
+static void step(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
+                 struct klab_step *st);
 
 enum klab_stop klab_regime_arm64(const struct klab_mmu_regs *regs, bool upper, struct klab_regime *rg, char *why,
                                  size_t whylen)
@@ -178,6 +180,8 @@ enum klab_stop klab_regime_arm64(const struct klab_mmu_regs *regs, bool upper, s
     const unsigned tg = (unsigned)(upper ? TCR_TG1(tcr) : TCR_TG0(tcr));
     memset(rg, 0, sizeof *rg);
     rg->arch = KLAB_ARCH_ARM64;
+    rg->step = step;
+    rg->describe = describe;
     rg->tbi = upper ? TCR_TBI1(tcr) : TCR_TBI0(tcr);
     rg->lpa2 = TCR_DS(tcr);
     /* With hardware dirty management (TCR_EL1.HD), a DBM page that is read-only only until first written is
@@ -235,11 +239,15 @@ enum klab_stop klab_regime_arm64(const struct klab_mmu_regs *regs, bool upper, s
  * PXN and UXN. DBM, the contiguous hint and software bits vary page by page without changing access. */
 #define LEAF_ATTR_KEY (klab_mask(11, 2) | klab_mask(54, 53))
 
-void klab_step_arm64(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
-                     struct klab_step *st)
+static void step(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
+                 struct klab_step *st)
 {
     const struct granule *g = rg->granule;
-    st->kind = classify(g, rg->level[li].hw_level, rg->lpa2, raw, &st->out_pa);
+    const int level = rg->level[li].hw_level;
+    st->kind = classify(g, level, rg->lpa2, raw, &st->out_pa);
+    if (st->kind == KLAB_ENTRY_RESERVED)
+        st->reserved_why = level == 3 ? "a level-3 descriptor with bit 1 clear is reserved"
+                                      : "a block descriptor is not allowed at this level with this granule";
     if (st->kind == KLAB_ENTRY_TABLE) {
         /* Hierarchical controls (D8.4.2): APTable[0] takes EL0 access away, APTable[1] write access;
          * PXNTable/UXNTable forbid execution below. */
@@ -265,58 +273,4 @@ void klab_step_arm64(const struct klab_regime *rg, int li, uint64_t raw, const s
     p->user_exec = el0 && !klab_bits(raw, 54, 54) && !parent->no_user_exec;
     /* "Any region writable at EL0 is treated as PXN" (D8.4.1.2 "Instruction access permissions"). */
     p->kernel_exec = !klab_bits(raw, 53, 53) && !parent->no_kernel_exec && !p->user_write;
-}
-
-int klab_translate_arm64(const struct klab_mmu_regs *regs, struct klab_physmem *mem, uint64_t va,
-                         struct klab_walk *w)
-{
-    /* Bit 55 selects the half whether or not the top byte is ignored (D8.2.1). */
-    const bool upper = klab_bits(va, 55, 55);
-    struct klab_regime rg;
-    enum klab_stop bad = klab_regime_arm64(regs, upper, &rg, w->why, sizeof w->why);
-    snprintf(w->root_name, sizeof w->root_name, "%s", rg.root_name);
-    w->granule_shift = rg.granule_shift;
-    w->va_bits = rg.va_bits;
-    if (bad == KLAB_STOP_BAD_REGS)
-        return klab_walk_stop(w, bad, "%s", w->why);
-    /* Every bit from the top of the VA range to bit 55 (63 without TBI) must equal bit 55. */
-    const unsigned top = rg.tbi ? 55 : 63;
-    const uint64_t ext = klab_bits(va, top, rg.va_bits);
-    const uint64_t want = upper ? klab_bits(~0ull, top - rg.va_bits, 0) : 0;
-    if (ext != want)
-        return klab_walk_stop(w, KLAB_STOP_NOT_CANONICAL, "0x%llx is outside the %u-bit %s range",
-                              (unsigned long long)va, rg.va_bits, upper ? "TTBR1" : "TTBR0");
-    if (bad != KLAB_WALK_OK)
-        return klab_walk_stop(w, bad, "%s", w->why);
-    w->root_pa = rg.root_pa;
-    uint64_t table = rg.root_pa;
-    struct klab_inherit limits = { 0 };
-    for (int li = 0; li < rg.nlevels; li++) {
-        const struct klab_regime_level *lv = &rg.level[li];
-        struct klab_level *l = &w->levels[w->nlevels++];
-        uint64_t raw;
-        if (klab_visit_entry(w, mem, l, lv->name, table, lv->shift, lv->index_bits, &raw) != 0)
-            return -1;
-        decode(rg.granule, lv->hw_level, rg.lpa2, raw, l);   /* text; leaves the position fields */
-        struct klab_step st;
-        klab_step_arm64(&rg, li, raw, &limits, &st);
-        switch (st.kind) {
-        case KLAB_ENTRY_INVALID:
-            return klab_walk_stop(w, KLAB_STOP_NOT_PRESENT, "%s entry %u is invalid (translation fault, level %d)",
-                                  l->name, l->index, lv->hw_level);
-        case KLAB_ENTRY_RESERVED:
-            return klab_walk_stop(w, KLAB_STOP_RESERVED, "%s entry %u: %s", l->name, l->index, l->bits);
-        case KLAB_ENTRY_TABLE:
-            limits = st.child;
-            table = st.out_pa;
-            continue;
-        default:
-            w->page_size = 1ull << lv->shift;
-            w->pa = st.out_pa + (va & (w->page_size - 1));
-            w->perms = st.perms;
-            w->stop = KLAB_WALK_OK;
-            return 0;
-        }
-    }
-    return klab_walk_stop(w, KLAB_STOP_RESERVED, "walk ran past level 3");
 }

@@ -6,8 +6,7 @@
 
 #include <stdarg.h>
 
-/* One translation root as a walk sees it: where its table is, which VAs it covers, and the shape of every
- * level. Filled by the architecture's file from the registers. */
+/* The shape of one level of a translation root. */
 struct klab_regime_level {
     unsigned shift;       /* VA bits below this level's index */
     unsigned index_bits;  /* the table has 1 << index_bits entries */
@@ -15,18 +14,7 @@ struct klab_regime_level {
     const char *name;     /* Linux's name */
     const char *hw_name;  /* the architecture's */
 };
-struct klab_regime {
-    enum klab_arch arch;
-    char root_name[12];
-    uint64_t root_pa;
-    uint64_t va_lo, va_hi;          /* inclusive span of VAs this root translates */
-    unsigned va_bits, granule_shift;
-    int nlevels;
-    struct klab_regime_level level[KLAB_MAX_LEVELS];
-    /* architecture specifics */
-    bool tbi, lpa2, hw_dirty, nxe;
-    const void *granule;
-};
+struct klab_regime;
 
 /* Access limits that the entries above a level put on everything below it (arm64 APTable/PXNTable/
  * UXNTable, x86 R/W, U/S and XD of every level). */
@@ -41,6 +29,29 @@ struct klab_step {
     uint64_t attr_key;            /* leaf attributes that must be equal for two leaves to merge */
     struct klab_inherit child;    /* TABLE: limits for the next level */
     struct klab_perms perms;      /* BLOCK/PAGE: effective permissions */
+    const char *reserved_why;     /* RESERVED: which rule the entry breaks */
+};
+
+/* One translation root as a walk sees it: where its table is, which VAs it covers, the shape of every level,
+ * and the architecture's two entry functions. Filled by the architecture's file from the registers; the
+ * walks themselves (klab.c for one address, range.c for spans) only traverse. */
+struct klab_regime {
+    enum klab_arch arch;
+    char root_name[12];
+    uint64_t root_pa;
+    uint64_t va_lo, va_hi;          /* VAs this root translates: [va_lo, va_hi], or, when va_lo > va_hi
+                                     * (x86's one root for both halves), [va_lo, ~0] and [0, va_hi] */
+    unsigned va_bits, granule_shift;
+    int nlevels;
+    struct klab_regime_level level[KLAB_MAX_LEVELS];
+    /* Classifies entry raw at level li under the parent's limits. */
+    void (*step)(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
+                 struct klab_step *st);
+    /* Fills the hardware-level and decoded-bits fields of out (as klab_decode_entry does). */
+    void (*describe)(const struct klab_regime *rg, int li, uint64_t raw, struct klab_level *out);
+    /* architecture specifics */
+    bool tbi, lpa2, hw_dirty, nxe;
+    const void *granule;
 };
 
 /* Fills the regime of one root: arm64 upper = TTBR1 (else TTBR0); x86_64 has one root (upper ignored).
@@ -48,30 +59,15 @@ struct klab_step {
 enum klab_stop klab_regime_arm64(const struct klab_mmu_regs *regs, bool upper, struct klab_regime *rg, char *why,
                                  size_t whylen);
 enum klab_stop klab_regime_x86_64(const struct klab_mmu_regs *regs, struct klab_regime *rg, char *why, size_t whylen);
-void klab_step_arm64(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
-                     struct klab_step *st);
-void klab_step_x86_64(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
-                      struct klab_step *st);
-/* Decodes a leaf's attribute text (as klab_decode_entry) for the regime's level li. */
-void klab_describe_arm64(const struct klab_regime *rg, int li, uint64_t raw, struct klab_level *out);
-void klab_describe_x86_64(const struct klab_regime *rg, int li, uint64_t raw, struct klab_level *out);
+/* The regime of either architecture (klab.c). */
+enum klab_stop klab_regime(const struct klab_mmu_regs *regs, bool upper, struct klab_regime *rg, char *why,
+                           size_t whylen);
 
-int klab_translate_arm64(const struct klab_mmu_regs *regs, struct klab_physmem *mem, uint64_t va,
-                         struct klab_walk *w);
-int klab_translate_x86_64(const struct klab_mmu_regs *regs, struct klab_physmem *mem, uint64_t va,
-                          struct klab_walk *w);
 int klab_decode_arm64(unsigned granule_shift, int hw_level, bool lpa2, uint64_t raw, struct klab_level *out);
 int klab_decode_x86_64(int hw_level, uint64_t raw, struct klab_level *out);
 
 /* Linux's name for level i of n (top is pgd; the rest are named from the bottom: pte, pmd, pud, p4d). */
 const char *klab_linux_level_name(int i, int n);
-/* Ends the walk: sets stop and a printf-style reason; returns -1. */
-int klab_walk_stop(struct klab_walk *w, enum klab_stop stop, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Fills l's position (name, index from va bits [shift+index_bits-1:shift], table and entry PA) and reads the
- * entry. 0, or -1 with the walk stopped as KLAB_STOP_UNREADABLE. */
-int klab_visit_entry(struct klab_walk *w, struct klab_physmem *mem, struct klab_level *l, const char *name,
-                     uint64_t table_pa, unsigned shift, unsigned index_bits, uint64_t *raw);
 /* Appends " name" to bits. */
 void klab_bits_add(struct klab_level *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -56,15 +56,9 @@ size_t klab_describe_regs(const struct klab_mmu_regs *regs, char *buf, size_t le
     struct klab_regime rg[2];
     char why[2][160] = { "", "" };
     enum klab_stop st[2];
-    int n;
-    if (regs->arch == KLAB_ARCH_X86_64) {
-        st[0] = klab_regime_x86_64(regs, &rg[0], why[0], sizeof why[0]);
-        n = 1;
-    } else {
-        st[0] = klab_regime_arm64(regs, false, &rg[0], why[0], sizeof why[0]);
-        st[1] = klab_regime_arm64(regs, true, &rg[1], why[1], sizeof why[1]);
-        n = 2;
-    }
+    const int n = regs->arch == KLAB_ARCH_ARM64 ? 2 : 1;
+    for (int upper = 0; upper < n; upper++)
+        st[upper] = klab_regime(regs, upper, &rg[upper], why[upper], sizeof why[upper]);
     size_t used = 0;
     if (len)
         buf[0] = '\0';

@@ -115,11 +115,13 @@ static const struct x86_level *level_by_hw(int hw_level)
     return NULL;
 }
 
-void klab_describe_x86_64(const struct klab_regime *rg, int li, uint64_t raw, struct klab_level *out)
+static void describe(const struct klab_regime *rg, int li, uint64_t raw, struct klab_level *out)
 {
-    memset(out, 0, sizeof *out);
     decode(level_by_hw(rg->level[li].hw_level), raw, out);
 }
+
+static void step(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
+                 struct klab_step *st);
 
 enum klab_stop klab_regime_x86_64(const struct klab_mmu_regs *regs, struct klab_regime *rg, char *why, size_t whylen)
 {
@@ -128,6 +130,8 @@ enum klab_stop klab_regime_x86_64(const struct klab_mmu_regs *regs, struct klab_
     const bool la57 = regs->cr4 & CR4_LA57;
     memset(rg, 0, sizeof *rg);
     rg->arch = KLAB_ARCH_X86_64;
+    rg->step = step;
+    rg->describe = describe;
     snprintf(rg->root_name, sizeof rg->root_name, "CR3");
     rg->granule_shift = 12;
     rg->va_bits = la57 ? 57 : 48;
@@ -154,15 +158,18 @@ enum klab_stop klab_regime_x86_64(const struct klab_mmu_regs *regs, struct klab_
  * in a PTE, bit 12 in a large page). Accessed and Dirty change as the CPU runs. */
 #define LEAF_ATTR_KEY (PTE_RW | PTE_US | PTE_PWT | PTE_PCD | PTE_G | PTE_NX | klab_mask(62, 59))
 
-void klab_step_x86_64(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
-                      struct klab_step *st)
+static void step(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
+                 struct klab_step *st)
 {
     const struct x86_level *lv = level_by_hw(rg->level[li].hw_level);
     st->kind = classify(lv, raw, &st->out_pa);
+    if (st->kind == KLAB_ENTRY_RESERVED)
+        st->reserved_why = "PS is reserved in a PML5 or PML4 entry";
     if (st->kind == KLAB_ENTRY_INVALID || st->kind == KLAB_ENTRY_RESERVED)
         return;
     if ((raw & PTE_NX) && !rg->nxe) {
         st->kind = KLAB_ENTRY_RESERVED;   /* XD is a reserved bit while EFER.NXE=0 (4.5.4) */
+        st->reserved_why = "XD is set while EFER.NXE=0 (a reserved bit)";
         return;
     }
     /* R/W, U/S and XD combine across all levels (4.6.1): any level can take access away. */
@@ -183,50 +190,4 @@ void klab_step_x86_64(const struct klab_regime *rg, int li, uint64_t raw, const 
                                      .kernel_exec = !acc.no_kernel_exec, .user_read = !acc.no_user,
                                      .user_write = !acc.no_user && !acc.no_write,
                                      .user_exec = !acc.no_user && !acc.no_user_exec };
-}
-
-int klab_translate_x86_64(const struct klab_mmu_regs *regs, struct klab_physmem *mem, uint64_t va,
-                          struct klab_walk *w)
-{
-    struct klab_regime rg;
-    klab_regime_x86_64(regs, &rg, w->why, sizeof w->why);
-    snprintf(w->root_name, sizeof w->root_name, "CR3");
-    w->granule_shift = 12;
-    w->va_bits = rg.va_bits;
-    /* Canonical: bits 63:va_bits-1 all equal (SDM Vol. 1, 3.3.7.1). */
-    if (va < rg.va_lo && va > rg.va_hi)
-        return klab_walk_stop(w, KLAB_STOP_NOT_CANONICAL, "0x%llx is not canonical with %d-level paging",
-                              (unsigned long long)va, rg.nlevels);
-    w->root_pa = rg.root_pa;
-    uint64_t table = rg.root_pa;
-    struct klab_inherit acc = { 0 };
-    for (int li = 0; li < rg.nlevels; li++) {
-        const struct klab_regime_level *lv = &rg.level[li];
-        struct klab_level *l = &w->levels[w->nlevels++];
-        uint64_t raw;
-        if (klab_visit_entry(w, mem, l, lv->name, table, lv->shift, 9, &raw) != 0)
-            return -1;
-        decode(level_by_hw(lv->hw_level), raw, l);
-        struct klab_step st;
-        klab_step_x86_64(&rg, li, raw, &acc, &st);
-        if (l->kind == KLAB_ENTRY_INVALID)
-            return klab_walk_stop(w, KLAB_STOP_NOT_PRESENT, "%s entry %u (%s) is not present", l->name, l->index,
-                                  l->hw_name);
-        if (l->kind == KLAB_ENTRY_RESERVED)
-            return klab_walk_stop(w, KLAB_STOP_RESERVED, "%s entry %u: %s", l->name, l->index, l->bits);
-        if (st.kind == KLAB_ENTRY_RESERVED)
-            return klab_walk_stop(w, KLAB_STOP_RESERVED, "%s entry %u sets XD while EFER.NXE=0 (reserved bit)",
-                                  l->name, l->index);
-        if (st.kind == KLAB_ENTRY_TABLE) {
-            acc = st.child;
-            table = st.out_pa;
-            continue;
-        }
-        w->page_size = 1ull << lv->shift;
-        w->pa = st.out_pa + (va & (w->page_size - 1));
-        w->perms = st.perms;
-        w->stop = KLAB_WALK_OK;
-        return 0;
-    }
-    return klab_walk_stop(w, KLAB_STOP_RESERVED, "walk ran past the PT level");
 }

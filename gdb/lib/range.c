@@ -42,24 +42,6 @@ static bool same_perms(const struct klab_perms *a, const struct klab_perms *b)
            a->user_exec == b->user_exec;
 }
 
-static void describe(const struct klab_regime *rg, int li, uint64_t raw, struct klab_level *out)
-{
-    if (rg->arch == KLAB_ARCH_ARM64)
-        klab_describe_arm64(rg, li, raw, out);
-    else
-        klab_describe_x86_64(rg, li, raw, out);
-}
-
-static void step(const struct klab_regime *rg, int li, uint64_t raw, const struct klab_inherit *parent,
-                 struct klab_step *st)
-{
-    memset(st, 0, sizeof *st);
-    if (rg->arch == KLAB_ARCH_ARM64)
-        klab_step_arm64(rg, li, raw, parent, st);
-    else
-        klab_step_x86_64(rg, li, raw, parent, st);
-}
-
 static void emit(struct range_walk *w, const struct klab_range *r)
 {
     if (w->rc)
@@ -123,8 +105,8 @@ static void leaf(struct range_walk *w, int li, uint64_t va, uint64_t raw, const 
     snprintf(p->level_name, sizeof p->level_name, "%s", w->rg->level[li].name);
     p->perms = st->perms;
     p->first_raw = raw;
-    struct klab_level l;
-    describe(w->rg, li, raw, &l);
+    struct klab_level l = { 0 };
+    w->rg->describe(w->rg, li, raw, &l);
     snprintf(p->attrs, sizeof p->attrs, "%s", l.bits);
     w->pending_key = st->attr_key;
     w->have_pending = true;
@@ -202,8 +184,8 @@ static void walk_table(struct range_walk *w, int li, uint64_t table_pa, uint64_t
             return;
         }
         const uint64_t raw = t[idx];
-        struct klab_step st;
-        step(w->rg, li, raw, limits, &st);
+        struct klab_step st = { 0 };
+        w->rg->step(w->rg, li, raw, limits, &st);
         switch (st.kind) {
         case KLAB_ENTRY_INVALID:
             break;
@@ -218,12 +200,9 @@ static void walk_table(struct range_walk *w, int li, uint64_t table_pa, uint64_t
         case KLAB_ENTRY_PAGE:
             leaf(w, li, va, raw, &st);
             break;
-        case KLAB_ENTRY_RESERVED: {
-            struct klab_level l;
-            describe(w->rg, li, raw, &l);
-            bad(w, li, va, span, raw, l.bits[0] ? l.bits : "reserved bit set");
+        case KLAB_ENTRY_RESERVED:
+            bad(w, li, va, span, raw, st.reserved_why);
             break;
-        }
         }
     }
 }
@@ -248,16 +227,12 @@ int klab_walk_ranges(const struct klab_mmu_regs *regs, struct klab_physmem *mem,
     struct klab_regime regimes[2];
     int nregimes = 0;
     char why[160] = "";
-    if (regs->arch == KLAB_ARCH_X86_64) {
-        if (klab_regime_x86_64(regs, &regimes[0], why, sizeof why) == KLAB_WALK_OK)
-            nregimes = 1;
-    } else if (regs->arch == KLAB_ARCH_ARM64) {
-        for (int upper = 0; upper < 2; upper++)
-            if (klab_regime_arm64(regs, upper, &regimes[nregimes], why, sizeof why) == KLAB_WALK_OK)
-                nregimes++;
-    }
+    /* x86_64 has one root; arm64 two (TTBR0, then TTBR1), either of which may be disabled. */
+    for (int upper = 0; upper < (regs->arch == KLAB_ARCH_ARM64 ? 2 : 1); upper++)
+        if (klab_regime(regs, upper, &regimes[nregimes], why, sizeof why) == KLAB_WALK_OK)
+            nregimes++;
     if (nregimes == 0) {
-        snprintf(err, errlen, "no usable translation root: %s", why[0] ? why : "unknown architecture");
+        snprintf(err, errlen, "no usable translation root: %s", why);
         return -1;
     }
     struct range_walk w = {

@@ -30,6 +30,9 @@ for bad in 'klab vtop nosuchsym' 'klab vtop' 'klab pte' 'klab pte 12 --level' 'k
            'klab ptdump --range 2-1' 'klab vtop 0x10 --frob'; do
   cmds+=(-ex "echo @@ bad $bad\n" -ex "$bad")
 done
+# Without klab gdb's run state there is no RAM file: the tables come through the stub in physical mode.
+cmds+=(-ex 'python import os; os.environ.pop("KLAB_STATE", None)' -ex 'echo @@ via-stub\n' -ex 'klab vtop jiffies'
+       -ex 'echo @@ after-stub\n' -ex 'p/x (unsigned long)&jiffies' -ex 'x/gx &jiffies')
 cmds+=(-ex 'echo @@ end\n' -ex disconnect)
 timeout 180 "$KLAB" gdb "$name" --batch "${cmds[@]}" >"$work/out" 2>&1
 section() { tr -d "\r" <"$work/out" | awk -v s="@@ $1" '$0 == s { on = 1; next } /^@@ / { on = 0 } on'; }
@@ -44,6 +47,15 @@ for s in "${syms[@]}" sp; do
   [ -n "$mine" ] && [ -n "$qemu" ] && [ "$((16#$mine))" = "$((16#$qemu))" ] && ok "$arch: klab vtop $s = gva2gpa (0x$mine)" \
     || fail "$arch: klab vtop $s" "klab ${mine:-?}, QEMU ${qemu:-?}: $(echo "$out" | tail -3)"
 done
+
+# The same walk through the stub, and gdb's virtual reads work afterwards (physical mode switched back).
+mine=$(section via-stub | awk '/^VIRTUAL/ { getline; print $2; exit }')
+qemu=$(section jiffies | sed -n 's/^gpa: 0x\([0-9a-f]*\)/\1/p')
+[ -n "$mine" ] && [ "$mine" = "$qemu" ] && ok "$arch: klab vtop through the stub (no RAM file) = gva2gpa" \
+  || fail "$arch: vtop via stub" "klab ${mine:-?}, QEMU ${qemu:-?}: $(section via-stub | tail -2)"
+addr=$(section after-stub | sed -n 's/^\$[0-9]* = \(0x[0-9a-f]*\)/\1/p')
+section after-stub | grep -Eq "^$addr <jiffies(_64)?>:" && ok "$arch: virtual reads work again after the stub walk" \
+  || fail "$arch: after stub walk" "$(section after-stub)"
 
 # --explain shows, per level, the index taken from the address bits; recompute it here from shift and mask.
 exp=$(section explain)
