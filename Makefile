@@ -24,7 +24,7 @@ KLAB_SRC   := vm/main.c $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC)
 HEADERS    := $(wildcard vm/*.h rootfs/*.h) $(LIBKLAB_HDR)
 KLAB_INC   := -Igdb/lib
 
-.PHONY: all deps kernels kernel-x86 kernel-arm rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
+.PHONY: labs all deps kernels kernel-x86 kernel-arm rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
         test unit bench fuzz clean
 
 all: $(KLAB) $(BUILD)/libklab.a $(BUILD)/libklab.so
@@ -83,6 +83,16 @@ gdb-x86: $(KLAB) $(BUILD)/libklab.so
 gdb-arm: $(KLAB) $(BUILD)/libklab.so
 	$(KLAB) gdb arm64 $(GDB_ARGS)
 
+# Guest programs from labs/ (static, so they run in the busybox initramfs), one per architecture.
+LAB_CFLAGS := -std=c11 -Wall -Wextra -Werror -O2 -g -static
+labs: $(BUILD)/labs/pagemap-x86_64 $(BUILD)/labs/pagemap-arm64
+$(BUILD)/labs/%-x86_64: labs/%/*.c
+	@mkdir -p $(dir $@)
+	x86_64-linux-gnu-gcc $(LAB_CFLAGS) -o $@ $^
+$(BUILD)/labs/%-arm64: labs/%/*.c
+	@mkdir -p $(dir $@)
+	aarch64-linux-gnu-gcc $(LAB_CFLAGS) -o $@ $^
+
 # --- tests and benchmarks ------------------------------------------------------------------------------------
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
@@ -98,7 +108,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(VM_SRC) $(ROOTFS_SRC) $(LI
 
 unit: $(UNIT_TESTS)
 
-test: deps kernels rootfs all $(BUILD)/asan/klab unit
+test: deps kernels rootfs all labs $(BUILD)/asan/klab unit
 	@bash tests/run.sh
 
 bench: deps kernels rootfs $(KLAB)

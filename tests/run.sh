@@ -30,6 +30,9 @@ run "libklab vs QEMU gva2gpa: x86_64 4-level" bash tests/integration/mmu.sh x86_
 run "libklab vs QEMU gva2gpa: arm64" bash tests/integration/mmu.sh arm64
 run "gdb commands vtop/pte/ptdump: x86_64" bash tests/integration/gdb_mmu.sh x86_64
 run "gdb commands vtop/pte/ptdump: arm64" bash tests/integration/gdb_mmu.sh arm64
+run "gdb current/ps/page/initmem-watch/vtop --pid: x86_64 5-level" bash tests/integration/gdb_kernel.sh x86_64
+run "gdb current/ps/page/initmem-watch/vtop --pid: x86_64 4-level" bash tests/integration/gdb_kernel.sh x86_64 qemu64
+run "gdb current/ps/page/initmem-watch/vtop --pid: arm64" bash tests/integration/gdb_kernel.sh arm64
 run "fuzz: RSP replies, walkers" bash tests/fuzz/run.sh
 run "bad input" bash tests/integration/bad_input.sh
 echo

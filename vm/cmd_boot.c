@@ -520,7 +520,7 @@ int cmd_boot(int argc, char **argv)
     struct runstate rs = {
         .name = (char *)name, .dir = run_dir, .profile = profile, .gdb_listen = gdb_listen, .gdb_port = port,
         .kernel = kernel, .vmlinux = vmlinux, .initrd = initrd, .accel = (char *)accel,
-        .cpu = (char *)cpu, .mem_bytes = o.mem,
+        .cpu = (char *)cpu, .mem_bytes = o.mem, .kaslr = o.kaslr,
     };
     rs.nram = profile->ram_layout(o.mem, rs.ram);
 

@@ -94,7 +94,13 @@ int cmd_gdb(int argc, char **argv)
         klab_error("gdb-multiarch not found: run scripts/deps.sh (Debian package gdb-multiarch)");
         return 1;
     }
-    bool first_stop = !no_start && vm_never_ran(&rs);
+    bool never_ran = vm_never_ran(&rs);
+    /* Under KASLR start_kernel is not where vmlinux says until the kernel has moved itself: the symbols are
+     * placed from the live machine (klab kaslr) once it has run, so there is no first stop to set. */
+    bool first_stop = !no_start && never_ran && !rs.kaslr;
+    if (rs.kaslr && never_ran && !print_only)
+        klab_info("KASLR is on: continue, interrupt (^C) once the kernel runs, and klab's commands place the symbols "
+                  "at the slide they read from the machine (klab kaslr)");
     const char *target = rs.gdb_listen;
     char *remote = !strncmp(target, "tcp:", 4) ? xasprintf("target remote %s", target + 4)
                                                : xasprintf("target remote %s", target + 5);

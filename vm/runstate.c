@@ -52,10 +52,10 @@ int runstate_write(const struct runstate *rs)
     }
     char *text = xasprintf("name=%s\narch=%s\nqemu_pid=%d\nsupervisor_pid=%d\ngdb=%s\ngdb_port=%d\n"
                            "kernel=%s\nvmlinux=%s\ninitrd=%s\naccel=%s\ncpu=%s\nmem_bytes=%" PRIu64 "\n"
-                           "ram_file=%s/ram\nconsole_log=%s/console.log\nmonitor=%s/monitor.sock\n%s",
+                           "kaslr=%d\nram_file=%s/ram\nconsole_log=%s/console.log\nmonitor=%s/monitor.sock\n%s",
                            rs->name, rs->profile->arch, (int)rs->qemu_pid, (int)rs->supervisor_pid, rs->gdb_listen,
                            rs->gdb_port, rs->kernel, rs->vmlinux ? rs->vmlinux : "", rs->initrd ? rs->initrd : "",
-                           rs->accel, rs->cpu, rs->mem_bytes, rs->dir, rs->dir, rs->dir, ram);
+                           rs->accel, rs->cpu, rs->mem_bytes, (int)rs->kaslr, rs->dir, rs->dir, rs->dir, ram);
     char *path = path_join(rs->dir, "state");
     int rc = write_text_file(path, text);
     free(path);
@@ -109,6 +109,8 @@ int runstate_load(const char *name, struct runstate *rs)
             rs->cpu = strdup(v);
         else if (!strcmp(k, "mem_bytes"))
             rs->mem_bytes = strtoull(v, NULL, 10);
+        else if (!strcmp(k, "kaslr"))
+            rs->kaslr = atoi(v) != 0;
         else if (!strcmp(k, "ram_region") && rs->nram < MAX_RAM_REGIONS) {
             struct ram_region *r = &rs->ram[rs->nram];
             if (sscanf(v, "%" SCNx64 " %" SCNx64 " %" SCNx64, &r->gpa, &r->size, &r->file_offset) == 3)

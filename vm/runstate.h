@@ -23,6 +23,7 @@ struct runstate {
     int gdb_port;          /* 0 for a Unix socket */
     char *kernel, *vmlinux, *initrd, *accel, *cpu;
     uint64_t mem_bytes;
+    bool kaslr;            /* booted with KASLR on: symbols sit at a slide found live (klab gdb) */
     struct ram_region ram[MAX_RAM_REGIONS];
     size_t nram;
 };

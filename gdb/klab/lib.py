@@ -56,6 +56,12 @@ class RangeStats(ctypes.Structure):
     _fields_ = [(n, ctypes.c_uint64) for n in ("tables_read", "bytes_read", "entries", "leaves", "ranges", "bad")]
 
 
+class Geometry(ctypes.Structure):
+    _fields_ = [("root_name", ctypes.c_char * 12), ("root_pa", ctypes.c_uint64), ("va_lo", ctypes.c_uint64),
+                ("va_hi", ctypes.c_uint64), ("va_bits", ctypes.c_uint), ("granule_shift", ctypes.c_uint),
+                ("nlevels", ctypes.c_int)]
+
+
 class RamRegion(ctypes.Structure):
     _fields_ = [("gpa", ctypes.c_uint64), ("size", ctypes.c_uint64), ("file_offset", ctypes.c_uint64)]
 
@@ -78,11 +84,14 @@ def lib():
             raise gdb.GdbError("klab: cannot load libklab (%s); run `make` in the klab tree" % e)
         l.klab_translate.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_void_p, ctypes.c_uint64, ctypes.POINTER(Walk)]
         l.klab_decode_entry.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.c_uint64, ctypes.POINTER(Level)]
+        l.klab_geometry.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_bool, ctypes.POINTER(Geometry),
+                                    ctypes.c_char_p, ctypes.c_size_t]
         l.klab_physmem_from_callback.restype = ctypes.c_void_p
         l.klab_physmem_from_callback.argtypes = [READ_FN, ctypes.c_void_p]
         l.klab_physmem_open_ramfile.restype = ctypes.c_void_p
         l.klab_physmem_open_ramfile.argtypes = [ctypes.c_char_p, ctypes.POINTER(RamRegion), ctypes.c_size_t,
                                                  ctypes.c_char_p, ctypes.c_size_t]
+        l.klab_physmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_size_t]
         l.klab_physmem_close.argtypes = [ctypes.c_void_p]
         l.klab_stop_name.restype = ctypes.c_char_p
         l.klab_perms_str.restype = ctypes.c_char_p
@@ -104,7 +113,7 @@ def arch():
     raise gdb.GdbError("klab: unsupported architecture %s (x86_64 and arm64 only)" % name)
 
 
-def _reg(name):
+def reg(name):
     try:
         return int(gdb.parse_and_eval("$" + name)) & 0xffffffffffffffff
     except gdb.error as e:
@@ -118,11 +127,11 @@ def mmu_regs():
     a = arch()
     r = MmuRegs(arch=a)
     if a == ARCH_X86_64:
-        r.cr3, r.cr4, r.efer = _reg("cr3"), _reg("cr4"), _reg("efer")
-        r.translation_off = not (_reg("cr0") >> 31) & 1          # CR0.PG
+        r.cr3, r.cr4, r.efer = reg("cr3"), reg("cr4"), reg("efer")
+        r.translation_off = not (reg("cr0") >> 31) & 1          # CR0.PG
     else:
-        r.ttbr0, r.ttbr1, r.tcr = _reg("TTBR0_EL1"), _reg("TTBR1_EL1"), _reg("TCR_EL1")
-        r.translation_off = not _reg("SCTLR") & 1                # SCTLR_EL1.M; QEMU calls it SCTLR
+        r.ttbr0, r.ttbr1, r.tcr = reg("TTBR0_EL1"), reg("TTBR1_EL1"), reg("TCR_EL1")
+        r.translation_off = not reg("SCTLR") & 1                # SCTLR_EL1.M; QEMU calls it SCTLR
     return r
 
 

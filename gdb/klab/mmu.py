@@ -4,12 +4,12 @@ import ctypes
 
 import gdb
 
-from klab import lib
+from klab import kernel, lib
 
 MASK64 = (1 << 64) - 1
 
 
-def _value(expr, what):
+def value(expr, what):
     """A number: any gdb expression (hex, casts, $registers, struct members)."""
     try:
         return int(gdb.parse_and_eval(expr)) & MASK64
@@ -17,7 +17,7 @@ def _value(expr, what):
         raise gdb.GdbError("klab %s: '%s' is not an address or number (%s)" % (what, expr, e))
 
 
-def _address(expr, what):
+def address(expr, what):
     """An address: like _value, except that a bare variable name means the variable's address (as nm and
     crash print it), unless it is a pointer, which means where it points. Functions are their address."""
     if expr.replace("_", "a").isalnum() and not expr[0].isdigit():
@@ -28,10 +28,10 @@ def _address(expr, what):
                 return int(v.address) & MASK64
         except gdb.error:
             pass
-    return _value(expr, what)
+    return value(expr, what)
 
 
-def _split(arg, what, flags, options):
+def split_args(arg, what, flags, options):
     """argv → (positional, {option: value or True}); one clear error for anything unknown."""
     words = gdb.string_to_argv(arg)
     pos, opts = [], {}
@@ -51,6 +51,49 @@ def _split(arg, what, flags, options):
             pos.append(w)
         i += 1
     return pos, opts
+
+
+def address_space(regs, opts, what, va=None):
+    """The registers as they would be with another address space loaded: --pid N and --mm PTR take the
+    mm's pgd (a kernel virtual address, translated with the CPU's own tables) as the user root (x86 CR3,
+    arm64 TTBR0_EL1); --pgd PA replaces the root that translates va (both halves when va is None)."""
+    given = [o for o in ("--pid", "--mm", "--pgd") if o in opts]
+    if len(given) > 1:
+        raise gdb.GdbError("klab %s: give only one of %s" % (what, ", ".join(given)))
+    if not given:
+        return regs
+    if "--pgd" in opts:
+        root = value(opts["--pgd"], what)
+    else:
+        if "--pid" in opts:
+            try:
+                pid = int(opts["--pid"], 0)
+            except ValueError:
+                raise gdb.GdbError("klab %s: --pid wants a number, not '%s'" % (what, opts["--pid"]))
+            task = kernel.task_by_pid(pid, what)
+            mm = task["mm"]
+            if not int(mm):
+                raise gdb.GdbError("klab %s: pid %d (%s) is a kernel thread: no mm, only the kernel's tables" % (
+                    what, pid, kernel.task_comm(task, what)))
+            owner = "pid %d's mm" % pid
+        else:
+            mm = gdb.Value(value(opts["--mm"], what)).cast(kernel.lookup_type("struct mm_struct", what).pointer())
+            owner = "mm %x" % int(mm)
+        pgd = kernel.read_int(mm["pgd"], what, "%s->pgd" % owner)
+        with lib.PhysMem() as mem:
+            w = translate(regs, mem, pgd)
+        if w.stop != 0:
+            raise gdb.GdbError("klab %s: %s->pgd %x is not mapped: %s" % (what, owner, pgd, w.why.decode()))
+        root = w.pa
+    if regs.arch == lib.ARCH_X86_64:
+        regs.cr3 = root
+    elif "--pgd" in opts and va is not None and (va >> 55) & 1:
+        regs.ttbr1 = root
+    elif "--pgd" in opts and va is None:
+        regs.ttbr0 = regs.ttbr1 = root
+    else:
+        regs.ttbr0 = root
+    return regs
 
 
 def translate(regs, mem, va):
@@ -99,11 +142,13 @@ def _explain(walk):
 
 
 class KlabVtop(gdb.Command):
-    """Translate a virtual address with the CPU's page tables, printing every level (crash's vtop layout).
+    """Translate a virtual address, printing every page-table level (crash's vtop layout).
 
-Usage: klab vtop ADDRESS [--pgd PA] [--explain]
+Usage: klab vtop ADDRESS [--pid N | --mm PTR | --pgd PA] [--explain]
   ADDRESS     any expression: 0xffff800008000000, $sp, init_task.stack; a bare variable name means
               its address (jiffies = &jiffies), a pointer variable where it points
+  --pid N     walk process N's page tables (its mm->pgd), e.g. for one of its user addresses
+  --mm PTR    walk this struct mm_struct's page tables
   --pgd PA    walk from this top-level table instead of CR3 / TTBR0_EL1 / TTBR1_EL1
   --explain   derive each level's shift, table size and index from the address bits (seed 002's
               PGDIR_SHIFT = 42, PTRS_PER_PGD = 64 for 64K pages, 48-bit VA, 3 levels)
@@ -113,19 +158,11 @@ Tables are read from the VM's RAM file when klab gdb started this session, else 
         super().__init__("klab vtop", gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
 
     def invoke(self, arg, from_tty):
-        pos, opts = _split(arg, "vtop", {"--explain"}, {"--pgd"})
+        pos, opts = split_args(arg, "vtop", {"--explain"}, {"--pgd", "--pid", "--mm"})
         if len(pos) != 1:
             raise gdb.GdbError("klab vtop: give one address (see help klab vtop)")
-        va = _address(pos[0], "vtop")
-        regs = lib.mmu_regs()
-        if "--pgd" in opts:
-            pgd = _value(opts["--pgd"], "vtop")
-            if regs.arch == lib.ARCH_X86_64:
-                regs.cr3 = pgd
-            elif (va >> 55) & 1:
-                regs.ttbr1 = pgd
-            else:
-                regs.ttbr0 = pgd
+        va = address(pos[0], "vtop")
+        regs = address_space(lib.mmu_regs(), opts, "vtop", va)
         with lib.PhysMem() as mem:
             walk = translate(regs, mem, va)
         print_walk(walk, "--explain" in opts)
@@ -143,10 +180,10 @@ Example (seed 002, arm64 64K pages): klab pte 0x68000061020713 --granule 64K"""
         super().__init__("klab pte", gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
 
     def invoke(self, arg, from_tty):
-        pos, opts = _split(arg, "pte", set(), {"--level", "--granule", "--arch"})
+        pos, opts = split_args(arg, "pte", set(), {"--level", "--granule", "--arch"})
         if len(pos) != 1:
             raise gdb.GdbError("klab pte: give one value (see help klab pte)")
-        raw = _value(pos[0], "pte")
+        raw = value(pos[0], "pte")
         if "--arch" in opts:
             a = {"x86_64": lib.ARCH_X86_64, "x86": lib.ARCH_X86_64, "arm64": lib.ARCH_ARM64,
                  "aarch64": lib.ARCH_ARM64}.get(opts["--arch"])
@@ -160,7 +197,7 @@ Example (seed 002, arm64 64K pages): klab pte 0x68000061020713 --granule 64K"""
             if granule is None or a == lib.ARCH_X86_64 and granule != 12:
                 raise gdb.GdbError("klab pte: --granule must be 4K, 16K or 64K (4K on x86_64)")
         elif a == lib.ARCH_ARM64 and gdb.selected_inferior().pid:
-            granule = _arm64_kernel_granule()
+            granule = kernel.page_shift(lib.mmu_regs(), "pte")
         level = 3 if a == lib.ARCH_ARM64 else 1
         if "--level" in opts:
             try:
@@ -178,22 +215,17 @@ Example (seed 002, arm64 64K pages): klab pte 0x68000061020713 --granule 64K"""
         gdb.write("  bits: %s\n" % out.bits.decode())
 
 
-def _arm64_kernel_granule():
-    """The kernel half's granule, TCR_EL1.TG1 (Arm ARM D19.2.139: 01 = 16K, 10 = 4K, 11 = 64K)."""
-    try:
-        tg1 = (int(gdb.parse_and_eval("$TCR_EL1")) >> 30) & 3
-    except gdb.error:
-        return 12
-    return {1: 14, 2: 12, 3: 16}.get(tg1, 12)
-
-
 _FILTERS = {"w": lib.FILTER_WRITABLE, "x": lib.FILTER_EXEC, "u": lib.FILTER_USER, "k": lib.FILTER_KERNEL}
 
 
 class KlabPtdump(gdb.Command):
-    """Dump the CPU's page tables as merged ranges: VA span, size, PA, page size x count, level, permissions.
+    """Dump the page tables as merged ranges with permissions and page sizes.
 
-Usage: klab ptdump [--range START-END] [--filter w,x,u,k] [--page-size 4K|2M|1G|64K|...] [--no-merge]
+Each line: VA span, size, PA, page size x count, level, permissions, attributes.
+
+Usage: klab ptdump [--pid N | --mm PTR | --pgd PA] [--range START-END] [--filter w,x,u,k]
+                   [--page-size 4K|2M|1G|64K|...] [--no-merge]
+  --pid N / --mm PTR: that process's page tables (user half from its mm->pgd; the kernel half is shared).
   Leaves merge while VA and PA continue and the attributes stay equal. Permissions are kernel/user rwx.
   --filter: w writable, x executable, u user-accessible, k kernel-only (all given must hold)."""
 
@@ -201,7 +233,8 @@ Usage: klab ptdump [--range START-END] [--filter w,x,u,k] [--page-size 4K|2M|1G|
         super().__init__("klab ptdump", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
-        pos, opts = _split(arg, "ptdump", {"--no-merge"}, {"--range", "--filter", "--page-size"})
+        pos, opts = split_args(arg, "ptdump", {"--no-merge"},
+                               {"--range", "--filter", "--page-size", "--pid", "--mm", "--pgd"})
         if pos:
             raise gdb.GdbError("klab ptdump: unexpected argument '%s'" % pos[0])
         o = lib.RangeOpts()
@@ -209,7 +242,7 @@ Usage: klab ptdump [--range START-END] [--filter w,x,u,k] [--page-size 4K|2M|1G|
             start, sep, end = opts["--range"].partition("-")
             if not sep:
                 raise gdb.GdbError("klab ptdump: --range wants START-END")
-            o.va_start, o.va_end = _address(start, "ptdump"), _address(end, "ptdump")
+            o.va_start, o.va_end = address(start, "ptdump"), address(end, "ptdump")
             if o.va_end < o.va_start:
                 raise gdb.GdbError("klab ptdump: --range ends before it starts")
         for f in opts.get("--filter", "").split(",") if "--filter" in opts else []:
@@ -225,7 +258,7 @@ Usage: klab ptdump [--range START-END] [--filter w,x,u,k] [--page-size 4K|2M|1G|
                 o.page_size = int(s[:-1]) << units[s[-1]]
             except (KeyError, ValueError, IndexError):
                 raise gdb.GdbError("klab ptdump: --page-size wants 4K, 2M, 1G, 64K, ...")
-        regs = lib.mmu_regs()
+        regs = address_space(lib.mmu_regs(), opts, "ptdump")
         lines = []
         last_root = [None]
 

@@ -51,6 +51,22 @@ enum klab_stop klab_regime(const struct klab_mmu_regs *regs, bool upper, struct 
     return KLAB_STOP_BAD_REGS;
 }
 
+int klab_geometry(const struct klab_mmu_regs *regs, bool upper, struct klab_geometry *g, char *why, size_t whylen)
+{
+    struct klab_regime rg;
+    memset(g, 0, sizeof *g);
+    if (klab_regime(regs, upper, &rg, why, whylen) == KLAB_STOP_BAD_REGS)
+        return -1;
+    snprintf(g->root_name, sizeof g->root_name, "%s", rg.root_name);
+    g->root_pa = rg.root_pa;
+    g->va_lo = rg.va_lo;
+    g->va_hi = rg.va_hi;
+    g->va_bits = rg.va_bits;
+    g->granule_shift = rg.granule_shift;
+    g->nlevels = rg.nlevels;
+    return 0;
+}
+
 /* Whether va is one the regime translates. With top-byte-ignore (arm64 TCR_EL1.TBIn) bits 63:56 do not
  * take part: they are replaced by copies of bit 55 before the check (Arm ARM D8.2.1). */
 static bool in_regime(const struct klab_regime *rg, uint64_t va)

@@ -105,6 +105,20 @@ struct klab_walk {
  * walk->why saying where and why it stopped. Bounded: at most KLAB_MAX_LEVELS reads. */
 KLAB_API int klab_translate(const struct klab_mmu_regs *regs, struct klab_physmem *mem, uint64_t va, struct klab_walk *walk);
 
+/* The shape of the translation root that covers the kernel half (upper) or the user half: granule, VA size,
+ * levels, and the VAs it translates. Callers take the page size and the start of the kernel half (arm64's
+ * PAGE_OFFSET is the lowest TTBR1 address) from the registers instead of assuming them. Returns 0, or -1
+ * with why filled when the registers describe no usable root. */
+struct klab_geometry {
+    char root_name[12];
+    uint64_t root_pa;
+    uint64_t va_lo, va_hi;   /* as klab_regime: va_lo > va_hi means x86's one root for both halves */
+    unsigned va_bits, granule_shift;
+    int nlevels;
+};
+KLAB_API int klab_geometry(const struct klab_mmu_regs *regs, bool upper, struct klab_geometry *g, char *why,
+                           size_t whylen);
+
 /* Decodes one raw descriptor on its own. arm64: granule_shift 12/14/16 and hw_level -1..3 (3 = page level);
  * x86_64: granule_shift 12, hw_level 1 (PT) .. 5 (PML5). Returns 0, or -1 for arguments that describe no
  * level (out->bits says why). */

@@ -1,0 +1,328 @@
+"""Reading the kernel's own data through gdb: symbols, per-CPU variables, tasks, the linear map and the
+struct page array. Every layout fact comes from the kernel's DWARF or its live variables; the page size and
+the start of the kernel half come from libklab's reading of the MMU registers. No MMU rule lives here."""
+
+import ctypes
+
+import gdb
+
+from klab import lib
+
+MASK64 = (1 << 64) - 1
+
+
+def error(what, fmt, *args):
+    return gdb.GdbError(("klab %s: " % what) + (fmt % args if args else fmt))
+
+
+def has_symbol(name):
+    return gdb.lookup_global_symbol(name) is not None or gdb.lookup_static_symbol(name) is not None
+
+
+def symbol_value(name, what):
+    """The variable `name` as a gdb.Value (error when this kernel has no such symbol)."""
+    try:
+        return gdb.parse_and_eval(name)
+    except gdb.error:
+        raise error(what, "this kernel has no symbol %s", name)
+
+
+def address_of(name, what):
+    return int(symbol_value(name, what).address) & MASK64
+
+
+def lookup_type(name, what):
+    try:
+        return gdb.lookup_type(name)
+    except gdb.error:
+        raise error(what, "this kernel's debug info has no %s", name)
+
+
+def has_field(gdb_type, field):
+    return any(f.name == field for f in gdb_type.strip_typedefs().fields())
+
+
+def value_at(addr, type_name, what):
+    """*(type *)addr as a gdb.Value (lazy: reading a field may still fail; see read_int)."""
+    return gdb.Value(addr & MASK64).cast(lookup_type(type_name, what).pointer()).dereference()
+
+
+def cpu_mode():
+    """(in user mode, words) for the selected CPU: arm64 PSTATE.EL (Arm ARM D1.4, CPSR M[3:2]), x86 the CPL in
+    CS (SDM Vol. 3A 5.5)."""
+    if lib.arch() == lib.ARCH_ARM64:
+        el = (lib.reg("cpsr") >> 2) & 3
+        return el == 0, "kernel mode, EL%d" % el if el else "user mode, EL0"
+    user = lib.reg("cs") & 3 == 3
+    return user, "user mode, CPL 3" if user else "kernel mode, CPL 0"
+
+
+def read_int(value, what, describe):
+    try:
+        return int(value) & MASK64
+    except gdb.MemoryError:
+        if cpu_mode()[0]:
+            raise error(what, "cannot read %s: the CPU runs user code, and QEMU's stub reads with user permissions; "
+                        "stop in the kernel (e.g. hbreak on a system call)", describe)
+        raise error(what, "cannot read %s (not mapped in the CPU's current page tables)", describe)
+    except gdb.error as e:
+        raise error(what, "cannot read %s: %s", describe, e)
+
+
+def read_string(chars, what, describe):
+    try:
+        return chars.string(length=chars.type.sizeof).split("\0")[0]
+    except (gdb.MemoryError, gdb.error):
+        raise error(what, "cannot read %s", describe)
+
+
+def container_of(ptr, type_name, field, what):
+    """The struct that holds the list_head (or other member) at ptr, as a gdb.Value."""
+    t = lookup_type(type_name, what)
+    offset = None
+    for f in t.fields():
+        if f.name == field:
+            offset = f.bitpos // 8
+    if offset is None:
+        raise error(what, "%s has no member %s in this kernel", type_name, field)
+    return value_at((int(ptr) - offset) & MASK64, type_name, what)
+
+
+# ---- kernel memory while the CPU runs user code --------------------------------------------------------
+
+def _kernel_roots(regs, what):
+    """Candidate registers for the kernel's view of memory from a CPU stopped in user mode: as they are (QEMU's
+    stub reads with the current exception level's permissions, so EL0/CPL3 cannot read kernel pages even
+    where they are mapped), then as the entry code would switch them with the kernel unmapped at user level.
+    arm64 KPTI: TTBR1_EL1 holds tramp_pg_dir, at a fixed distance from swapper_pg_dir
+    (arch/arm64/kernel/vmlinux.lds.S; entry.S tramp_map_kernel). x86 PTI: the user PGD is the kernel's plus
+    4K (arch/x86/entry/calling.h SWITCH_TO_KERNEL_CR3 clears bit 12 and the PCID bits)."""
+    yield regs
+    other = lib.MmuRegs.from_buffer_copy(regs)
+    if regs.arch == lib.ARCH_ARM64:
+        if has_symbol("tramp_pg_dir"):
+            baddr = regs.ttbr1 & 0x0000fffffffffffe
+            other.ttbr1 = (baddr + address_of("swapper_pg_dir", what) - address_of("tramp_pg_dir", what)) & MASK64
+            yield other
+    else:
+        other.cr3 = regs.cr3 & ~0x1fff & MASK64
+        yield other
+
+
+def kread(addr, size, what, describe):
+    """size bytes of kernel memory at addr: through gdb, else (a CPU in user mode, where the stub cannot read
+    kernel pages) through the kernel's page tables and physical memory with libklab."""
+    try:
+        return gdb.selected_inferior().read_memory(addr, size).tobytes()
+    except gdb.MemoryError:
+        pass
+    out = b""
+    with lib.PhysMem() as mem:
+        roots = list(_kernel_roots(lib.mmu_regs(), what))
+        while len(out) < size:
+            va = (addr + len(out)) & MASK64
+            for regs in roots:
+                w = lib.Walk()
+                if lib.lib().klab_translate(ctypes.byref(regs), mem.handle, va, ctypes.byref(w)) == 0:
+                    break
+            else:
+                raise error(what, "cannot read %s at %x: %s", describe, va, w.why.decode())
+            n = min(size - len(out), w.page_size - (w.pa & (w.page_size - 1)))
+            buf = ctypes.create_string_buffer(n)
+            if lib.lib().klab_physmem_read(mem.handle, w.pa, buf, n) != 0:
+                raise error(what, "cannot read %s at PA %x", describe, w.pa)
+            out += buf.raw
+    return out
+
+
+def kread_u64(addr, what, describe):
+    return int.from_bytes(kread(addr, 8, what, describe), "little")
+
+
+def field_offset(type_name, field, what):
+    try:
+        return int(gdb.parse_and_eval("(unsigned long)&((%s *)0)->%s" % (type_name, field)))
+    except gdb.error:
+        raise error(what, "%s has no member %s in this kernel", type_name, field)
+
+
+# ---- CPUs and per-CPU variables ------------------------------------------------------------------------
+
+def cpu_threads():
+    """QEMU's stub shows one thread per CPU, numbered from 1 (CPU index + 1)."""
+    threads = gdb.selected_inferior().threads()
+    return sorted(threads, key=lambda t: t.ptid[1] or t.num)
+
+
+def select_cpu(cpu, what):
+    """Switches gdb to CPU cpu's thread; returns the previously selected thread (to switch back)."""
+    previous = gdb.selected_thread()
+    for t in cpu_threads():
+        if (t.ptid[1] or t.num) == cpu + 1:
+            t.switch()
+            return previous
+    raise error(what, "no CPU %d (this VM has %d)", cpu, len(cpu_threads()))
+
+
+def selected_cpu():
+    t = gdb.selected_thread()
+    if t is None:
+        raise gdb.GdbError("klab: no process attached (start with `klab gdb` or `target remote`)")
+    return (t.ptid[1] or t.num) - 1
+
+
+def per_cpu_offset(cpu, what):
+    """__per_cpu_offset[cpu]: what the kernel adds to a per-CPU symbol's address for that CPU
+    (include/asm-generic/percpu.h; on x86_64 the per-CPU section is linked at 0)."""
+    return kread_u64(address_of("__per_cpu_offset", what) + 8 * cpu, what, "__per_cpu_offset[%d]" % cpu)
+
+
+def per_cpu_address(name, cpu, what, offset=None):
+    base = per_cpu_offset(cpu, what) if offset is None else offset
+    return (address_of(name, what) + base) & MASK64
+
+
+# ---- tasks ---------------------------------------------------------------------------------------------
+
+def task_pointer(addr, what):
+    return gdb.Value(addr & MASK64).cast(lookup_type("struct task_struct", what).pointer())
+
+
+def _list_entries(head_addr, type_name, field, what, limit=1 << 16):
+    """The containers of a circular list_head, starting after the head."""
+    head = gdb.Value(head_addr).cast(lookup_type("struct list_head", what).pointer())
+    node = head["next"]
+    seen = 0
+    while int(node) != head_addr:
+        if not int(node):
+            raise error(what, "broken list at %x (NULL next)", head_addr)
+        yield container_of(node, type_name, field, what)
+        node = node["next"]
+        seen += 1
+        if seen > limit:
+            raise error(what, "list at %x does not close after %d entries", head_addr, limit)
+
+
+def processes(what):
+    """init_task, then every task on init_task.tasks (thread-group leaders)."""
+    init = symbol_value("init_task", what)
+    yield init
+    yield from _list_entries(int(init["tasks"].address), "struct task_struct", "tasks", what)
+
+
+def threads_of(leader, what):
+    """A leader's thread group: signal->thread_head / thread_node (v5.x+), else the older thread_group list."""
+    task_t = lookup_type("struct task_struct", what)
+    if has_field(task_t, "thread_node"):
+        head = int(leader["signal"]["thread_head"].address)
+        yield from _list_entries(head, "struct task_struct", "thread_node", what)
+    else:
+        yield leader
+        yield from _list_entries(int(leader["thread_group"].address), "struct task_struct", "thread_group", what)
+
+
+def all_tasks(what):
+    """Every task: each process's threads, and each CPU's idle task (which no list holds but init_task)."""
+    seen = set()
+    for leader in processes(what):
+        group = [leader] if int(leader.address) == address_of("init_task", what) else list(threads_of(leader, what))
+        for t in group or [leader]:
+            a = int(t.address)
+            if a not in seen:
+                seen.add(a)
+                yield t
+    for cpu in range(len(cpu_threads())):
+        idle = runqueue(cpu, what)["idle"]
+        if int(idle) and int(idle) not in seen:
+            seen.add(int(idle))
+            yield idle.dereference()
+
+
+def task_by_pid(pid, what):
+    for t in all_tasks(what):
+        if int(t["pid"]) == pid:
+            return t
+    raise error(what, "no task with pid %d", pid)
+
+
+def task_cpu(task):
+    """thread_info.cpu with THREAD_INFO_IN_TASK since v5.16, task->cpu before."""
+    if has_field(task["thread_info"].type, "cpu"):
+        return int(task["thread_info"]["cpu"])
+    return int(task["cpu"])
+
+
+def task_comm(task, what):
+    return read_string(task["comm"], what, "task %x comm" % int(task.address))
+
+
+def runqueue(cpu, what):
+    return value_at(per_cpu_address("runqueues", cpu, what), "struct rq", what)
+
+
+# ---- memory layout -------------------------------------------------------------------------------------
+
+def geometry(regs, upper, what):
+    g = lib.Geometry()
+    why = ctypes.create_string_buffer(160)
+    if lib.lib().klab_geometry(ctypes.byref(regs), upper, ctypes.byref(g), why, 160) != 0:
+        raise error(what, "%s", why.value.decode())
+    return g
+
+
+def page_shift(regs, what):
+    """The kernel's page size: the granule of the root that translates the kernel half."""
+    return geometry(regs, True, what).granule_shift
+
+
+def linear_map(regs, what):
+    """(start VA, PA that start maps): x86_64 page_offset_base and 0 (arch/x86/include/asm/page_64.h
+    __va); arm64 PAGE_OFFSET = the lowest TTBR1 address and memstart_addr (arch/arm64/include/asm/memory.h
+    __phys_to_virt: (pa - PHYS_OFFSET) | PAGE_OFFSET). Live values, so KASLR's moves are followed."""
+    if regs.arch == lib.ARCH_X86_64:
+        return read_int(symbol_value("page_offset_base", what), what, "page_offset_base"), 0
+    start = geometry(regs, True, what).va_lo
+    phys = read_int(symbol_value("memstart_addr", what), what, "memstart_addr")
+    if phys == MASK64:   # arch/arm64/mm/init.c: -1 until arm64_memblock_init() in setup_arch()
+        raise error(what, "the linear map is not set up yet (memstart_addr is -1 until setup_arch)")
+    return start, phys
+
+
+def ptov(regs, pa, what):
+    start, phys_start = linear_map(regs, what)
+    if regs.arch == lib.ARCH_ARM64:
+        # modular: under KASLR memstart_addr can sit "below 0" (arch/arm64/mm/init.c arm64_memblock_init)
+        return ((pa - phys_start) & MASK64 | start) & MASK64
+    return (start + pa) & MASK64
+
+
+def struct_page_size(what):
+    return lookup_type("struct page", what).sizeof
+
+
+def vmemmap(page_size, what):
+    """The base of the struct page array, pfn_to_page(pfn) = vmemmap + pfn (SPARSEMEM_VMEMMAP). Taken from
+    the kernel's own mem_section: each present section stores its mem_map minus its first pfn
+    (mm/sparse.c sparse_encode_mem_map), which with a virtual memmap is vmemmap itself; the low
+    SECTION_MAP_LAST_BIT bits are flags (include/linux/mmzone.h)."""
+    ms = symbol_value("mem_section", what)
+    try:
+        flag_bits = int(gdb.parse_and_eval("(int)SECTION_MAP_LAST_BIT"))
+    except gdb.error:
+        raise error(what, "this kernel's debug info has no SECTION_MAP_LAST_BIT (sparse memory model needed)")
+    section_t = lookup_type("struct mem_section", what)
+    # SECTIONS_PER_ROOT is PAGE_SIZE / sizeof(struct mem_section) with SPARSEMEM_EXTREME
+    per_root = page_size // section_t.sizeof if ms.type.code == gdb.TYPE_CODE_PTR else ms.type.range()[1] + 1
+    roots = 64 if ms.type.code == gdb.TYPE_CODE_PTR else ms.type.range()[1] + 1
+    try:
+        for r in range(roots):
+            root = ms[r]
+            if ms.type.code == gdb.TYPE_CODE_PTR and not int(root):
+                continue
+            for i in range(per_root):
+                enc = int(root[i]["section_mem_map"]) & MASK64
+                if enc:
+                    return enc & ~((1 << flag_bits) - 1) & MASK64
+    except gdb.MemoryError:
+        raise error(what, "cannot read mem_section")
+    raise error(what, "no present memory section found in mem_section")
