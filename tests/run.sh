@@ -33,6 +33,8 @@ run "gdb commands vtop/pte/ptdump: arm64" bash tests/integration/gdb_mmu.sh arm6
 run "gdb current/ps/page/initmem-watch/vtop --pid: x86_64 5-level" bash tests/integration/gdb_kernel.sh x86_64
 run "gdb current/ps/page/initmem-watch/vtop --pid: x86_64 4-level" bash tests/integration/gdb_kernel.sh x86_64 qemu64
 run "gdb current/ps/page/initmem-watch/vtop --pid: arm64" bash tests/integration/gdb_kernel.sh arm64
+run "gdb KASLR: x86_64, two boots" bash tests/integration/gdb_kaslr.sh x86_64
+run "gdb KASLR: arm64, two boots" bash tests/integration/gdb_kaslr.sh arm64
 run "fuzz: RSP replies, walkers" bash tests/fuzz/run.sh
 run "bad input" bash tests/integration/bad_input.sh
 echo

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# KASLR: two --kaslr boots of one Debian kernel; klab gdb finds each slide from the machine (arm64 VBAR_EL1,
+# x86 the IDT), and the symbols it loads must equal the guest's own /proc/kallsyms, breakpoints must hit,
+# vtop must equal QEMU's gva2gpa, and the linear map must sit at a different place in each boot.
+#   tests/integration/gdb_kaslr.sh x86_64|arm64
+. "$(dirname "$0")/../lib.sh"
+arch=$1
+case $arch in x86_64) ram_pa=0x1000000 ;; arm64) ram_pa=0x41000000 ;; *) echo "usage: gdb_kaslr.sh x86_64|arm64"; exit 2 ;; esac
+export KLAB_RUN_DIR=$(mktemp -d /dev/shm/klab-test-XXXXXX)
+cleanup() { "$KLAB" stop --all >/dev/null 2>&1; rm -rf "$KLAB_RUN_DIR" "$work"; }
+work=$(mktemp -d); trap cleanup EXIT
+echo 'echo "KALLSYMS $(grep " start_kernel$" /proc/kallsyms)"' >"$work/50-kallsyms.sh"
+"$KLAB" rootfs --arch "$arch" -o "$work/initrd.cpio.gz" --add "$work/50-kallsyms.sh:/etc/klab.d/50-kallsyms.sh" >/dev/null
+for b in a b; do
+  "$KLAB" boot --arch "$arch" --name "kaslr-$b" --initrd "$work/initrd.cpio.gz" --kaslr --detach --no-wait >/dev/null 2>&1 \
+    || fail "$arch: --kaslr boot $b" "klab boot failed"
+done
+for b in a b; do
+  "$KLAB" wait "kaslr-$b" --for "KALLSYMS " --timeout 150 >/dev/null 2>&1 || { fail "$arch: boot $b to the shell" "no banner"; finish; }
+done
+linear=()
+for b in a b; do
+  guest=$(grep -a -m1 '^KALLSYMS ' "$KLAB_RUN_DIR/kaslr-$b/console.log" | awk '{print $2}')
+  timeout 200 "$KLAB" gdb "kaslr-$b" --batch -ex 'echo @@ slide\n' -ex 'klab kaslr' \
+    -ex 'echo @@ start\n' -ex "info symbol 0x${guest:-0}" \
+    -ex 'echo @@ break\n' -ex 'hbreak scheduler_tick' -ex continue -ex delete \
+    -ex 'echo @@ vtop\n' -ex 'klab vtop jiffies' -ex 'eval "monitor gva2gpa 0x%lx", (unsigned long)&jiffies' \
+    -ex 'echo @@ current\n' -ex 'klab current' \
+    -ex 'echo @@ ptov\n' -ex "klab ptov $ram_pa" -ex 'echo @@ end\n' -ex disconnect >"$work/out-$b" 2>&1
+  section() { tr -d "\r" <"$work/out-$b" | awk -v s="@@ $1" '$0 == s { on = 1; next } /^@@ / { on = 0 } on'; }
+  slide=$(section slide | sed -n 's/^klab kaslr: slide 0x\([0-9a-f]*\) .*/\1/p')
+  [ -n "$slide" ] && [ "$slide" != 0 ] && ok "$arch boot $b: slide 0x$slide ($(section slide | sed 's/.*(\(.*\)).*/\1/'))" \
+    || fail "$arch boot $b: klab kaslr" "$(section slide)"
+  # the guest's own kallsyms minus vmlinux's link address is the slide; gdb names that address start_kernel
+  link=$(nm "$(sed -n 's/^vmlinux=//p' "$KLAB_RUN_DIR/kaslr-$b/state")" | awk '$3 == "start_kernel" { print $1 }')
+  [ -n "$guest" ] && [ -n "$slide" ] && [ "$(printf '%x' $(( 16#$guest - 16#$link )))" = "$slide" ] \
+    && ok "$arch boot $b: slide = the guest's /proc/kallsyms start_kernel $guest - vmlinux's $link" \
+    || fail "$arch boot $b: slide vs kallsyms" "kallsyms ${guest:-?}, link ${link:-?}, slide ${slide:-?}"
+  section start | grep -q "^start_kernel in section" && ok "$arch boot $b: gdb's symbols put start_kernel at $guest" \
+    || fail "$arch boot $b: symbols at the slide" "$(section start)"
+  section break | grep -Eq "Breakpoint 1(\.[0-9]+)?, .*scheduler_tick" && ok "$arch boot $b: a breakpoint at a slid address hits" \
+    || fail "$arch boot $b: breakpoint" "$(section break | tail -3)"
+  v=$(section vtop | awk '/^VIRTUAL/ { getline; print $2; exit }')
+  q=$(section vtop | sed -n 's/^gpa: 0x\([0-9a-f]*\)/\1/p')
+  [ -n "$v" ] && [ "$v" = "$q" ] && ok "$arch boot $b: klab vtop jiffies = gva2gpa (0x$v)" || fail "$arch boot $b: vtop" "klab ${v:-?}, QEMU ${q:-?}"
+  section current | grep -q "both methods agree" && ok "$arch boot $b: klab current: both methods agree" \
+    || fail "$arch boot $b: current" "$(section current)"
+  l=$(section ptov | awk '/\(linear map\)/ { print $1 }')
+  [ -n "$l" ] && ok "$arch boot $b: ptov $ram_pa -> $l, checked by walking back" || fail "$arch boot $b: ptov" "$(section ptov)"
+  linear+=("$l")
+done
+[ -n "${linear[0]}" ] && [ "${linear[0]}" != "${linear[1]}" ] \
+  && ok "$arch: the linear map moved between the two boots (${linear[0]} vs ${linear[1]})" \
+  || fail "$arch: linear map moves" "${linear[*]}"
+finish
