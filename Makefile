@@ -24,7 +24,7 @@ KLAB_SRC   := vm/main.c $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC)
 HEADERS    := $(wildcard vm/*.h rootfs/*.h) $(LIBKLAB_HDR)
 KLAB_INC   := -Igdb/lib
 
-.PHONY: labs all deps kernels kernel-x86 kernel-arm rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
+.PHONY: module labs all deps kernels kernel-x86 kernel-arm rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
         test unit bench fuzz clean
 
 all: $(KLAB) $(BUILD)/libklab.a $(BUILD)/libklab.so
@@ -82,6 +82,12 @@ gdb-x86: $(KLAB) $(BUILD)/libklab.so
 	$(KLAB) gdb x86_64 $(GDB_ARGS)
 gdb-arm: $(KLAB) $(BUILD)/libklab.so
 	$(KLAB) gdb arm64 $(GDB_ARGS)
+
+# An out-of-tree module for a klab kernel: make module M=labs/hellodrv [KERNEL=debian-amd64]
+M ?= labs/hellodrv
+KERNEL ?= debian-amd64
+module: $(KLAB)
+	@bash kernels/module.sh $(M) $(KERNEL)
 
 # Guest programs from labs/ (static, so they run in the busybox initramfs), one per architecture.
 LAB_CFLAGS := -std=c11 -Wall -Wextra -Werror -O2 -g -static

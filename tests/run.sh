@@ -35,6 +35,7 @@ run "gdb current/ps/page/initmem-watch/vtop --pid: x86_64 4-level" bash tests/in
 run "gdb current/ps/page/initmem-watch/vtop --pid: arm64" bash tests/integration/gdb_kernel.sh arm64
 run "gdb KASLR: x86_64, two boots" bash tests/integration/gdb_kaslr.sh x86_64
 run "gdb KASLR: arm64, two boots" bash tests/integration/gdb_kaslr.sh arm64
+run "gdb module symbols: hellodrv on x86_64" bash tests/integration/gdb_module.sh
 run "fuzz: RSP replies, walkers" bash tests/fuzz/run.sh
 run "bad input" bash tests/integration/bad_input.sh
 echo

@@ -106,10 +106,15 @@ int cmd_gdb(int argc, char **argv)
                                                : xasprintf("target remote %s", target + 5);
     char *py = xasprintf("python import sys; sys.path.insert(0, '%s'); import klab", klab_gdb_dir());
     char *state_env = path_join(rs.dir, "state");
+    char *vmlinux_dir = strdup(rs.vmlinux);
+    char *slash = strrchr(vmlinux_dir, '/');
+    if (slash)
+        *slash = '\0';
+    char *safe_path = xasprintf("add-auto-load-safe-path %s", slash ? vmlinux_dir : ".");
     setenv("KLAB_STATE", state_env, 1);
 
     struct argv av = { 0 };
-    av.v = calloc((size_t)(16 + 2 * ex.n + extra.n), sizeof(char *));
+    av.v = calloc((size_t)(20 + 2 * ex.n + extra.n), sizeof(char *));
     av.v[av.n++] = gdb;
     av.v[av.n++] = "-q";
     if (batch) {
@@ -118,6 +123,12 @@ int cmd_gdb(int argc, char **argv)
     }
     av.v[av.n++] = "-iex";
     av.v[av.n++] = "set pagination off";
+    /* `break hello_open` before the module is loaded: pending until klab adds the module's symbols. */
+    av.v[av.n++] = "-iex";
+    av.v[av.n++] = "set breakpoint pending on";
+    /* The kernel's own scripts (vmlinux-gdb.py beside vmlinux: lx-symbols, lx-dmesg, ...) load with klab's. */
+    av.v[av.n++] = "-iex";
+    av.v[av.n++] = safe_path;
     av.v[av.n++] = rs.vmlinux;
     av.v[av.n++] = "-ex";
     av.v[av.n++] = remote;

@@ -9,9 +9,10 @@ import re
 
 import gdb
 
-from klab import kernel, lib, vm
+from klab import kernel, lib, modules, vm
 
 _applied = 0          # the slide the loaded symbols already carry
+_armed = False        # the module loader's breakpoint placed at the slid address
 
 
 def _link_address(name, what):
@@ -80,10 +81,14 @@ def apply(slide):
 
 
 def place_symbols(quiet=False):
+    global _armed
     slide, how = measure()
     delta = (slide - _applied) & kernel.MASK64
     if delta:
         apply(slide)
+    if delta or not _armed:
+        modules.arm()            # its breakpoint goes where do_init_module really is
+        _armed = True
     if not quiet or delta:
         gdb.write("klab kaslr: slide 0x%x (%s)%s\n" % (slide, how, "; symbols moved" if delta else ""))
     return slide

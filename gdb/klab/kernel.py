@@ -188,7 +188,7 @@ def task_pointer(addr, what):
     return gdb.Value(addr & MASK64).cast(lookup_type("struct task_struct", what).pointer())
 
 
-def _list_entries(head_addr, type_name, field, what, limit=1 << 16):
+def list_entries(head_addr, type_name, field, what, limit=1 << 16):
     """The containers of a circular list_head, starting after the head."""
     head = gdb.Value(head_addr).cast(lookup_type("struct list_head", what).pointer())
     node = head["next"]
@@ -207,7 +207,7 @@ def processes(what):
     """init_task, then every task on init_task.tasks (thread-group leaders)."""
     init = symbol_value("init_task", what)
     yield init
-    yield from _list_entries(int(init["tasks"].address), "struct task_struct", "tasks", what)
+    yield from list_entries(int(init["tasks"].address), "struct task_struct", "tasks", what)
 
 
 def threads_of(leader, what):
@@ -215,10 +215,10 @@ def threads_of(leader, what):
     task_t = lookup_type("struct task_struct", what)
     if has_field(task_t, "thread_node"):
         head = int(leader["signal"]["thread_head"].address)
-        yield from _list_entries(head, "struct task_struct", "thread_node", what)
+        yield from list_entries(head, "struct task_struct", "thread_node", what)
     else:
         yield leader
-        yield from _list_entries(int(leader["thread_group"].address), "struct task_struct", "thread_group", what)
+        yield from list_entries(int(leader["thread_group"].address), "struct task_struct", "thread_group", what)
 
 
 def all_tasks(what):

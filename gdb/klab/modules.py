@@ -1,0 +1,143 @@
+"""Module symbols: when the kernel loads a module, add its .ko's symbols at the addresses the module got,
+as Linux's scripts/gdb lx-symbols does, so `break hello_open` (pending until then) works.
+
+A breakpoint on do_init_module (kernel/module/main.c) fires after the module's sections are placed and
+their addresses published in mod->sect_attrs, before its init runs. The .ko is looked up by module name in
+$KLAB_MODULE_PATH (colon-separated folders), klab's build/modules, and the folder of vmlinux."""
+
+import os
+
+import gdb
+
+from klab import kernel, lib, vm
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_loaded = {}          # module name -> (path, .text address)
+_breakpoint = None
+
+
+def search_path():
+    dirs = [d for d in os.environ.get("KLAB_MODULE_PATH", "").split(":") if d]
+    dirs.append(os.path.join(_ROOT, "build", "modules"))
+    objfile = gdb.objfiles()[0] if gdb.objfiles() else None
+    if objfile is not None:
+        dirs.append(os.path.dirname(objfile.filename))
+    return dirs
+
+
+def find_ko(name):
+    """The newest <name>.ko under the search path (module names use _ where file names may use -)."""
+    wanted = {name + ".ko", name.replace("_", "-") + ".ko"}
+    best = None
+    for d in search_path():
+        for top, _, files in os.walk(d):
+            for f in files:
+                if f in wanted:
+                    p = os.path.join(top, f)
+                    if best is None or os.path.getmtime(p) > os.path.getmtime(best):
+                        best = p
+    return best
+
+
+def _sections(mod):
+    """{section name: address} from mod->sect_attrs (kernel/module/sysfs.c)."""
+    attrs = mod["sect_attrs"]
+    if not int(attrs):
+        return {}
+    out = {}
+    for i in range(int(attrs["nsections"])):
+        a = attrs["attrs"][i]
+        name = a["battr"]["attr"]["name"].string() if kernel.has_field(a.type, "battr") else a["name"].string()
+        out[name] = int(a["address"]) & kernel.MASK64
+    return out
+
+
+def load(mod, quiet=False):
+    """Adds the symbols of the module mod (a struct module value); returns a line saying what happened."""
+    name = mod["name"].string()
+    path = find_ko(name)
+    if path is None:
+        return "klab: module %s loaded; no %s.ko found (set KLAB_MODULE_PATH) - no symbols" % (name, name)
+    sections = _sections(mod)
+    text = sections.get(".text")
+    if text is None:
+        return "klab: module %s has no .text address in sect_attrs - no symbols" % name
+    if _loaded.get(name) == (path, text):
+        return None
+    if name in _loaded:
+        gdb.execute("remove-symbol-file -a 0x%x" % _loaded[name][1], to_string=True)
+    extra = " ".join("-s %s 0x%x" % (s, a) for s, a in sorted(sections.items())
+                     if s != ".text" and not s.startswith(".note") and a)
+    gdb.execute("add-symbol-file %s 0x%x %s" % (path, text, extra), to_string=True)
+    _loaded[name] = (path, text)
+    return "klab: symbols of module %s from %s (.text at %x)" % (name, path, text)
+
+
+class _LoadBreakpoint(gdb.Breakpoint):
+    def stop(self):
+        # do_init_module(struct module *mod): at its first instruction the argument is still in the first
+        # argument register of the calling convention (AAPCS64 x0, SysV AMD64 rdi).
+        reg = "x0" if lib.arch() == lib.ARCH_ARM64 else "rdi"
+        try:
+            mod = kernel.value_at(lib.reg(reg), "struct module", "modules")
+            line = load(mod)
+        except (gdb.error, gdb.GdbError) as e:
+            line = "klab: module symbols not loaded: %s" % e
+        if line:
+            gdb.write(line + "\n")
+        return False
+
+
+def arm():
+    """(Re)places the breakpoint on do_init_module at its current address (after KASLR moved symbols)."""
+    global _breakpoint
+    if _breakpoint is not None and _breakpoint.is_valid():
+        _breakpoint.delete()
+    _breakpoint = None
+    if not kernel.has_symbol("do_init_module"):
+        return
+    # A hardware breakpoint: a software one would be written into memory before the kernel is even
+    # decompressed there (klab gdb attaches at the first instruction) and then be lost or fail to insert.
+    _breakpoint = _LoadBreakpoint("*0x%x" % kernel.address_of("do_init_module", "modules"),
+                                  type=gdb.BP_HARDWARE_BREAKPOINT, internal=True)
+
+
+def loaded_modules(what):
+    """Every module on the kernel's modules list."""
+    head = kernel.address_of("modules", what)
+    return kernel.list_entries(head, "struct module", "list", what)
+
+
+class KlabModules(gdb.Command):
+    """List the kernel's modules and load the symbols of those whose .ko klab finds.
+
+Usage: klab modules
+New modules get their symbols by themselves when the kernel loads them (a breakpoint on do_init_module);
+this command does it for modules loaded before gdb attached. .ko files are searched in $KLAB_MODULE_PATH,
+klab's build/modules and vmlinux's folder."""
+
+    def __init__(self):
+        super().__init__("klab modules", gdb.COMMAND_FILES)
+
+    def invoke(self, arg, from_tty):
+        if arg.strip():
+            raise gdb.GdbError("klab modules: takes no arguments")
+        if not gdb.selected_inferior().pid:
+            raise gdb.GdbError("klab modules: no process attached")
+        what = "modules"
+        gdb.write("%-20s %-16s %s\n" % ("MODULE", "TEXT", "SYMBOLS"))
+        try:
+            for mod in loaded_modules(what):
+                load(mod)
+                name = mod["name"].string()
+                where = _loaded.get(name, (None, _sections(mod).get(".text", 0)))
+                gdb.write("%-20s %16x %s\n" % (name, where[1] or 0, where[0] or "(no .ko found)"))
+        except gdb.MemoryError as e:
+            raise kernel.error(what, "cannot read the module list: %s", e)
+
+
+KlabModules()
+_state = vm.load_state()
+# Under KASLR the symbols are not where vmlinux says until klab kaslr has placed them; it arms then.
+if gdb.selected_inferior().pid and not (_state and _state.get("kaslr") == "1"):
+    arm()

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Build an out-of-tree kernel module for one of klab's kernels, without touching the source folder.
+#
+#   kernels/module.sh MODULE_DIR KERNEL [OUT_DIR]
+#
+# MODULE_DIR holds the module's .c files and its Kbuild (e.g. labs/hellodrv). KERNEL is a registered
+# kernel: debian-amd64 (built against Debian's linux-headers package of the fetched ABI, installed here if
+# missing). The sources are copied to OUT_DIR (default build/modules/KERNEL/NAME) and built there; the
+# .ko path is printed on success. The full make output is kept in OUT_DIR/build.log; a failure prints
+# its first error line and names the log.
+set -euo pipefail
+
+die() { echo "klab module: $*" >&2; exit 1; }
+[ $# -ge 2 ] || die "usage: module.sh MODULE_DIR KERNEL [OUT_DIR]"
+src=${1%/} kernel=$2
+[ -d "$src" ] || die "no module folder $src"
+[ -f "$src/Kbuild" ] || [ -f "$src/Makefile" ] || die "$src has no Kbuild or Makefile"
+name=$(basename "$src")
+cache=${KLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klab}
+out=${3:-build/modules/$kernel/$name}
+
+case $kernel in
+  debian-amd64)
+    version_file=$cache/kernels/debian-amd64/VERSION
+    [ -f "$version_file" ] || die "kernel debian-amd64 is not fetched yet (make kernel-x86)"
+    release=$(sed -n 's/^release=//p' "$version_file")
+    kdir=/usr/src/linux-headers-$release
+    if [ ! -f "$kdir/Makefile" ]; then
+      echo "klab module: installing linux-headers-$release (Debian's headers for the fetched kernel)"
+      sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+      DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "linux-headers-$release" >/dev/null \
+        || die "apt-get install linux-headers-$release failed"
+    fi
+    make_args=()
+    ;;
+  *) die "unknown kernel '$kernel' (debian-amd64)" ;;
+esac
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+# Copy only the sources: a stale .o or .ko from elsewhere must not leak into this build.
+find "$src" -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name Kbuild -o -name Makefile \) \
+  -exec cp -p {} "$out"/ \;
+if ! make -C "$kdir" M="$out" "${make_args[@]}" modules >"$out/build.log" 2>&1; then
+  first=$(grep -m1 -E 'error|Error' "$out/build.log" || tail -n1 "$out/build.log")
+  die "building $name for $kernel failed: $first (full log: $out/build.log)"
+fi
+ko=$out/$name.ko
+[ -f "$ko" ] || die "the build made no $name.ko (full log: $out/build.log)"
+echo "$ko"
