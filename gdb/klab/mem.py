@@ -3,6 +3,7 @@ flags named by the kernel's own enum pageflags."""
 
 import gdb
 
+from klab.command import KlabCommand
 from klab import kernel, lib, mmu
 
 MASK64 = kernel.MASK64
@@ -31,7 +32,7 @@ def _walk_pa(regs, mem, va):
     return w.pa if w.stop == 0 else None
 
 
-class KlabPtov(gdb.Command):
+class KlabPtov(KlabCommand):
     """Physical address to kernel virtual addresses (linear map, kernel image).
 
 The linear-map (direct map) address and, for the kernel image, its image alias. Each answer is checked by walking the page tables back to the same physical address.
@@ -40,7 +41,7 @@ Usage: klab ptov PA
   The linear map starts at x86_64 page_offset_base / arm64 PAGE_OFFSET (memstart_addr is its PA), read live."""
 
     def __init__(self):
-        super().__init__("klab ptov", gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
+        super().__init__("klab ptov")
 
     def invoke(self, arg, from_tty):
         pos, _ = mmu.split_args(arg, "ptov", set(), set())
@@ -71,7 +72,7 @@ def _page_geometry(regs, what):
     return shift, base, size, max_pfn
 
 
-class KlabPfn(gdb.Command):
+class KlabPfn(KlabCommand):
     """Virtual address to physical address, page frame number and struct page.
 
 Walks the page tables, so linear map, kernel image, vmalloc and module addresses all work.
@@ -79,7 +80,7 @@ Walks the page tables, so linear map, kernel image, vmalloc and module addresses
 Usage: klab pfn ADDRESS"""
 
     def __init__(self):
-        super().__init__("klab pfn", gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
+        super().__init__("klab pfn")
 
     def invoke(self, arg, from_tty):
         pos, _ = mmu.split_args(arg, "pfn", set(), set())
@@ -160,7 +161,7 @@ def print_page(page_addr, pfn, shift, what):
         gdb.write("compound: tail page of head %x (flags, mapping and count live there)\n" % (head - 1))
 
 
-class KlabPage(gdb.Command):
+class KlabPage(KlabCommand):
     """A page's struct page as crash's `kmem -p` prints it, flags by name.
 
 PAGE PHYSICAL MAPPING INDEX CNT FLAGS, the flags named by this kernel's enum pageflags, and page_type (buddy, table, ...) when one is set.
@@ -169,8 +170,10 @@ Usage: klab page ADDRESS | PFN | --pa PA
   a kernel virtual address (any mapped one: its page), a struct page address (that page), or a page frame
   number; --pa takes a physical address."""
 
+    OPTIONS = ("--pa",)
+
     def __init__(self):
-        super().__init__("klab page", gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
+        super().__init__("klab page")
 
     def invoke(self, arg, from_tty):
         pos, opts = mmu.split_args(arg, "page", set(), {"--pa"})

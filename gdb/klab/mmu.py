@@ -4,6 +4,7 @@ import ctypes
 
 import gdb
 
+from klab.command import KlabCommand
 from klab import kernel, lib
 
 MASK64 = (1 << 64) - 1
@@ -141,7 +142,7 @@ def _explain(walk):
     gdb.write("    page offset = addr & 0x%x = 0x%x\n" % ((1 << g) - 1, walk.va & ((1 << g) - 1)))
 
 
-class KlabVtop(gdb.Command):
+class KlabVtop(KlabCommand):
     """Translate a virtual address, printing every page-table level (crash's vtop layout).
 
 Usage: klab vtop ADDRESS [--pid N | --mm PTR | --pgd PA] [--explain]
@@ -154,8 +155,10 @@ Usage: klab vtop ADDRESS [--pid N | --mm PTR | --pgd PA] [--explain]
               PGDIR_SHIFT = 42, PTRS_PER_PGD = 64 for 64K pages, 48-bit VA, 3 levels)
 Tables are read from the VM's RAM file when klab gdb started this session, else through the stub."""
 
+    OPTIONS = ("--pid", "--mm", "--pgd", "--explain")
+
     def __init__(self):
-        super().__init__("klab vtop", gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
+        super().__init__("klab vtop")
 
     def invoke(self, arg, from_tty):
         pos, opts = split_args(arg, "vtop", {"--explain"}, {"--pgd", "--pid", "--mm"})
@@ -168,7 +171,7 @@ Tables are read from the VM's RAM file when klab gdb started this session, else 
         print_walk(walk, "--explain" in opts)
 
 
-class KlabPte(gdb.Command):
+class KlabPte(KlabCommand):
     """Decode a raw page-table entry.
 
 Usage: klab pte VALUE [--level L] [--granule 4K|16K|64K] [--arch x86_64|arm64]
@@ -176,8 +179,10 @@ Usage: klab pte VALUE [--level L] [--granule 4K|16K|64K] [--arch x86_64|arm64]
   x86_64: --level 1 (PT, default) .. 5 (PML5).
 Example (seed 002, arm64 64K pages): klab pte 0x68000061020713 --granule 64K"""
 
+    OPTIONS = ("--level", "--granule", "--arch")
+
     def __init__(self):
-        super().__init__("klab pte", gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
+        super().__init__("klab pte")
 
     def invoke(self, arg, from_tty):
         pos, opts = split_args(arg, "pte", set(), {"--level", "--granule", "--arch"})
@@ -218,7 +223,7 @@ Example (seed 002, arm64 64K pages): klab pte 0x68000061020713 --granule 64K"""
 _FILTERS = {"w": lib.FILTER_WRITABLE, "x": lib.FILTER_EXEC, "u": lib.FILTER_USER, "k": lib.FILTER_KERNEL}
 
 
-class KlabPtdump(gdb.Command):
+class KlabPtdump(KlabCommand):
     """Dump the page tables as merged ranges with permissions and page sizes.
 
 Each line: VA span, size, PA, page size x count, level, permissions, attributes.
@@ -229,8 +234,10 @@ Usage: klab ptdump [--pid N | --mm PTR | --pgd PA] [--range START-END] [--filter
   Leaves merge while VA and PA continue and the attributes stay equal. Permissions are kernel/user rwx.
   --filter: w writable, x executable, u user-accessible, k kernel-only (all given must hold)."""
 
+    OPTIONS = ("--pid", "--mm", "--pgd", "--range", "--filter", "--page-size", "--no-merge")
+
     def __init__(self):
-        super().__init__("klab ptdump", gdb.COMMAND_DATA)
+        super().__init__("klab ptdump")
 
     def invoke(self, arg, from_tty):
         pos, opts = split_args(arg, "ptdump", {"--no-merge"},

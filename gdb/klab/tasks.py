@@ -3,6 +3,7 @@ against each other, and the task list in crash's ps layout."""
 
 import gdb
 
+from klab.command import KlabCommand
 from klab import kernel, lib
 
 # Task state bits, include/linux/sched.h (v6.1); crash's two-letter names (crash task.c task_state_string).
@@ -120,7 +121,7 @@ def _parse_cpu(arg, what):
     raise kernel.error(what, "usage: klab %s [--cpu N]", what)
 
 
-class KlabCurrent(gdb.Command):
+class KlabCurrent(KlabCommand):
     """The task a CPU is running, found two independent ways and checked against each other.
 
 Usage: klab current [--cpu N]      (default: the CPU gdb has selected)
@@ -131,8 +132,10 @@ Usage: klab current [--cpu N]      (default: the CPU gdb has selected)
 Prints each method's task, pid and comm, and which were usable. Two usable methods that disagree are an
 error. $klab_current() and $klab_current(N) give the task as a struct task_struct *."""
 
+    OPTIONS = ("--cpu",)
+
     def __init__(self):
-        super().__init__("klab current", gdb.COMMAND_DATA)
+        super().__init__("klab current")
 
     def invoke(self, arg, from_tty):
         cpu = _parse_cpu(arg, "current")
@@ -186,7 +189,7 @@ def _rss_pages(mm):
     return total
 
 
-class KlabPs(gdb.Command):
+class KlabPs(KlabCommand):
     """List tasks as crash's ps does: PID PPID CPU TASK ST %MEM VSZ RSS COMM.
 
 Usage: klab ps [--user | --kernel]
@@ -194,8 +197,10 @@ Usage: klab ps [--user | --kernel]
   ST: RU running, IN interruptible, UN uninterruptible, ID idle, ST stopped, TR traced, ZO zombie, DE dead,
   PA parked, WA waking, NE new. VSZ and RSS in KiB."""
 
+    OPTIONS = ("--user", "--kernel")
+
     def __init__(self):
-        super().__init__("klab ps", gdb.COMMAND_DATA)
+        super().__init__("klab ps")
 
     def invoke(self, arg, from_tty):
         words = gdb.string_to_argv(arg)

@@ -107,4 +107,21 @@ err=$("$KLAB" boot --arch x86_64 --name panic --initrd "$work/x86.cpio.gz" --no-
 "$KLAB" boot --arch x86_64 --name panic2 --initrd "$work/x86.cpio.gz" --no-wait --detach \
   --append "rdinit=/nonexistent root=/dev/nonexistent" >/dev/null 2>&1
 expect_error "klab wait reports the panic" "ended before .*guest panicked: Kernel panic" "$KLAB" wait panic2 --timeout 90
+# klab's gdb commands in a gdb that has vmlinux but no target: one "no process attached" error each.
+vmlinux=$KLAB_CACHE/kernels/debian-amd64/vmlinux
+for c in "klab current" "klab ps" "klab ptov 0x1000" "klab pfn jiffies" "klab page 1" "klab vtop jiffies" \
+         "klab ptdump" "klab initmem-watch" "klab kaslr" "klab modules" "p \$klab_current()"; do
+  out=$(gdb-multiarch -q -nx -batch -ex "python import sys; sys.path.insert(0, '$PWD/gdb'); import klab" -ex "$c" \
+        "$vmlinux" 2>&1 | grep -v '^$')
+  [ "$(echo "$out" | grep -c .)" -eq 1 ] && echo "$out" | grep -q "^klab.*no process attached" \
+    && ok "gdb without a target: '$c' -> $out" || fail "gdb without a target: '$c'" "$out"
+done
+# Tab completion: the subcommands under `klab`, and a command's options.
+comp=$(gdb-multiarch -q -nx -batch -ex "python import sys; sys.path.insert(0, '$PWD/gdb'); import klab" \
+       -ex 'complete klab p' -ex 'complete klab vtop jiffies --p' "$vmlinux" 2>&1)
+for want in "klab page" "klab pfn" "klab ps" "klab ptdump" "klab pte" "klab ptov" \
+            "klab vtop jiffies --pgd" "klab vtop jiffies --pid"; do
+  echo "$comp" | grep -qx "$want" || { fail "tab completion offers '$want'" "$comp"; continue; }
+  ok "tab completion offers '$want'"
+done
 finish
