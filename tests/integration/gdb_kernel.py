@@ -304,6 +304,31 @@ def main():
         out = run("klab pfn 0x%x" % task1)
         check("pfn of the task: PA = gva2gpa", re.search(r"^%x\s+%x\s" % (task1, pa1), out, re.M) is not None, out)
 
+    # --- a free page from the buddy allocator's own free lists: page_type buddy, of that order -------------------
+    try:
+        zones = "node_data[0]->node_zones"
+        gdb.parse_and_eval(zones)
+    except gdb.error:
+        zones = "contig_page_data.node_zones"
+    lru = ev("(unsigned long)&((struct page *)0)->lru")
+    found = None
+    for z in range(ev("(int)__MAX_NR_ZONES")):
+        for order in range(11):
+            for mt in range(3):
+                head = ev("(unsigned long)&%s[%d].free_area[%d].free_list[%d]" % (zones, z, order, mt))
+                nxt = ev("*(unsigned long *)0x%x" % head)
+                if nxt and nxt != head:
+                    found = (nxt - lru, order)
+                    break
+            if found:
+                break
+        if found:
+            break
+    if check("found a page on a buddy free list", found is not None):
+        out = run("klab page 0x%x" % found[0])
+        check("page_type: buddy (order %d) for a page on free_area[%d]" % (found[1], found[1]),
+              "page_type: buddy (order %d)" % found[1] in out, out)
+
     # --- garbage ------------------------------------------------------------------------------------------------
     for bad in ("klab current --cpu 9", "klab current --cpu x", "klab current foo", "klab ps --frob",
                 "klab ptov", "klab ptov nosuchsym", "klab pfn 0x10", "klab page --pa 0xfffffffffffff000",
