@@ -33,49 +33,37 @@ def _current_variable(what):
     raise kernel.error(what, "this kernel has neither pcpu_hot nor current_task")
 
 
-def _read_task_pointer(addr, what):
-    return kernel.kread_u64(addr, what, "the task pointer")
+def _per_cpu_method(label, name, cpu, what, add=0, offset=None):
+    """(label, task pointer read from per-CPU variable name (+ add) of cpu, or None, why not)."""
+    try:
+        addr = kernel.per_cpu_address(name, cpu, what, offset) + add
+        return label, kernel.kread_u64(addr, what, "the task pointer"), None
+    except gdb.GdbError as e:
+        return label, None, str(e).split(": ", 1)[-1]
 
 
 def _methods(cpu, what):
     """[(method, task address or None, why not usable)] for the selected CPU (already switched to)."""
     user, mode = kernel.cpu_mode()
     if lib.arch() == lib.ARCH_ARM64:
-        if not user:
-            # arch/arm64/include/asm/current.h: the kernel keeps `current` in SP_EL0 while at EL1.
-            sp_el0 = ("SP_EL0", lib.reg("SP_EL0"), None)
-        else:
-            sp_el0 = ("SP_EL0", None, "at EL0 SP_EL0 is the user stack pointer")
-        if kernel.has_symbol("__entry_task"):
-            # arch/arm64/kernel/process.c: __switch_to stores `next` in this per-CPU variable.
-            label = "__entry_task @ __per_cpu_offset[%d]" % cpu
-            try:
-                entry = (label, _read_task_pointer(kernel.per_cpu_address("__entry_task", cpu, what), what), None)
-            except gdb.GdbError as e:
-                entry = (label, None, str(e).split(": ", 1)[-1])
-        else:
-            entry = ("__entry_task", None, "this kernel has no __entry_task")
-        return mode, [sp_el0, entry]
+        # arch/arm64/include/asm/current.h: the kernel keeps `current` in SP_EL0 while at EL1.
+        sp_el0 = ("SP_EL0", None, "at EL0 SP_EL0 is the user stack pointer") if user else \
+            ("SP_EL0", lib.reg("SP_EL0"), None)
+        # arch/arm64/kernel/process.c: __switch_to stores `next` in the per-CPU __entry_task.
+        if not kernel.has_symbol("__entry_task"):
+            return mode, [sp_el0, ("__entry_task", None, "this kernel has no __entry_task")]
+        return mode, [sp_el0, _per_cpu_method("__entry_task @ __per_cpu_offset[%d]" % cpu, "__entry_task", cpu,
+                                              what)]
     var, off = _current_variable(what)
-    methods = []
-    by_offset = "%s @ __per_cpu_offset[%d]" % (var, cpu)
-    try:
-        methods.append((by_offset, _read_task_pointer(kernel.per_cpu_address(var, cpu, what) + off, what), None))
-    except gdb.GdbError as e:
-        methods.append((by_offset, None, str(e).split(": ", 1)[-1]))
+    by_offset = _per_cpu_method("%s @ __per_cpu_offset[%d]" % (var, cpu), var, cpu, what, off)
     # In the kernel GS base is this CPU's per-CPU offset; in user mode swapgs has parked it in
     # KERNEL_GS_BASE (SDM Vol. 2B SWAPGS; arch/x86/entry/entry_64.S).
     gs_name = "k_gs_base" if user else "gs_base"
     label = "%s @ %s" % (var, "KERNEL_GS_BASE" if user else "GS base")
     gs = lib.reg(gs_name)
-    if gs:
-        try:
-            methods.append((label, _read_task_pointer(kernel.per_cpu_address(var, cpu, what, gs) + off, what), None))
-        except gdb.GdbError as e:
-            methods.append((label, None, str(e).split(": ", 1)[-1]))
-    else:
-        methods.append((label, None, "%s is 0 (per-CPU areas not set up yet)" % gs_name))
-    return mode, methods
+    if not gs:
+        return mode, [by_offset, (label, None, "%s is 0 (per-CPU areas not set up yet)" % gs_name)]
+    return mode, [by_offset, _per_cpu_method(label, var, cpu, what, off, gs)]
 
 
 def _describe(addr, what):
