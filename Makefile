@@ -24,7 +24,7 @@ KLAB_SRC   := vm/main.c $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC)
 HEADERS    := $(wildcard vm/*.h rootfs/*.h) $(LIBKLAB_HDR)
 KLAB_INC   := -Igdb/lib
 
-.PHONY: module labs all deps kernels kernel-x86 kernel-arm rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
+.PHONY: kernel test-kernels module labs all deps kernels kernel-x86 kernel-arm rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
         test unit bench fuzz clean
 
 all: $(KLAB) $(BUILD)/libklab.a $(BUILD)/libklab.so
@@ -59,6 +59,12 @@ kernel-x86: deps $(KLAB)
 kernel-arm: deps $(KLAB)
 	@bash kernels/fetch-debian.sh arm64 $(KLAB_CACHE)/kernels/debian-arm64 $(KLAB)
 
+# Source-built lab kernels (kernels/configs/): make kernel PROFILE=x86_64|arm64-4k|arm64-16k|arm64-64k|arm64-64k-52
+PROFILES := x86_64 arm64-4k arm64-16k arm64-64k arm64-64k-52
+kernel: deps
+	@case " $(PROFILES) " in *" $(PROFILE) "*) ;; *) echo "make kernel PROFILE=<one of: $(PROFILES)>" >&2; exit 2;; esac
+	@bash kernels/build.sh $(PROFILE)
+
 busybox-x86: deps
 	@bash rootfs/fetch-busybox.sh amd64 $(KLAB_CACHE)/busybox/amd64/busybox
 busybox-arm: deps
@@ -73,21 +79,24 @@ FORCE:
 
 # --- the lab -------------------------------------------------------------------------------------------------
 # BOOT_ARGS passes options to klab boot, e.g. make vm-x86 BOOT_ARGS="--cpu qemu64 --smp 1".
+# KERNEL=<profile> boots a source-built kernel instead of Debian's (built first if it is not yet).
+source_kernel = $(if $(filter-out debian-%,$(KERNEL)),@bash kernels/build.sh $(KERNEL))
 vm-x86: kernel-x86 $(BUILD)/rootfs-x86_64.cpio.gz
-	$(KLAB) boot --arch x86_64 --initrd $(BUILD)/rootfs-x86_64.cpio.gz $(BOOT_ARGS)
+	$(source_kernel)
+	$(KLAB) boot --arch x86_64 $(if $(KERNEL),--kernel $(KERNEL)) --initrd $(BUILD)/rootfs-x86_64.cpio.gz $(BOOT_ARGS)
 vm-arm: kernel-arm $(BUILD)/rootfs-arm64.cpio.gz
-	$(KLAB) boot --arch arm64 --initrd $(BUILD)/rootfs-arm64.cpio.gz $(BOOT_ARGS)
+	$(source_kernel)
+	$(KLAB) boot --arch arm64 $(if $(KERNEL),--kernel $(KERNEL)) --initrd $(BUILD)/rootfs-arm64.cpio.gz $(BOOT_ARGS)
 
 gdb-x86: $(KLAB) $(BUILD)/libklab.so
 	$(KLAB) gdb x86_64 $(GDB_ARGS)
 gdb-arm: $(KLAB) $(BUILD)/libklab.so
 	$(KLAB) gdb arm64 $(GDB_ARGS)
 
-# An out-of-tree module for a klab kernel: make module M=labs/hellodrv [KERNEL=debian-amd64]
+# An out-of-tree module for a klab kernel: make module M=labs/hellodrv [KERNEL=debian-amd64|arm64-64k|...]
 M ?= labs/hellodrv
-KERNEL ?= debian-amd64
 module: $(KLAB)
-	@bash kernels/module.sh $(M) $(KERNEL)
+	@bash kernels/module.sh $(M) $(or $(KERNEL),debian-amd64)
 
 # Guest programs from labs/ (static, so they run in the busybox initramfs), one per architecture.
 LAB_CFLAGS := -std=c11 -Wall -Wextra -Werror -O2 -g -static
@@ -117,7 +126,11 @@ unit: $(UNIT_TESTS)
 test: deps kernels rootfs all labs $(BUILD)/asan/klab unit
 	@bash tests/run.sh
 
-bench: deps kernels rootfs $(KLAB)
+# Every source profile built and booted (minutes per profile the first time; cached after).
+test-kernels: deps kernels rootfs all labs $(BUILD)/asan/klab
+	@bash tests/run.sh kernels
+
+bench: deps kernels rootfs all labs
 	@bash bench/run.sh
 
 # libFuzzer targets for the RSP parser/client and the walkers (clang), FUZZ_SECONDS each.

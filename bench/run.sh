@@ -6,4 +6,5 @@ mkdir -p bench/results
   bash bench/boot.sh
   bash bench/rootfs.sh
   bash bench/ptdump.sh
+  bash bench/loop.sh
 } 2>&1 | tee bench/results/latest.txt

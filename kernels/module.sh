@@ -4,8 +4,10 @@
 #   kernels/module.sh MODULE_DIR KERNEL [OUT_DIR]
 #
 # MODULE_DIR holds the module's .c files and its Kbuild (e.g. labs/hellodrv). KERNEL is a registered
-# kernel: debian-amd64 (built against Debian's linux-headers package of the fetched ABI, installed here if
-# missing). The sources are copied to OUT_DIR (default build/modules/KERNEL/NAME) and built there; the
+# kernel: a source build (x86_64, arm64-64k, ... from kernels/build.sh: built against its build folder,
+# cross-compiled for arm64), or debian-amd64 (against Debian's linux-headers package of the fetched ABI,
+# installed here if missing; Debian's arm64 headers carry arm64 host tools, so debian-arm64 cannot be
+# built for here). The sources are copied to OUT_DIR (default build/modules/KERNEL/NAME) and built there; the
 # .ko path is printed on success. The full make output is kept in OUT_DIR/build.log; a failure prints
 # its first error line and names the log.
 set -euo pipefail
@@ -33,7 +35,15 @@ case $kernel in
     fi
     make_args=()
     ;;
-  *) die "unknown kernel '$kernel' (debian-amd64)" ;;
+  debian-arm64) die "modules for debian-arm64 cannot be built here (Debian's arm64 headers carry arm64 build tools); use a source kernel: make kernel PROFILE=arm64-4k" ;;
+  *)
+    version_file=$cache/kernels/$kernel/VERSION
+    [ -f "$version_file" ] && grep -q '^profile=' "$version_file" \
+      || die "unknown kernel '$kernel' (debian-amd64, or a source build: make kernel PROFILE=$kernel)"
+    kdir=$cache/kernels/$kernel/build
+    make_args=(ARCH="$(sed -n 's/^arch=//p' "$version_file")")
+    [ "${make_args[0]}" = ARCH=arm64 ] && make_args+=(CROSS_COMPILE=aarch64-linux-gnu-)
+    ;;
 esac
 
 mkdir -p "$out"

@@ -10,6 +10,7 @@ packages=(
   cpio libarchive-tools bc binutils                  # independent cpio readers, nm and bc (tests, bench)
   dpkg-dev ca-certificates                           # apt-get download / dpkg-deb for kernels and busybox
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross        # arm64 guest programs (labs/) and kernels
+  flex bison libelf-dev libssl-dev linux-source-6.1  # source-built lab kernels (kernels/build.sh)
 )
 
 missing=()

@@ -19,6 +19,18 @@ run() {
   fi
   passed=$((passed + p)); failed=$((failed + f))
 }
+if [ "${1:-}" = kernels ]; then
+  # make test-kernels: every source profile, built (cached), booted, module loop, gdb.
+  for profile in x86_64 arm64-4k arm64-16k arm64-64k; do
+    run "source kernel: $profile" bash tests/integration/source_kernel.sh "$profile"
+  done
+  run "source kernel: x86_64 on 4-level paging" bash tests/integration/source_kernel.sh x86_64 qemu64
+  run "source kernel: arm64-64k-52 (-cpu max, 52-bit VA)" bash tests/integration/source_kernel.sh arm64-64k-52 max
+  echo
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+  exit
+fi
 for t in build/tests/test_*; do
   [ -x "$t" ] && run "unit: ${t##*/}" "$t"
 done
@@ -36,6 +48,9 @@ run "gdb current/ps/page/initmem-watch/vtop --pid: arm64" bash tests/integration
 run "gdb KASLR: x86_64, two boots" bash tests/integration/gdb_kaslr.sh x86_64
 run "gdb KASLR: arm64, two boots" bash tests/integration/gdb_kaslr.sh arm64
 run "gdb module symbols: hellodrv on x86_64" bash tests/integration/gdb_module.sh
+run "source kernels and modules: bad input" bash tests/integration/kernel_errors.sh
+run "source kernel: arm64-64k (seed 002's shape)" bash tests/integration/source_kernel.sh arm64-64k
+run "source kernel: x86_64" bash tests/integration/source_kernel.sh x86_64
 run "fuzz: RSP replies, walkers" bash tests/fuzz/run.sh
 run "bad input" bash tests/integration/bad_input.sh
 echo

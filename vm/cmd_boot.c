@@ -37,15 +37,19 @@ static void usage(FILE *f)
     fputs("usage: klab boot [--arch x86_64|arm64] [--kernel IMAGE] [--vmlinux VMLINUX] [--initrd CPIO]\n"
           "                 [--smp N] [--mem SIZE] [--cpu MODEL] [--append ARGS] [--kaslr] [--no-wait]\n"
           "                 [--name NAME] [--gdb-port PORT] [--accel kvm|tcg] [--detach] [--dry-run]\n"
+          "                 [--add SRC:DEST]... [--run CMD]...\n"
           "\n"
           "Boots a kernel under QEMU, stopped at its first instruction, with a gdb stub on 127.0.0.1.\n"
           "\n"
           "  --arch A        x86_64 (alias x86, amd64) or arm64 (alias arm, aarch64); default: from --kernel\n"
-          "  --kernel F      bzImage / arm64 Image (gzip'd is fine); default: the Debian kernel `make kernels`\n"
-          "                  fetched for --arch\n"
+          "  --kernel F      bzImage / arm64 Image (gzip'd is fine), or a registered kernel's name (debian-amd64,\n"
+          "                  arm64-64k, ... as `make kernels` / `make kernel PROFILE=` made them); default: the\n"
+          "                  Debian kernel fetched for --arch\n"
           "  --vmlinux F     the matching vmlinux (checked against the image's banner); default: vmlinux beside\n"
           "                  the image\n"
           "  --initrd F      initramfs; default: a fresh klab image (busybox shell) in the run-state folder\n"
+          "  --add SRC:DEST  put a host file or folder into that fresh image (e.g. hellodrv.ko:/lib/modules/)\n"
+          "  --run CMD       a shell command the guest runs after boot, before its shell (repeatable, in order)\n"
           "  --smp N         CPUs (default 2)            --mem SIZE   RAM, e.g. 1G, 512M (default 1G)\n"
           "  --cpu MODEL     QEMU CPU (x86_64: max = 5-level paging, qemu64 = 4-level; arm64: cortex-a57)\n"
           "  --append ARGS   extra kernel arguments      --kaslr      keep KASLR on (default: nokaslr)\n"
@@ -63,6 +67,10 @@ static void usage(FILE *f)
 
 struct boot_options {
     const char *arch, *kernel, *vmlinux, *initrd, *append, *cpu, *accel, *name, *qemu;
+    struct initramfs_add *adds;   /* --add, for the default image */
+    size_t nadds;
+    const char **runs;            /* --run commands */
+    size_t nruns;
     unsigned smp;
     uint64_t mem;
     int gdb_port;
@@ -80,9 +88,12 @@ static int parse(int argc, char **argv, struct boot_options *o)
         { "gdb-port", required_argument, 0, 'p' }, { "qemu", required_argument, 0, 'q' },
         { "kaslr", no_argument, 0, 'K' },        { "no-wait", no_argument, 0, 'W' },
         { "detach", no_argument, 0, 'd' },       { "dry-run", no_argument, 0, 'D' },
+        { "add", required_argument, 0, 'Y' },    { "run", required_argument, 0, 'R' },
         { "help", no_argument, 0, 'h' },         { 0, 0, 0, 0 },
     };
     *o = (struct boot_options){ .smp = 2, .mem = 1ull << 30 };
+    o->adds = calloc((size_t)argc, sizeof *o->adds);
+    o->runs = calloc((size_t)argc, sizeof *o->runs);
     int c;
     uint64_t v;
     opterr = 0;
@@ -127,6 +138,17 @@ static int parse(int argc, char **argv, struct boot_options *o)
             }
             o->gdb_port = (int)v;
             break;
+        case 'Y': {
+            char *colon = strchr(optarg, ':');
+            if (!colon || colon == optarg || !colon[1]) {
+                klab_error("--add wants SRC:DEST, not '%s'", optarg);
+                return -1;
+            }
+            *colon = '\0';
+            o->adds[o->nadds++] = (struct initramfs_add){ optarg, colon + 1 };
+            break;
+        }
+        case 'R': o->runs[o->nruns++] = optarg; break;
         case 'h': usage(stdout); exit(0);
         default:
             klab_error("boot: unknown or incomplete option '%s' (see klab boot --help)", argv[optind - 1]);
@@ -137,7 +159,25 @@ static int parse(int argc, char **argv, struct boot_options *o)
         klab_error("boot: unexpected argument '%s' (see klab boot --help)", argv[optind]);
         return -1;
     }
+    if (o->initrd && (o->nadds || o->nruns)) {
+        klab_error("boot: --add and --run go into klab's fresh image; with --initrd put them in yours (klab rootfs)");
+        return -1;
+    }
     return 0;
+}
+
+/* A kernel argument: a file, or the name of a registered kernel (<cache>/kernels/NAME/vmlinuz). */
+static char *resolve_kernel(const char *arg)
+{
+    if (strchr(arg, '/') || file_exists(arg))
+        return strdup(arg);
+    char *cache = klab_cache_dir();
+    char *path = xasprintf("%s/kernels/%s/vmlinuz", cache, arg);
+    free(cache);
+    if (file_exists(path))
+        return path;
+    free(path);
+    return NULL;
 }
 
 /* Resolves the profile, kernel and vmlinux, and checks that they agree. */
@@ -153,7 +193,13 @@ static int check_kernel(struct boot_options *o, const struct machine_profile **p
         klab_error("boot needs --arch or --kernel (see klab boot --help)");
         return -1;
     }
-    *kernel = o->kernel ? strdup(o->kernel) : default_kernel(asked);
+    if (o->kernel && !(*kernel = resolve_kernel(o->kernel))) {
+        klab_error("kernel '%s' is neither a file nor a registered kernel (make kernels, or make kernel PROFILE=%s)",
+                   o->kernel, o->kernel);
+        return -1;
+    }
+    if (!o->kernel)
+        *kernel = default_kernel(asked);
     if (!file_exists(*kernel)) {
         if (o->kernel)
             klab_error("kernel image %s not found", *kernel);
@@ -197,7 +243,8 @@ static int check_kernel(struct boot_options *o, const struct machine_profile **p
     return rc;
 }
 
-static char *build_default_initrd(const struct machine_profile *p, const char *run_dir)
+static char *build_default_initrd(const struct machine_profile *p, const char *run_dir,
+                                  const struct boot_options *o)
 {
     char *busybox = default_busybox(p);
     if (!file_exists(busybox)) {
@@ -207,8 +254,25 @@ static char *build_default_initrd(const struct machine_profile *p, const char *r
     }
     char *segments = segment_cache_dir();
     mkdir_p(segments, 0755);
+    /* --run: one hook, run by klab's /init after the banner (rootfs/init_script.c), commands in order. */
+    struct initramfs_add *adds = calloc(o->nadds + 1, sizeof *adds);
+    memcpy(adds, o->adds, o->nadds * sizeof *adds);
+    size_t nadds = o->nadds;
+    char *hook = NULL;
+    if (o->nruns) {
+        hook = path_join(run_dir, "run-hook.sh");
+        char *text = strdup("");
+        for (size_t i = 0; i < o->nruns; i++) {
+            char *n = xasprintf("%s%s\n", text, o->runs[i]);
+            free(text);
+            text = n;
+        }
+        write_text_file(hook, text);
+        free(text);
+        adds[nadds++] = (struct initramfs_add){ hook, "/etc/klab.d/90-run.sh" };
+    }
     struct initramfs_spec spec = { .busybox = busybox, .compress = INITRAMFS_GZIP, .level = 9,
-                                   .cache_dir = segments };
+                                   .cache_dir = segments, .adds = adds, .nadds = nadds };
     char *out = path_join(run_dir, "initramfs.cpio.gz");
     char err[512];
     if (initramfs_build(&spec, out, NULL, err, sizeof err) != 0) {
@@ -218,6 +282,8 @@ static char *build_default_initrd(const struct machine_profile *p, const char *r
     }
     free(busybox);
     free(segments);
+    free(adds);
+    free(hook);
     return out;
 }
 
@@ -501,7 +567,7 @@ int cmd_boot(int argc, char **argv)
     }
     if (claim_run_dir(name, run_dir) != 0)
         return 1;
-    if (!initrd && !(initrd = build_default_initrd(profile, run_dir)))
+    if (!initrd && !(initrd = build_default_initrd(profile, run_dir, &o)))
         return 1;
     req.initrd = initrd;
     struct argv av;

@@ -106,7 +106,11 @@ int cmd_gdb(int argc, char **argv)
                                                : xasprintf("target remote %s", target + 5);
     char *py = xasprintf("python import sys; sys.path.insert(0, '%s'); import klab", klab_gdb_dir());
     char *state_env = path_join(rs.dir, "state");
-    char *vmlinux_dir = strdup(rs.vmlinux);
+    /* gdb looks for <vmlinux>-gdb.py beside vmlinux's real path (a registered source kernel's vmlinux is a
+     * link into its build folder, where scripts_gdb put vmlinux-gdb.py). */
+    char *vmlinux_dir = realpath(rs.vmlinux, NULL);
+    if (!vmlinux_dir)
+        vmlinux_dir = strdup(rs.vmlinux);
     char *slash = strrchr(vmlinux_dir, '/');
     if (slash)
         *slash = '\0';
