@@ -182,7 +182,7 @@ static char *resolve_kernel(const char *arg)
 
 /* Resolves the profile, kernel and vmlinux, and checks that they agree. */
 static int check_kernel(struct boot_options *o, const struct machine_profile **profile, char **kernel,
-                        char **vmlinux)
+                        char **vmlinux, unsigned *page_shift)
 {
     const struct machine_profile *asked = NULL;
     if (o->arch && !(asked = profile_find(o->arch))) {
@@ -218,6 +218,7 @@ static int check_kernel(struct boot_options *o, const struct machine_profile **p
         return -1;
     }
     *profile = info.profile;
+    *page_shift = info.page_shift;
     if (o->vmlinux) {
         *vmlinux = strdup(o->vmlinux);
         if (!file_exists(*vmlinux)) {
@@ -508,7 +509,8 @@ int cmd_boot(int argc, char **argv)
         return 2;
     const struct machine_profile *profile = NULL;
     char *kernel = NULL, *vmlinux = NULL;
-    if (check_kernel(&o, &profile, &kernel, &vmlinux) != 0)
+    unsigned page_shift = 0;
+    if (check_kernel(&o, &profile, &kernel, &vmlinux, &page_shift) != 0)
         return 1;
     const char *name = o.name ? o.name : profile->arch;
     if (!runstate_valid_name(name)) {
@@ -537,6 +539,13 @@ int cmd_boot(int argc, char **argv)
     }
     char why[160] = "";
     char *cache = klab_cache_dir();
+    /* Cortex-A57 implements the 4K and 64K granules only (ID_AA64MMFR0_EL1.TGran16 = 0): a 16K-page kernel
+     * would wait forever in __no_granule_support. QEMU's max CPU has all three. */
+    if (!o.cpu && profile->mmu_arch == KLAB_ARCH_ARM64 && page_shift == 14) {
+        o.cpu = "max";
+        if (!o.detach)
+            klab_info("16K-page kernel: the default CPU has no 16K granule, using --cpu max");
+    }
     const char *cpu = o.cpu ? o.cpu : profile->default_cpu;
     const char *accel = o.accel ? o.accel : accel_choose(profile, qemu_path, cpu, kernel, cache, why, sizeof why);
     free(cache);

@@ -145,6 +145,9 @@ int kimage_inspect_buffer(const unsigned char *buf, size_t len, bool want_banner
     /* arm64 Image header (Documentation/arch/arm64/booting.rst): magic "ARM\x64" at offset 56. */
     if (len >= 64 && le32(buf + 56) == 0x644d5241u) {
         out->profile = profile_for_image(IMAGE_ARM64);
+        /* flags (le64 at 24), bits 2:1: kernel page size, 0 unspecified, 1 4K, 2 16K, 3 64K */
+        static const unsigned page_shifts[4] = { 0, 12, 14, 16 };
+        out->page_shift = page_shifts[(buf[24] >> 1) & 3];
         return want_banner ? banner_in(buf, len, out, err, errlen) : 0;
     }
     if (len >= 0x40 && (le32(buf + 0x38) == 0x016f2818u || le32(buf + 0x24) == 0x016f2818u))

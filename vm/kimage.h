@@ -13,6 +13,7 @@
 struct kimage_info {
     const struct machine_profile *profile;
     bool gzipped;
+    unsigned page_shift;   /* arm64: the page size the Image header declares (12/14/16), 0 if unspecified */
     /* The release ("6.1.0-56-cloud-amd64") and UTS version ("#1 SMP PREEMPT_DYNAMIC Debian ..."), when asked. */
     char release[128];
     char version[256];
