@@ -21,3 +21,8 @@ expect_error() {
   ok "$name"
 }
 finish() { exit $((failures > 0)); }
+# gdb batch output split by `echo @@ NAME\n` markers: gdb_section FILE NAME prints what came after @@ NAME.
+gdb_section() { tr -d "\r" <"$1" | awk -v s="@@ $2" '$0 == s { on = 1; next } /^@@ / { on = 0 } on'; }
+# From gdb output: the PA `klab vtop` printed (vtop_pa) and the one QEMU's `monitor gva2gpa` printed (gpa_of).
+vtop_pa() { awk '/^VIRTUAL/ { getline; print $2; exit }'; }
+gpa_of() { sed -n 's/^gpa: 0x\([0-9a-f]*\)/\1/p'; }

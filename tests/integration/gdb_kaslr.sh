@@ -27,7 +27,7 @@ for b in a b; do
     -ex 'echo @@ vtop\n' -ex 'klab vtop jiffies' -ex 'eval "monitor gva2gpa 0x%lx", (unsigned long)&jiffies' \
     -ex 'echo @@ current\n' -ex 'klab current' \
     -ex 'echo @@ ptov\n' -ex "klab ptov $ram_pa" -ex 'echo @@ end\n' -ex disconnect >"$work/out-$b" 2>&1
-  section() { tr -d "\r" <"$work/out-$b" | awk -v s="@@ $1" '$0 == s { on = 1; next } /^@@ / { on = 0 } on'; }
+  section() { gdb_section "$work/out-$b" "$1"; }
   slide=$(section slide | sed -n 's/^klab kaslr: slide 0x\([0-9a-f]*\) .*/\1/p')
   [ -n "$slide" ] && [ "$slide" != 0 ] && ok "$arch boot $b: slide 0x$slide ($(section slide | sed 's/.*(\(.*\)).*/\1/'))" \
     || fail "$arch boot $b: klab kaslr" "$(section slide)"
@@ -40,8 +40,8 @@ for b in a b; do
     || fail "$arch boot $b: symbols at the slide" "$(section start)"
   section break | grep -Eq "Breakpoint 1(\.[0-9]+)?, .*scheduler_tick" && ok "$arch boot $b: a breakpoint at a slid address hits" \
     || fail "$arch boot $b: breakpoint" "$(section break | tail -3)"
-  v=$(section vtop | awk '/^VIRTUAL/ { getline; print $2; exit }')
-  q=$(section vtop | sed -n 's/^gpa: 0x\([0-9a-f]*\)/\1/p')
+  v=$(section vtop | vtop_pa)
+  q=$(section vtop | gpa_of)
   [ -n "$v" ] && [ "$v" = "$q" ] && ok "$arch boot $b: klab vtop jiffies = gva2gpa (0x$v)" || fail "$arch boot $b: vtop" "klab ${v:-?}, QEMU ${q:-?}"
   section current | grep -q "both methods agree" && ok "$arch boot $b: klab current: both methods agree" \
     || fail "$arch boot $b: current" "$(section current)"

@@ -35,22 +35,22 @@ cmds+=(-ex 'python import os; os.environ.pop("KLAB_STATE", None)' -ex 'echo @@ v
        -ex 'echo @@ after-stub\n' -ex 'p/x (unsigned long)&jiffies' -ex 'x/gx &jiffies')
 cmds+=(-ex 'echo @@ end\n' -ex disconnect)
 timeout 180 "$KLAB" gdb "$name" --batch "${cmds[@]}" >"$work/out" 2>&1
-section() { tr -d "\r" <"$work/out" | awk -v s="@@ $1" '$0 == s { on = 1; next } /^@@ / { on = 0 } on'; }
+section() { gdb_section "$work/out" "$1"; }
 grep -q "Traceback" "$work/out" && fail "$arch: no Python traceback" "$(grep -m1 -A3 Traceback "$work/out")" \
   || ok "$arch: no Python traceback in the session"
 
 # vtop vs QEMU gva2gpa, for symbols (a variable name means its address) and the stack pointer.
 for s in "${syms[@]}" sp; do
   out=$(section "$s")
-  mine=$(echo "$out" | awk '/^VIRTUAL/ { getline; print $2; exit }')
-  qemu=$(echo "$out" | sed -n 's/^gpa: 0x\([0-9a-f]*\)/\1/p')
+  mine=$(echo "$out" | vtop_pa)
+  qemu=$(echo "$out" | gpa_of)
   [ -n "$mine" ] && [ -n "$qemu" ] && [ "$((16#$mine))" = "$((16#$qemu))" ] && ok "$arch: klab vtop $s = gva2gpa (0x$mine)" \
     || fail "$arch: klab vtop $s" "klab ${mine:-?}, QEMU ${qemu:-?}: $(echo "$out" | tail -3)"
 done
 
 # The same walk through the stub, and gdb's virtual reads work afterwards (physical mode switched back).
-mine=$(section via-stub | awk '/^VIRTUAL/ { getline; print $2; exit }')
-qemu=$(section jiffies | sed -n 's/^gpa: 0x\([0-9a-f]*\)/\1/p')
+mine=$(section via-stub | vtop_pa)
+qemu=$(section jiffies | gpa_of)
 [ -n "$mine" ] && [ "$mine" = "$qemu" ] && ok "$arch: klab vtop through the stub (no RAM file) = gva2gpa" \
   || fail "$arch: vtop via stub" "klab ${mine:-?}, QEMU ${qemu:-?}: $(section via-stub | tail -2)"
 addr=$(section after-stub | sed -n 's/^\$[0-9]* = \(0x[0-9a-f]*\)/\1/p')

@@ -26,7 +26,7 @@ HOOK
 KLAB_MODULE_PATH=$work/hellodrv timeout 300 "$KLAB" gdb $name --batch -ex 'break hello_open' -ex continue \
   -ex 'echo @@ stop\n' -ex 'p/x $pc' -ex 'info symbol $pc' -ex 'klab current' \
   -ex 'echo @@ modules\n' -ex 'klab modules' -ex 'echo @@ end\n' -ex delete -ex detach >"$work/out" 2>&1
-section() { tr -d "\r" <"$work/out" | awk -v s="@@ $1" '$0 == s { on = 1; next } /^@@ / { on = 0 } on'; }
+section() { gdb_section "$work/out" "$1"; }
 grep -q "klab: symbols of module hellodrv from $work/hellodrv/hellodrv.ko" "$work/out" \
   && ok "klab loaded hellodrv's symbols when the kernel loaded it" || fail "module symbols" "$(tail -15 "$work/out")"
 "$KLAB" wait $name --for "READ " --timeout 120 >/dev/null 2>&1 || fail "guest read /dev/myhello" "no READ line"

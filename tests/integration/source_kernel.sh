@@ -31,14 +31,14 @@ KLAB_MODULE_PATH=$work/hellodrv timeout 300 "$KLAB" gdb "$name" --batch -ex 'bre
   -ex 'echo @@ regs\n' "${regs[@]}" -ex 'klab vtop jiffies --explain' \
   -ex 'eval "monitor gva2gpa 0x%lx", (unsigned long)&jiffies' \
   -ex 'echo @@ lx\n' -ex 'lx-version' -ex 'lx-lsmod' -ex 'echo @@ end\n' -ex delete -ex detach >"$work/out" 2>&1
-section() { tr -d "\r" <"$work/out" | awk -v s="@@ $1" '$0 == s { on = 1; next } /^@@ / { on = 0 } on'; }
+section() { gdb_section "$work/out" "$1"; }
 grep -q "klab: symbols of module hellodrv" "$work/out" && section stop | grep -q '^hello_open in section .text' \
   && ok "$profile: module symbols loaded by themselves; break hello_open hit" \
   || fail "$profile: break hello_open" "$(tail -12 "$work/out")"
 section stop | grep -q '^current: PID [0-9]* "cat"' \
   && ok "$profile: $(section stop | grep '^current:')" || fail "$profile: current in hello_open" "$(section stop)"
-v=$(section regs | awk '/^VIRTUAL/ { getline; print $2; exit }')
-q=$(section regs | sed -n 's/^gpa: 0x\([0-9a-f]*\)/\1/p')
+v=$(section regs | vtop_pa)
+q=$(section regs | gpa_of)
 [ -n "$v" ] && [ "$v" = "$q" ] && ok "$profile: klab vtop jiffies = gva2gpa (0x$v)" || fail "$profile: vtop" "klab ${v:-?} QEMU ${q:-?}"
 banner=$(strings "$dest/vmlinux" | grep -m1 '^Linux version ')
 section lx | grep -qF "${banner%% (*}" && ok "$profile: the kernel's lx-version loaded beside klab ($(section lx | head -1 | cut -c1-40)...)" \
