@@ -7,4 +7,5 @@ mkdir -p bench/results
   bash bench/rootfs.sh
   bash bench/ptdump.sh
   bash bench/loop.sh
+  bash bench/exam.sh
 } 2>&1 | tee bench/results/latest.txt

@@ -51,6 +51,7 @@ run "gdb module symbols: hellodrv on x86_64" bash tests/integration/gdb_module.s
 run "source kernels and modules: bad input" bash tests/integration/kernel_errors.sh
 run "source kernel: arm64-64k (seed 002's shape)" bash tests/integration/source_kernel.sh arm64-64k
 run "source kernel: x86_64" bash tests/integration/source_kernel.sh x86_64
+run "exam room: 4 candidates, plain QEMU" bash tests/integration/exam.sh
 run "fuzz: RSP replies, walkers" bash tests/fuzz/run.sh
 run "bad input" bash tests/integration/bad_input.sh
 echo

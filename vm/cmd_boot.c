@@ -37,7 +37,7 @@ static void usage(FILE *f)
     fputs("usage: klab boot [--arch x86_64|arm64] [--kernel IMAGE] [--vmlinux VMLINUX] [--initrd CPIO]\n"
           "                 [--smp N] [--mem SIZE] [--cpu MODEL] [--append ARGS] [--kaslr] [--no-wait]\n"
           "                 [--name NAME] [--gdb-port PORT] [--accel kvm|tcg] [--detach] [--dry-run]\n"
-          "                 [--add SRC:DEST]... [--run CMD]...\n"
+          "                 [--add SRC:DEST]... [--run CMD]... [--gdb-socket PATH]\n"
           "\n"
           "Boots a kernel under QEMU, stopped at its first instruction, with a gdb stub on 127.0.0.1.\n"
           "\n"
@@ -56,6 +56,7 @@ static void usage(FILE *f)
           "  --no-wait       run at once instead of waiting for gdb (the stub still listens)\n"
           "  --name NAME     the VM's name for klab gdb/stop/status (default: the architecture)\n"
           "  --gdb-port P    stub port (default 1234, or the next free one); a busy P is an error\n"
+          "  --gdb-socket F  the stub on a Unix socket instead (mode 0600: only its owner can attach)\n"
           "  --accel A       kvm or tcg (default: kvm only if a probe guest really runs under it)\n"
           "  --detach        return once the stub listens; the console goes to console.log and console.sock\n"
           "  --dry-run       print the QEMU command line and exit\n"
@@ -66,7 +67,7 @@ static void usage(FILE *f)
 }
 
 struct boot_options {
-    const char *arch, *kernel, *vmlinux, *initrd, *append, *cpu, *accel, *name, *qemu;
+    const char *arch, *kernel, *vmlinux, *initrd, *append, *cpu, *accel, *name, *qemu, *gdb_socket;
     struct initramfs_add *adds;   /* --add, for the default image */
     size_t nadds;
     const char **runs;            /* --run commands */
@@ -88,6 +89,7 @@ static int parse(int argc, char **argv, struct boot_options *o)
         { "gdb-port", required_argument, 0, 'p' }, { "qemu", required_argument, 0, 'q' },
         { "kaslr", no_argument, 0, 'K' },        { "no-wait", no_argument, 0, 'W' },
         { "detach", no_argument, 0, 'd' },       { "dry-run", no_argument, 0, 'D' },
+        { "gdb-socket", required_argument, 0, 'G' },
         { "add", required_argument, 0, 'Y' },    { "run", required_argument, 0, 'R' },
         { "help", no_argument, 0, 'h' },         { 0, 0, 0, 0 },
     };
@@ -149,6 +151,7 @@ static int parse(int argc, char **argv, struct boot_options *o)
             break;
         }
         case 'R': o->runs[o->nruns++] = optarg; break;
+        case 'G': o->gdb_socket = optarg; break;
         case 'h': usage(stdout); exit(0);
         default:
             klab_error("boot: unknown or incomplete option '%s' (see klab boot --help)", argv[optind - 1]);
@@ -157,6 +160,10 @@ static int parse(int argc, char **argv, struct boot_options *o)
     }
     if (optind < argc) {
         klab_error("boot: unexpected argument '%s' (see klab boot --help)", argv[optind]);
+        return -1;
+    }
+    if (o->gdb_socket && o->gdb_port) {
+        klab_error("boot: give --gdb-port or --gdb-socket, not both");
         return -1;
     }
     if (o->initrd && (o->nadds || o->nruns)) {
@@ -410,6 +417,8 @@ static void exec_qemu(const struct argv *av, const char *run_dir, bool detached,
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != supervisor)   /* the supervisor died before prctl took effect */
         _exit(127);
+    /* The RAM file and the gdb, monitor and console sockets are the VM: its owner's alone. */
+    umask(077);
     char *log = path_join(run_dir, "qemu.log");
     int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0)
@@ -475,8 +484,9 @@ static pid_t start_qemu(const struct argv *av, struct runstate *rs, bool detache
 
 static void announce(const struct runstate *rs, bool waiting, FILE *f)
 {
-    fprintf(f, "klab: %s VM '%s' %s; gdb stub on 127.0.0.1:%d (%s)\n", rs->profile->arch, rs->name,
-            waiting ? "is paused at its first instruction" : "is running", rs->gdb_port, rs->accel);
+    const char *stub = rs->gdb_listen + (strncmp(rs->gdb_listen, "tcp:", 4) ? 0 : 4);
+    fprintf(f, "klab: %s VM '%s' %s; gdb stub on %s (%s)\n", rs->profile->arch, rs->name,
+            waiting ? "is paused at its first instruction" : "is running", stub, rs->accel);
     fprintf(f, "klab: attach with `make gdb-%s` or `klab gdb %s`; stop with `klab stop %s`\n",
             rs->profile->make_suffix, rs->name, rs->name);
 }
@@ -529,11 +539,20 @@ int cmd_boot(int argc, char **argv)
         return 1;
     }
     int port = o.gdb_port;
-    if (port && !reserve_port(port)) {
+    char *gdb_listen = NULL;
+    if (o.gdb_socket) {
+        char *abs = o.gdb_socket[0] == '/' ? strdup(o.gdb_socket) : xasprintf("%s/%s", getcwd(NULL, 0), o.gdb_socket);
+        if (file_exists(abs)) {
+            klab_error("gdb socket %s already exists (another VM's?); remove it or choose another path", abs);
+            return 1;
+        }
+        gdb_listen = xasprintf("unix:%s", abs);
+        free(abs);
+    } else if (port && !reserve_port(port)) {
         klab_error("gdb port %d on 127.0.0.1 is in use; choose another --gdb-port or omit it", port);
         return 1;
     }
-    if (!port && (port = pick_free_port(KLAB_DEFAULT_GDB_PORT)) < 0) {
+    if (!gdb_listen && !port && (port = pick_free_port(KLAB_DEFAULT_GDB_PORT)) < 0) {
         klab_error("no free TCP port for the gdb stub from %d on", KLAB_DEFAULT_GDB_PORT);
         return 1;
     }
@@ -551,7 +570,8 @@ int cmd_boot(int argc, char **argv)
     free(cache);
 
     char *run_dir = runstate_dir_for(name);
-    char *gdb_listen = xasprintf("tcp:127.0.0.1:%d", port);
+    if (!gdb_listen)
+        gdb_listen = xasprintf("tcp:127.0.0.1:%d", port);
     bool interactive = !o.detach && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
     char *initrd = o.initrd ? realpath(o.initrd, NULL) : NULL;
     struct boot_request req = {

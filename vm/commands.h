@@ -12,6 +12,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_regs(int argc, char **argv);
 int cmd_vtop(int argc, char **argv);
 int cmd_ptdump(int argc, char **argv);
+int cmd_exam(int argc, char **argv);
 
 /* Shared by the commands that act on one running VM: NAME if given, else the only one running.
  * Prints one clear line and returns NULL when that is not possible. malloc'ed. */

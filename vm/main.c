@@ -21,6 +21,7 @@ static const struct command commands[] = {
     { "vtop", cmd_vtop, "translate virtual addresses level by level with the VM's page tables" },
     { "ptdump", cmd_ptdump, "dump a VM's whole page table as merged ranges with permissions" },
     { "rootfs", cmd_rootfs, "build a busybox initramfs (newc cpio, gzip)" },
+    { "exam", cmd_exam, "run an exam room: one isolated VM per candidate, reset, time limit" },
     { "inspect", cmd_inspect, "show a kernel image's / vmlinux's architecture and banner; check a pair" },
 };
 

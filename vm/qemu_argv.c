@@ -76,7 +76,9 @@ int qemu_build_argv(const struct boot_request *r, struct argv *a, char *err, siz
     push2(a, "-serial", strdup("chardev:klab-con"));
     push2(a, "-monitor", xasprintf("unix:%s/monitor.sock,server=on,wait=off", r->run_dir));
     /* Never -s: it listens on every interface. */
-    push2(a, "-gdb", strdup(r->gdb_listen));
+    /* A Unix socket is created 0600 (umask set by the supervisor), so only its owner can attach. */
+    push2(a, "-gdb", !strncmp(r->gdb_listen, "unix:", 5) ? xasprintf("%s,server=on,wait=off", r->gdb_listen)
+                                                         : strdup(r->gdb_listen));
     if (r->wait_for_gdb)
         push(a, strdup("-S"));
     return 0;

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# klab exam with the plain QEMU backend: a 4-candidate room (two candidates are real Unix users, so their VMs
+# run as them), concurrent boots, stub isolation, reset to pristine, kill -9 of the controller, the time limit.
+. "$(dirname "$0")/../lib.sh"
+work=$(mktemp -d /tmp/klab-exam-XXXXXX); chmod 755 "$work"
+users=(klabexam-a klabexam-b)
+cleanup() {
+  [ -n "${ctl:-}" ] && kill "$ctl" 2>/dev/null; wait 2>/dev/null
+  rm -rf "$work"
+  for u in "${users[@]}"; do [ -n "${made[$u]:-}" ] && userdel "$u" 2>/dev/null; done
+}
+declare -A made; trap cleanup EXIT
+[ "$(id -u)" -eq 0 ] || { fail "exam isolation" "needs root to create the candidates' Unix users"; finish; }
+for u in "${users[@]}"; do id "$u" >/dev/null 2>&1 || { useradd -M -s /usr/sbin/nologin "$u" && made[$u]=1; }; done
+bash kernels/build.sh x86_64 >/dev/null || { fail "room kernel" "x86_64 profile does not build"; finish; }
+console() { python3 tests/integration/console.py "$@"; }
+klab=$PWD/${KLAB#$PWD/}
+
+# Bad room files: one line each.
+printf 'name = x\nkernel = x86_64\ntask = t\ncandidates = a\ncolour = blue\n' >"$work/bad1.conf"
+expect_error "room file with an unknown key" "bad1.conf:5: unknown key 'colour'" "$klab" exam run "$work/bad1.conf"
+printf 'name = x\ntask = t\ncandidates = a\n' >"$work/bad2.conf"
+expect_error "room file without a kernel" "kernel is missing" "$klab" exam run "$work/bad2.conf"
+printf 'name = x\nkernel = x86_64\ntask = t\ntime_limit = soon\ncandidates = a\n' >"$work/bad3.conf"
+expect_error "room file with a bad time limit" "time_limit wants" "$klab" exam run "$work/bad3.conf"
+expect_error "status of a room nobody runs" "no room controller answers" "$klab" exam status "$work/none"
+
+cat >"$work/room.conf" <<ROOM
+name = t4
+kernel = x86_64
+task = $PWD/labs/exam/myhello
+time_limit = 10m
+memory = 256M
+candidates = klabexam-a klabexam-b c3 c4
+ROOM
+dir=$work/exam-t4
+(cd "$work" && exec "$klab" exam run room.conf >"$work/ctl.log" 2>&1) &
+ctl=$!
+t0=$(date +%s%N)
+for i in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
+cands=(klabexam-a klabexam-b c3 c4)
+banners=0
+for c in "${cands[@]}"; do
+  KLAB_RUN_DIR=$dir/candidates/$c/run "$klab" wait "exam-t4-$c" --timeout 120 >/dev/null 2>&1 && banners=$((banners + 1))
+done
+[ $banners -eq 4 ] && ok "4 candidate VMs reach the init banner concurrently ($(( ($(date +%s%N) - t0) / 1000000 )) ms)" \
+  || fail "room boots" "$banners of 4 banners; $(cat "$work/ctl.log")"
+ps -o uid=,args= -C qemu-system-x86_64 | grep -q "^ *$(id -u klabexam-a) .*exam-t4-klabexam-a " \
+  && ok "klabexam-a's QEMU runs as klabexam-a" || fail "VM as the candidate's user" "$(ps -o uid=,args= -C qemu-system-x86_64 | cut -c1-80)"
+nets=$(console "$dir/candidates/c4/run/exam-t4-c4/console.sock" 'echo NETS $(ls /sys/class/net 2>/dev/null)' 2 | grep '^NETS')
+! grep -q -- "-netdev\|-nic \|-net " "$dir"/candidates/*/run/*/qemu.cmdline && grep -q -- "-nodefaults" \
+  "$dir/candidates/c4/run/exam-t4-c4/qemu.cmdline" && { [ "$nets" = "NETS lo" ] || [ "$nets" = "NETS" ]; } \
+  && ok "no VM has a network device (QEMU -nodefaults, no -netdev; interfaces in the guest: '${nets#NETS}')" \
+  || fail "network" "guest: $nets"
+
+# Isolation: A's credentials cannot open B's stub; A's own works (gdb reads a register through it).
+a=$dir/candidates/klabexam-a b=$dir/candidates/klabexam-b
+out=$(runuser -u klabexam-a -- python3 -c "import socket,sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])" "$b/gdb.sock" 2>&1)
+echo "$out" | grep -q "PermissionError" && ok "candidate A cannot connect to B's gdb stub (Permission denied)" \
+  || fail "A attaches to B" "$out"
+out=$(runuser -u klabexam-a -- timeout 60 gdb-multiarch -q -nx -batch -ex "target remote $a/gdb.sock" -ex 'p/x $pc' -ex detach 2>&1)
+echo "$out" | grep -q '^\$1 = 0x' && ok "candidate A attaches gdb to their own stub" || fail "A's own stub" "$out"
+out=$(runuser -u klabexam-a -- cat "$b/run/exam-t4-klabexam-b/console.log" 2>&1)
+echo "$out" | grep -q "Permission denied" && ok "candidate A cannot read B's console" || fail "A reads B's console" "$out"
+expect_error "candidate B cannot reset A's VM" "you may reset only your own VM" \
+  runuser -u klabexam-b -- "$klab" exam reset "$dir" klabexam-a
+runuser -u klabexam-b -- "$klab" exam status "$dir" | grep -q "^klabexam-a *running" \
+  && ok "a candidate can read the room's status" || fail "status as candidate" "$("$klab" exam status "$dir" 2>&1)"
+
+# Reset: a file written in the guest is gone after the reset.
+c3=$dir/candidates/c3/run/exam-t4-c3
+console "$c3/console.sock" 'echo EXAM-MARK > /root/mark; cat /root/mark' 2 | grep -q '^EXAM-MARK' \
+  && ok "c3 wrote /root/mark in its guest" || fail "write in guest" "no echo"
+t0=$(date +%s%N)
+out=$("$klab" exam reset "$dir" c3)
+for i in $(seq 100); do [ -f "$c3/state" ] && break; sleep 0.05; done
+KLAB_RUN_DIR=$dir/candidates/c3/run "$klab" wait exam-t4-c3 --timeout 60 >/dev/null 2>&1
+echo "$out" | grep -q "^ok: c3's VM restarted" && ok "reset c3: $out; banner again after $(( ($(date +%s%N) - t0) / 1000000 )) ms" \
+  || fail "reset" "$out"
+console "$c3/console.sock" 'cat /root/mark' 2 | grep -q "can't open '/root/mark'" \
+  && ok "after the reset /root/mark is gone (pristine VM)" || fail "pristine after reset" "file still there"
+
+# kill -9 of the controller: every VM's supervisor gets SIGTERM and cleans up.
+kill -9 "$ctl"; wait "$ctl" 2>/dev/null; ctl=
+for i in $(seq 50); do pgrep -f "klab-exam-t4-" >/dev/null || break; sleep 0.2; done
+pgrep -af "klab-exam-t4-" >/dev/null && fail "kill -9 of the controller" "QEMU left: $(pgrep -af klab-exam-t4- | cut -c1-80)" \
+  || ok "kill -9 of the controller leaves no QEMU"
+# the supervisors remove the run state once their QEMU has exited
+for i in $(seq 50); do ls "$dir"/candidates/*/run/*/ram "$dir"/candidates/*/run/*/state >/dev/null 2>&1 || break; sleep 0.2; done
+left=$(ls "$dir"/candidates/*/run/*/ram "$dir"/candidates/*/run/*/state 2>/dev/null)
+[ -z "$left" ] && ok "no RAM file or run state left behind" || fail "leftovers" "$left"
+
+# The time limit stops every VM and ends the controller.
+cat >"$work/short.conf" <<ROOM
+name = short
+kernel = x86_64
+task = $PWD/labs/exam/myhello
+time_limit = 6s
+candidates = solo
+ROOM
+t0=$(date +%s)
+out=$(cd "$work" && timeout 60 "$klab" exam run short.conf 2>&1); rc=$?
+took=$(( $(date +%s) - t0 ))
+[ $rc -eq 0 ] && echo "$out" | grep -q "the time limit is up" && [ $took -ge 6 ] && [ $took -lt 20 ] \
+  && ! pgrep -f "klab-exam-short-" >/dev/null && ok "a 6 s time limit stops the room after ${took} s, no QEMU left" \
+  || fail "time limit" "rc=$rc after ${took}s: $out"
+finish
