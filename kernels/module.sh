@@ -56,5 +56,7 @@ if ! make -C "$kdir" M="$out" "${make_args[@]}" modules >"$out/build.log" 2>&1; 
   die "building $name for $kernel failed: $first (full log: $out/build.log)"
 fi
 ko=$out/$name.ko
+# A folder named otherwise than its module (an exam workspace): the one .ko its Kbuild made.
+if [ ! -f "$ko" ] && [ "$(ls "$out"/*.ko 2>/dev/null | wc -l)" -eq 1 ]; then ko=$(ls "$out"/*.ko); fi
 [ -f "$ko" ] || die "the build made no $name.ko (full log: $out/build.log)"
 echo "$ko"

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "accel.h"
 #include "commands.h"
+#include "exam.h"
 #include "paths.h"
 #include "profile.h"
 #include "room.h"
@@ -47,11 +48,14 @@ static void usage(FILE *f)
           "       klab exam status DIR\n"
           "       klab exam reset DIR CANDIDATE\n"
           "       klab exam stop DIR\n"
+          "       klab exam grade DIR CANDIDATE\n"
           "\n"
           "Runs an exam room: one private VM per candidate (no network, gdb stub on a Unix socket only that\n"
           "candidate can open), reset to a pristine VM on demand, all stopped when the time limit is up.\n"
-          "`run` stays in the foreground as the room's controller (DIR default: ./exam-NAME); the other\n"
-          "commands talk to it. See docs/exam-proctor.md and docs/exam-candidate.md.\n",
+          "`run` stays in the foreground as the room's controller (DIR default: ./exam-NAME); status, reset\n"
+          "and stop talk to it. `grade` builds the candidate's module from their work/ folder, boots it in a\n"
+          "fresh VM, runs the task's checks and writes report.txt and report.json in their folder (exit 0: all\n"
+          "passed, 3: some failed). See docs/exam-proctor.md and docs/exam-candidate.md.\n",
           f);
 }
 
@@ -109,7 +113,7 @@ static int share_file(const char *src_path, const char *dst)
     return n < 0 ? -1 : rc;
 }
 
-static int copy_tree(const char *src, const char *dst)
+int exam_copy_tree(const char *src, const char *dst)
 {
     pid_t pid = fork();
     if (pid == 0) {
@@ -120,14 +124,58 @@ static int copy_tree(const char *src, const char *dst)
     return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+char *exam_busybox(bool arm64)
+{
+    return default_busybox(profile_find(arm64 ? "arm64" : "x86_64"));
+}
+
+int exam_room_state_write(const char *dir, const struct exam_room_state *s)
+{
+    char *path = path_join(dir, "room.state");
+    char *text = xasprintf("name=%s\nkernel=%s\narch=%s\naccel=%s\ntask=%s\n", s->name, s->kernel, s->arch, s->accel,
+                           s->task);
+    int rc = write_text_file(path, text);
+    chmod(path, 0644);
+    free(path);
+    free(text);
+    return rc;
+}
+
+int exam_room_state_load(const char *dir, struct exam_room_state *s)
+{
+    memset(s, 0, sizeof *s);
+    char *path = path_join(dir, "room.state");
+    char *text = read_text_file(path);
+    if (!text) {
+        klab_error("exam: %s is not a room folder (no room.state; klab exam run makes one)", dir);
+        free(path);
+        return -1;
+    }
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(l, '=');
+        if (!eq)
+            continue;
+        *eq++ = '\0';
+        char *dst = !strcmp(l, "name") ? s->name : !strcmp(l, "kernel") ? s->kernel : !strcmp(l, "arch") ? s->arch
+                  : !strcmp(l, "accel") ? s->accel : !strcmp(l, "task") ? s->task : NULL;
+        size_t cap = !strcmp(l, "task") ? sizeof s->task : !strcmp(l, "arch") || !strcmp(l, "accel") ? 16 : 64;
+        if (dst)
+            snprintf(dst, cap, "%s", eq);
+    }
+    free(text);
+    free(path);
+    if (!s->name[0] || !s->kernel[0] || !s->task[0] || !s->arch[0] || !s->accel[0]) {
+        klab_error("exam: %s/room.state is incomplete", dir);
+        return -1;
+    }
+    return 0;
+}
+
 /* The candidate's image: the pristine one plus every .ko they have built in their workspace. */
 static int candidate_initrd(struct controller *c, struct candidate *k, char *err, size_t errlen)
 {
-    const struct machine_profile *p = NULL;
-    for (const struct machine_profile *const *q = klab_profiles; *q; q++)
-        if (strstr(c->kernel, "arm64") ? !strcmp((*q)->arch, "arm64") : !strcmp((*q)->arch, "x86_64"))
-            p = *q;
-    char *busybox = default_busybox(p);
+    char *busybox = exam_busybox(strstr(c->room.kernel, "arm64") != NULL);
     char *work = path_join(k->dir, "work");
     struct initramfs_add adds[32];
     char *names[32];
@@ -395,7 +443,7 @@ static int prepare(struct controller *c, const char *room_file, const char *dir_
         free(all);
         char *work = path_join(k->dir, "work");
         char *task_md = path_join(c->room.task_dir, "task.md"), *task_dst = path_join(k->dir, "TASK.md");
-        if (fresh && (copy_tree(skeleton, work) != 0 || (file_exists(task_md) && copy_tree(task_md, task_dst) != 0))) {
+        if (fresh && (exam_copy_tree(skeleton, work) != 0 || (file_exists(task_md) && exam_copy_tree(task_md, task_dst) != 0))) {
             klab_error("exam: cannot set up %s's workspace in %s", k->name, k->dir);
             return -1;
         }
@@ -412,6 +460,18 @@ static int prepare(struct controller *c, const char *room_file, const char *dir_
         free(work);
         free(task_md);
         free(task_dst);
+    }
+    struct exam_room_state rs = { 0 };
+    snprintf(rs.name, sizeof rs.name, "%s", c->room.name);
+    snprintf(rs.kernel, sizeof rs.kernel, "%s", c->room.kernel);
+    snprintf(rs.arch, sizeof rs.arch, "%s", p->arch);
+    snprintf(rs.accel, sizeof rs.accel, "%s", c->accel);
+    char *task_abs = realpath(c->room.task_dir, NULL);
+    snprintf(rs.task, sizeof rs.task, "%s", task_abs ? task_abs : c->room.task_dir);
+    free(task_abs);
+    if (exam_room_state_write(c->dir, &rs) != 0) {
+        klab_error("exam: cannot write %s/room.state", c->dir);
+        return -1;
     }
     c->listen_fd = listen_control(ctl);
     if (c->listen_fd < 0) {
@@ -543,6 +603,8 @@ int cmd_exam(int argc, char **argv)
         return exam_request(argv[2], "status\n");
     if (!strcmp(sub, "stop") && argc == 3)
         return exam_request(argv[2], "stop\n");
+    if (!strcmp(sub, "grade") && argc == 4)
+        return exam_grade(argv[2], argv[3]);
     if (!strcmp(sub, "reset") && argc == 4) {
         char *req = xasprintf("reset %s\n", argv[3]);
         int rc = exam_request(argv[2], req);

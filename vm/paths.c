@@ -47,6 +47,11 @@ char *default_busybox(const struct machine_profile *p)
 
 char *segment_cache_dir(void) { return in_cache("segments"); }
 
+const char *klab_source_dir(void)
+{
+    return KLAB_SOURCE_DIR;
+}
+
 const char *klab_gdb_dir(void)
 {
     const char *e = getenv("KLAB_GDB_DIR");

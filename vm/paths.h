@@ -14,5 +14,7 @@ char *default_busybox(const struct machine_profile *p);
 char *segment_cache_dir(void);
 /* The folder with the klab gdb Python package: $KLAB_GDB_DIR, else the source tree klab was built from. */
 const char *klab_gdb_dir(void);
+/* The klab source tree this program was built from (its kernels/ and labs/ scripts). */
+const char *klab_source_dir(void);
 
 #endif

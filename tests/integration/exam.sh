@@ -80,6 +80,37 @@ echo "$out" | grep -q "^ok: c3's VM restarted" && ok "reset c3: $out; banner aga
 console "$c3/console.sock" 'cat /root/mark' 2 | grep -q "can't open '/root/mark'" \
   && ok "after the reset /root/mark is gone (pristine VM)" || fail "pristine after reset" "file still there"
 
+# The candidate's own module in their VM: a .ko in work/ is at /lib/modules/ after a reset.
+ko=$(bash kernels/module.sh labs/exam/myhello/solution x86_64 "$work/sol-build" 2>&1) && cp "$ko" "$dir/candidates/c4/work/" \
+  || fail "build the solution" "$ko"
+"$klab" exam reset "$dir" c4 >/dev/null
+c4=$dir/candidates/c4/run/exam-t4-c4
+for i in $(seq 100); do [ -f "$c4/state" ] && break; sleep 0.05; done
+KLAB_RUN_DIR=$dir/candidates/c4/run "$klab" wait exam-t4-c4 --timeout 60 >/dev/null 2>&1
+console "$c4/console.sock" 'insmod /lib/modules/myhello.ko; cat /dev/myhello' 3 | grep -q '^1111111111111111111122222222' \
+  && ok "after a reset the candidate's own .ko is in their VM: insmod + cat /dev/myhello work" \
+  || fail "candidate's module in the VM" "no string"
+
+# Grading, in fresh VMs: the solution passes every check, the broken module fails read and test only, a
+# module that does not compile fails everything with the compiler's first error.
+cp labs/exam/myhello/solution/* "$dir/candidates/c3/work/"
+cp labs/exam/myhello/broken/* "$dir/candidates/c4/work/"
+printf 'int x = ;\n' >>"$dir/candidates/klabexam-b/work/myhello.c"
+"$klab" exam grade "$dir" c3 >"$work/g3" 2>&1; r3=$?
+"$klab" exam grade "$dir" c4 >"$work/g4" 2>&1; r4=$?
+"$klab" exam grade "$dir" klabexam-b >"$work/gb" 2>&1; rb=$?
+verdicts() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(" ".join("%s=%s" % (c["name"], "pass" if c["passed"] else "fail") for c in r["checks"]), "%d/%d" % (r["passed"], r["total"]))' "$1"; }
+v3=$(verdicts "$dir/candidates/c3/report.json") v4=$(verdicts "$dir/candidates/c4/report.json") vb=$(verdicts "$dir/candidates/klabexam-b/report.json")
+[ $r3 -eq 0 ] && [ "$v3" = "loads=pass device=pass read=pass test=pass printk=pass 5/5" ] \
+  && ok "grade: the correct module passes every check ($v3)" || fail "grade correct" "rc=$r3 $v3: $(cat "$work/g3")"
+[ $r4 -eq 3 ] && [ "$v4" = "loads=pass device=pass read=fail test=fail printk=pass 3/5" ] \
+  && ok "grade: the broken module fails read and test only ($v4)" || fail "grade broken" "rc=$r4 $v4: $(cat "$work/g4")"
+[ $rb -eq 3 ] && [ "$vb" = "loads=fail device=fail read=fail test=fail printk=fail 0/5" ] \
+  && grep -q "did not build: .*myhello.c.*error" "$dir/candidates/klabexam-b/report.txt" \
+  && ok "grade: a module that does not compile fails every check, naming the error" || fail "grade no build" "rc=$rb $vb: $(cat "$work/gb")"
+grep -q "myhello open, psz=" "$dir/candidates/c3/grade-console.log" && ok "grade keeps the grading VM's console log" \
+  || fail "grade console log" "missing"
+
 # kill -9 of the controller: every VM's supervisor gets SIGTERM and cleans up.
 kill -9 "$ctl"; wait "$ctl" 2>/dev/null; ctl=
 for i in $(seq 50); do pgrep -f "klab-exam-t4-" >/dev/null || break; sleep 0.2; done
