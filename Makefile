@@ -8,7 +8,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 KLAB_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_FILE_OFFSET_BITS=64 -DKLAB_SOURCE_DIR='"$(CURDIR)"'
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDLIBS   := -lz
+LDLIBS   := -lz -lvirt -lvirt-qemu
 
 BUILD    := build
 KLAB     := $(BUILD)/klab

@@ -6,6 +6,7 @@
  * command returns once the stub listens. */
 #define _GNU_SOURCE
 #include "accel.h"
+#include "backend_libvirt.h"
 #include "commands.h"
 #include "gdb_port.h"
 #include "kimage.h"
@@ -38,6 +39,7 @@ static void usage(FILE *f)
           "                 [--smp N] [--mem SIZE] [--cpu MODEL] [--append ARGS] [--kaslr] [--no-wait]\n"
           "                 [--name NAME] [--gdb-port PORT] [--accel kvm|tcg] [--detach] [--dry-run]\n"
           "                 [--add SRC:DEST]... [--run CMD]... [--gdb-socket PATH]\n"
+          "                 [--backend qemu|libvirt] [--connect URI]\n"
           "\n"
           "Boots a kernel under QEMU, stopped at its first instruction, with a gdb stub on 127.0.0.1.\n"
           "\n"
@@ -59,7 +61,10 @@ static void usage(FILE *f)
           "  --gdb-socket F  the stub on a Unix socket instead (mode 0600: only its owner can attach)\n"
           "  --accel A       kvm or tcg (default: kvm only if a probe guest really runs under it)\n"
           "  --detach        return once the stub listens; the console goes to console.log and console.sock\n"
-          "  --dry-run       print the QEMU command line and exit\n"
+          "  --dry-run       print the QEMU command line (libvirt: the domain XML) and exit\n"
+          "  --backend B     qemu (klab runs QEMU, default) or libvirt (a transient domain klab-NAME, started\n"
+          "                  paused, destroyed when klab's supervisor ends; no RAM file: klab reads through the stub)\n"
+          "  --connect URI   libvirt URI (default: libvirt's, e.g. qemu:///session; qemu+ssh://host/session)\n"
           "\n"
           "The terminal is the guest console when interactive (^A x quits QEMU); it is always logged to\n"
           "console.log in the run-state folder. A guest panic ends QEMU and is reported (exit status 3).\n",
@@ -67,7 +72,8 @@ static void usage(FILE *f)
 }
 
 struct boot_options {
-    const char *arch, *kernel, *vmlinux, *initrd, *append, *cpu, *accel, *name, *qemu, *gdb_socket;
+    const char *arch, *kernel, *vmlinux, *initrd, *append, *cpu, *accel, *name, *qemu, *gdb_socket, *connect;
+    bool libvirt;
     struct initramfs_add *adds;   /* --add, for the default image */
     size_t nadds;
     const char **runs;            /* --run commands */
@@ -89,7 +95,8 @@ static int parse(int argc, char **argv, struct boot_options *o)
         { "gdb-port", required_argument, 0, 'p' }, { "qemu", required_argument, 0, 'q' },
         { "kaslr", no_argument, 0, 'K' },        { "no-wait", no_argument, 0, 'W' },
         { "detach", no_argument, 0, 'd' },       { "dry-run", no_argument, 0, 'D' },
-        { "gdb-socket", required_argument, 0, 'G' },
+        { "gdb-socket", required_argument, 0, 'G' }, { "backend", required_argument, 0, 'B' },
+        { "connect", required_argument, 0, 'U' },
         { "add", required_argument, 0, 'Y' },    { "run", required_argument, 0, 'R' },
         { "help", no_argument, 0, 'h' },         { 0, 0, 0, 0 },
     };
@@ -152,6 +159,14 @@ static int parse(int argc, char **argv, struct boot_options *o)
         }
         case 'R': o->runs[o->nruns++] = optarg; break;
         case 'G': o->gdb_socket = optarg; break;
+        case 'U': o->connect = optarg; break;
+        case 'B':
+            if (strcmp(optarg, "qemu") && strcmp(optarg, "libvirt")) {
+                klab_error("--backend wants qemu or libvirt, not '%s'", optarg);
+                return -1;
+            }
+            o->libvirt = !strcmp(optarg, "libvirt");
+            break;
         case 'h': usage(stdout); exit(0);
         default:
             klab_error("boot: unknown or incomplete option '%s' (see klab boot --help)", argv[optind - 1]);
@@ -160,6 +175,10 @@ static int parse(int argc, char **argv, struct boot_options *o)
     }
     if (optind < argc) {
         klab_error("boot: unexpected argument '%s' (see klab boot --help)", argv[optind]);
+        return -1;
+    }
+    if (o->connect && !o->libvirt) {
+        klab_error("boot: --connect is for --backend libvirt");
         return -1;
     }
     if (o->gdb_socket && o->gdb_port) {
@@ -312,10 +331,12 @@ static void report_qemu_failure(const char *run_dir, int status)
 }
 
 static volatile sig_atomic_t qemu_pid_for_signals;
+static volatile sig_atomic_t stop_requested;   /* the libvirt backend's supervisor: destroy the domain */
 
 static void forward_signal(int sig)
 {
     (void)sig;
+    stop_requested = 1;
     if (qemu_pid_for_signals > 0)
         kill((pid_t)qemu_pid_for_signals, SIGTERM);
 }
@@ -482,6 +503,39 @@ static pid_t start_qemu(const struct argv *av, struct runstate *rs, bool detache
     return pid;
 }
 
+/* The libvirt backend's start, in the supervisor: the domain (paused when gdb should find it at the first
+ * instruction) and its stub, then the run state. NULL after reporting. */
+static struct libvirt_vm *start_libvirt(const struct boot_request *req, struct runstate *rs, const char *uri,
+                                        const char *qemu_path)
+{
+    char *xml = libvirt_domain_xml(req, qemu_path);
+    char *xml_file = path_join(rs->dir, "domain.xml");
+    write_text_file(xml_file, xml);
+    char err[512];
+    struct libvirt_vm *vm = libvirt_start(uri, xml, req->gdb_listen, req->wait_for_gdb, err, sizeof err);
+    free(xml);
+    free(xml_file);
+    if (!vm) {
+        klab_error("%s", err);
+        finish(rs->dir, 0, true);
+        return NULL;
+    }
+    if (!strncmp(req->gdb_listen, "unix:", 5))
+        chmod(req->gdb_listen + 5, 0600);   /* only its owner attaches, as with the QEMU backend */
+    /* No QEMU child here: the supervisor stands for the VM (it holds the connection the domain dies with). */
+    rs->qemu_pid = rs->supervisor_pid = getpid();
+    rs->backend = "libvirt";
+    rs->connect = (char *)(uri ? uri : "");
+    rs->nram = 0;
+    if (runstate_write(rs) != 0) {
+        klab_error("cannot write the run state in %s", rs->dir);
+        libvirt_close(vm);
+        finish(rs->dir, 0, true);
+        return NULL;
+    }
+    return vm;
+}
+
 static void announce(const struct runstate *rs, bool waiting, FILE *f)
 {
     const char *stub = rs->gdb_listen + (strncmp(rs->gdb_listen, "tcp:", 4) ? 0 : 4);
@@ -574,12 +628,27 @@ int cmd_boot(int argc, char **argv)
         gdb_listen = xasprintf("tcp:127.0.0.1:%d", port);
     bool interactive = !o.detach && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
     char *initrd = o.initrd ? realpath(o.initrd, NULL) : NULL;
+    /* QEMU under libvirt does not run in this folder: every path it gets must be absolute. */
+    char *abs_kernel = realpath(kernel, NULL), *abs_vmlinux = vmlinux ? realpath(vmlinux, NULL) : NULL;
+    if (abs_kernel)
+        kernel = abs_kernel;
+    if (abs_vmlinux)
+        vmlinux = abs_vmlinux;
     struct boot_request req = {
         .profile = profile, .qemu = qemu_path, .name = name, .kernel = kernel, .append = o.append,
         .cpu = o.cpu, .accel = accel, .smp = o.smp, .mem_bytes = o.mem, .kaslr = o.kaslr,
         .wait_for_gdb = !o.no_wait, .gdb_listen = gdb_listen, .run_dir = run_dir,
         .console = interactive ? CONSOLE_STDIO : CONSOLE_SOCKET,
     };
+    if (o.libvirt)
+        req.console = CONSOLE_SOCKET;   /* libvirt owns QEMU's stdio: the console is console.sock / console.log */
+    if (o.dry_run && o.libvirt) {
+        req.initrd = initrd ? initrd : "<run-state>/initramfs.cpio.gz";
+        char *xml = libvirt_domain_xml(&req, qemu_path);
+        fputs(xml, stdout);
+        free(xml);
+        return 0;
+    }
     if (o.dry_run) {
         req.initrd = initrd ? initrd : "<run-state>/initramfs.cpio.gz";
         struct argv av;
@@ -622,6 +691,18 @@ int cmd_boot(int argc, char **argv)
     struct sigaction sa = { .sa_handler = forward_signal };
     sigemptyset(&sa.sa_mask);
 
+    if (!o.detach && o.libvirt) {
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        struct libvirt_vm *vm = start_libvirt(&req, &rs, o.connect, qemu_path);
+        if (!vm)
+            return 1;
+        announce(&rs, req.wait_for_gdb, stderr);
+        libvirt_wait(vm, &stop_requested);
+        libvirt_close(vm);
+        return finish(run_dir, 0, false);
+    }
     if (!o.detach) {
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
@@ -655,6 +736,20 @@ int cmd_boot(int argc, char **argv)
         sigaction(SIGINT, &sa, NULL);
         /* Errors before readiness go to the waiting parent through stderr = the pipe. */
         dup2(pipefd[1], STDERR_FILENO);
+        if (o.libvirt) {
+            struct libvirt_vm *vm = start_libvirt(&req, &rs, o.connect, qemu_path);
+            if (!vm)
+                _exit(1);
+            announce(&rs, req.wait_for_gdb, stderr);
+            int null = open("/dev/null", O_RDWR);
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+            close(pipefd[1]);
+            libvirt_wait(vm, &stop_requested);
+            libvirt_close(vm);
+            _exit(finish(run_dir, 0, true));
+        }
         pid_t pid = start_qemu(&av, &rs, true);
         if (pid < 0)
             _exit(1);

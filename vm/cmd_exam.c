@@ -250,9 +250,26 @@ static int start_vm(struct controller *c, struct candidate *k)
             dup2(null, STDIN_FILENO);
         setenv("KLAB_RUN_DIR", k->run_dir, 1);
         setenv("KLAB_CACHE", cache, 1);
+        bool libvirt = !strcmp(c->room.backend, "libvirt");
+        if (libvirt) {
+            /* qemu:///session: the candidate's own libvirt daemon. Its state goes in a short private folder:
+             * libvirt puts each domain's monitor socket under XDG_CONFIG_HOME, and a Unix socket path has
+             * room for 107 bytes only. */
+            char *xdg = xasprintf("/tmp/klab-%u-%s-%u", (unsigned)getuid(), c->room.name, (unsigned)(k - c->cand));
+            struct stat st;
+            if (mkdir(xdg, 0700) != 0 && (errno != EEXIST || lstat(xdg, &st) != 0 || !S_ISDIR(st.st_mode) ||
+                                          st.st_uid != getuid() || (st.st_mode & 077)))
+                _exit(124);   /* someone else's folder: do not use it */
+            char *run = path_join(xdg, "run"), *conf = path_join(xdg, "config"), *xcache = path_join(xdg, "cache");
+            mkdir_p(run, 0700);
+            setenv("HOME", k->dir, 1);
+            setenv("XDG_RUNTIME_DIR", run, 1);
+            setenv("XDG_CONFIG_HOME", conf, 1);
+            setenv("XDG_CACHE_HOME", xcache, 1);
+        }
         execl(c->self, c->self, "boot", "--kernel", c->kernel, "--vmlinux", c->vmlinux, "--initrd", initrd,
               "--name", k->vm_name, "--gdb-socket", sock, "--mem", mem, "--smp", smp, "--accel", c->accel,
-              "--no-wait", (char *)NULL);
+              "--no-wait", "--backend", c->room.backend, libvirt ? "--connect" : NULL, c->room.connect, (char *)NULL);
         _exit(127);
     }
     k->supervisor = pid;

@@ -32,9 +32,7 @@ static void usage(FILE *f)
 
 static bool vm_never_ran(const struct runstate *rs)
 {
-    char *mon = path_join(rs->dir, "monitor.sock");
-    char *out = monitor_command(mon, "info status", 2000);
-    free(mon);
+    char *out = runstate_monitor(rs, "info status", 2000);
     bool prelaunch = out && strstr(out, "prelaunch");
     free(out);
     return prelaunch;

@@ -55,9 +55,8 @@ static int stop_one(const char *name)
         klab_error("no VM named '%s'", name);
         return 1;
     }
-    char *mon = path_join(rs.dir, "monitor.sock");
     char *state = path_join(rs.dir, "state");
-    char *out = monitor_command(mon, "quit", 2000);
+    char *out = runstate_monitor(&rs, "quit", 2000);
     free(out);
     bool gone = wait_gone(rs.qemu_pid, state, 5000);
     if (!gone) {
@@ -78,7 +77,6 @@ static int stop_one(const char *name)
     } else {
         printf("klab: stopped %s\n", name);
     }
-    free(mon);
     free(state);
     runstate_free(&rs);
     return rc;
@@ -134,9 +132,7 @@ int cmd_stop(int argc, char **argv)
 /* "paused (prelaunch)", "running", ... from QEMU's `info status`. malloc'ed. */
 static char *vm_run_state(const struct runstate *rs)
 {
-    char *mon = path_join(rs->dir, "monitor.sock");
-    char *out = monitor_command(mon, "info status", 1000);
-    free(mon);
+    char *out = runstate_monitor(rs, "info status", 1000);
     const char *prefix = "VM status: ";
     char *p = out ? strstr(out, prefix) : NULL;
     char *s = p ? strndup(p + strlen(prefix), strcspn(p + strlen(prefix), "\r\n")) : strdup("?");

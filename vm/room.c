@@ -75,6 +75,9 @@ int room_load(const char *path, struct room *r, char *err, size_t errlen)
         } else if (!strcmp(k, "task")) {
             free(r->task_dir);
             r->task_dir = v[0] == '/' ? strdup(v) : xasprintf("%s/%s", dir, v);
+        } else if (!strcmp(k, "connect")) {
+            free(r->connect);
+            r->connect = strdup(v);
         } else if (!strcmp(k, "backend")) {
             free(r->backend);
             r->backend = strdup(v);
@@ -104,7 +107,7 @@ int room_load(const char *path, struct room *r, char *err, size_t errlen)
                     r->candidates[r->ncandidates++] = strdup(c);
             }
         } else {
-            rc = FAIL("%s:%d: unknown key '%s' (name, kernel, task, time_limit, memory, cpus, backend, candidates)",
+            rc = FAIL("%s:%d: unknown key '%s' (name, kernel, task, time_limit, memory, cpus, backend, connect, candidates)",
                       path, lineno, k);
         }
     }
@@ -120,8 +123,10 @@ int room_load(const char *path, struct room *r, char *err, size_t errlen)
         rc = FAIL("%s: task is missing (a task folder, e.g. labs/exam/myhello)", path);
     else if (rc == 0 && !r->ncandidates)
         rc = FAIL("%s: no candidates", path);
-    else if (rc == 0 && strcmp(r->backend, "qemu") != 0)
-        rc = FAIL("%s: backend '%s' is not available yet (qemu)", path, r->backend);
+    else if (rc == 0 && strcmp(r->backend, "qemu") != 0 && strcmp(r->backend, "libvirt") != 0)
+        rc = FAIL("%s: backend '%s' (qemu or libvirt)", path, r->backend);
+    if (rc == 0 && !r->connect)
+        r->connect = strdup("qemu:///session");
     if (rc != 0)
         room_free(r);
     return rc;
@@ -133,6 +138,7 @@ void room_free(struct room *r)
     free(r->kernel);
     free(r->task_dir);
     free(r->backend);
+    free(r->connect);
     for (unsigned i = 0; i < r->ncandidates; i++)
         free(r->candidates[i]);
     memset(r, 0, sizeof *r);

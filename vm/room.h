@@ -6,7 +6,8 @@
  *   time_limit = 90m                   s, m or h; the controller stops every VM when it is up
  *   memory     = 256M                  per VM
  *   cpus       = 1                     per VM
- *   backend    = qemu                  qemu (libvirt: not yet)
+ *   backend    = qemu                  qemu, or libvirt (each candidate's VM a transient domain)
+ *   connect    = qemu:///session       libvirt URI (default qemu:///session: each candidate's own daemon)
  *   candidates = alice bob carol dave  when a name is a Unix user, that candidate's VM runs as that user
  */
 #ifndef KLAB_ROOM_H
@@ -18,7 +19,7 @@
 #define ROOM_MAX_CANDIDATES 64
 
 struct room {
-    char *name, *kernel, *task_dir, *backend;
+    char *name, *kernel, *task_dir, *backend, *connect;
     uint64_t time_limit_s, mem_bytes;
     unsigned cpus;
     char *candidates[ROOM_MAX_CANDIDATES];

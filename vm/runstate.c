@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "runstate.h"
 
+#include "backend_libvirt.h"
+#include "monitor.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -52,10 +54,11 @@ int runstate_write(const struct runstate *rs)
     }
     char *text = xasprintf("name=%s\narch=%s\nqemu_pid=%d\nsupervisor_pid=%d\ngdb=%s\ngdb_port=%d\n"
                            "kernel=%s\nvmlinux=%s\ninitrd=%s\naccel=%s\ncpu=%s\nmem_bytes=%" PRIu64 "\n"
-                           "kaslr=%d\nram_file=%s/ram\nconsole_log=%s/console.log\nmonitor=%s/monitor.sock\n%s",
+                           "kaslr=%d\nbackend=%s\nconnect=%s\nram_file=%s/ram\nconsole_log=%s/console.log\nmonitor=%s/monitor.sock\n%s",
                            rs->name, rs->profile->arch, (int)rs->qemu_pid, (int)rs->supervisor_pid, rs->gdb_listen,
                            rs->gdb_port, rs->kernel, rs->vmlinux ? rs->vmlinux : "", rs->initrd ? rs->initrd : "",
-                           rs->accel, rs->cpu, rs->mem_bytes, (int)rs->kaslr, rs->dir, rs->dir, rs->dir, ram);
+                           rs->accel, rs->cpu, rs->mem_bytes, (int)rs->kaslr, rs->backend ? rs->backend : "qemu",
+                           rs->connect ? rs->connect : "", rs->dir, rs->dir, rs->dir, ram);
     char *path = path_join(rs->dir, "state");
     int rc = write_text_file(path, text);
     free(path);
@@ -111,6 +114,10 @@ int runstate_load(const char *name, struct runstate *rs)
             rs->mem_bytes = strtoull(v, NULL, 10);
         else if (!strcmp(k, "kaslr"))
             rs->kaslr = atoi(v) != 0;
+        else if (!strcmp(k, "backend"))
+            rs->backend = strdup(v);
+        else if (!strcmp(k, "connect"))
+            rs->connect = strdup(v);
         else if (!strcmp(k, "ram_region") && rs->nram < MAX_RAM_REGIONS) {
             struct ram_region *r = &rs->ram[rs->nram];
             if (sscanf(v, "%" SCNx64 " %" SCNx64 " %" SCNx64, &r->gpa, &r->size, &r->file_offset) == 3)
@@ -135,11 +142,30 @@ void runstate_free(struct runstate *rs)
     free(rs->initrd);
     free(rs->accel);
     free(rs->cpu);
+    free(rs->backend);
+    free(rs->connect);
     memset(rs, 0, sizeof *rs);
+}
+
+bool runstate_is_libvirt(const struct runstate *rs)
+{
+    return rs->backend && !strcmp(rs->backend, "libvirt");
+}
+
+char *runstate_monitor(const struct runstate *rs, const char *cmd, int timeout_ms)
+{
+    if (runstate_is_libvirt(rs))
+        return libvirt_monitor(rs->connect && *rs->connect ? rs->connect : NULL, rs->name, cmd);
+    char *mon = path_join(rs->dir, "monitor.sock");
+    char *out = monitor_command(mon, cmd, timeout_ms);
+    free(mon);
+    return out;
 }
 
 bool runstate_alive(const struct runstate *rs)
 {
+    if (runstate_is_libvirt(rs))
+        return rs->supervisor_pid > 0 && !(kill(rs->supervisor_pid, 0) != 0 && errno == ESRCH);
     if (rs->qemu_pid <= 0 || (kill(rs->qemu_pid, 0) != 0 && errno == ESRCH))
         return false;
     /* Guard against pid reuse: QEMU was started with -name klab-<name>. */

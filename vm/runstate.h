@@ -24,6 +24,8 @@ struct runstate {
     char *kernel, *vmlinux, *initrd, *accel, *cpu;
     uint64_t mem_bytes;
     bool kaslr;            /* booted with KASLR on: symbols sit at a slide found live (klab gdb) */
+    char *backend;         /* "qemu" (klab runs QEMU) or "libvirt" (a transient domain klab-<name>) */
+    char *connect;         /* libvirt URI, "" for libvirt's default */
     struct ram_region ram[MAX_RAM_REGIONS];
     size_t nram;
 };
@@ -37,8 +39,12 @@ int runstate_write(const struct runstate *rs);             /* writes <dir>/state
 int runstate_load(const char *name, struct runstate *rs);  /* 0, or -1 if there is no such VM */
 void runstate_free(struct runstate *rs);
 
-/* The QEMU process of this state is alive (and is really ours: its command line names the VM). */
+/* The QEMU process of this state is alive (and is really ours: its command line names the VM). For a libvirt
+ * domain: its supervisor is, which holds the connection the domain dies with. */
 bool runstate_alive(const struct runstate *rs);
+bool runstate_is_libvirt(const struct runstate *rs);
+/* One human-monitor command to the VM: its monitor socket, or libvirt's passthrough. malloc'ed or NULL. */
+char *runstate_monitor(const struct runstate *rs, const char *cmd, int timeout_ms);
 
 /* Names of all VMs with a run-state folder (malloc'ed array of malloc'ed strings, *count set). Folders of
  * dead VMs are removed on the way, keeping nothing but what `exit` and console.log report. */

@@ -27,9 +27,7 @@ int vm_target_open(const char *name, int cpu, bool memory_via_stub, struct vm_ta
         return -1;
     }
     free(vm);
-    char *mon = path_join(t->rs.dir, "monitor.sock");
-    char *status = monitor_command(mon, "info status", 2000);
-    free(mon);
+    char *status = runstate_monitor(&t->rs, "info status", 2000);
     t->was_running = status && strstr(status, "running");
     free(status);
     const char *listen = t->rs.gdb_listen;
@@ -52,7 +50,8 @@ int vm_target_open(const char *name, int cpu, bool memory_via_stub, struct vm_ta
         klab_error("VM '%s': cannot read MMU registers: %s", t->rs.name, klab_rsp_error(t->rsp));
         goto fail;
     }
-    if (memory_via_stub) {
+    /* A libvirt domain has no RAM file klab can open: its memory comes through the stub. */
+    if (memory_via_stub || t->rs.nram == 0) {
         t->mem = klab_physmem_from_rsp(t->rsp, err, sizeof err);
     } else {
         struct klab_ram_region regions[MAX_RAM_REGIONS];
