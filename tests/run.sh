@@ -52,6 +52,8 @@ run "source kernels and modules: bad input" bash tests/integration/kernel_errors
 run "source kernel: arm64-64k (seed 002's shape)" bash tests/integration/source_kernel.sh arm64-64k
 run "source kernel: x86_64" bash tests/integration/source_kernel.sh x86_64
 run "exam room: 4 candidates, plain QEMU" bash tests/integration/exam.sh
+run "libvirt backend: qemu:///session as an unprivileged user" bash tests/integration/libvirt.sh
+run "exam room: 2 candidates through libvirt" bash tests/integration/exam_libvirt.sh
 run "fuzz: RSP replies, walkers" bash tests/fuzz/run.sh
 run "bad input" bash tests/integration/bad_input.sh
 echo
