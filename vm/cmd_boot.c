@@ -736,22 +736,9 @@ int cmd_boot(int argc, char **argv)
         sigaction(SIGINT, &sa, NULL);
         /* Errors before readiness go to the waiting parent through stderr = the pipe. */
         dup2(pipefd[1], STDERR_FILENO);
-        if (o.libvirt) {
-            struct libvirt_vm *vm = start_libvirt(&req, &rs, o.connect, qemu_path);
-            if (!vm)
-                _exit(1);
-            announce(&rs, req.wait_for_gdb, stderr);
-            int null = open("/dev/null", O_RDWR);
-            dup2(null, STDIN_FILENO);
-            dup2(null, STDOUT_FILENO);
-            dup2(null, STDERR_FILENO);
-            close(pipefd[1]);
-            libvirt_wait(vm, &stop_requested);
-            libvirt_close(vm);
-            _exit(finish(run_dir, 0, true));
-        }
-        pid_t pid = start_qemu(&av, &rs, true);
-        if (pid < 0)
+        struct libvirt_vm *vm = NULL;
+        pid_t pid = -1;
+        if (o.libvirt ? !(vm = start_libvirt(&req, &rs, o.connect, qemu_path)) : (pid = start_qemu(&av, &rs, true)) < 0)
             _exit(1);
         announce(&rs, req.wait_for_gdb, stderr);
         int null = open("/dev/null", O_RDWR);
@@ -759,7 +746,13 @@ int cmd_boot(int argc, char **argv)
         dup2(null, STDOUT_FILENO);
         dup2(null, STDERR_FILENO);
         close(pipefd[1]);
-        int status = wait_qemu(pid, run_dir, false);
+        int status = 0;
+        if (vm) {
+            libvirt_wait(vm, &stop_requested);
+            libvirt_close(vm);
+        } else {
+            status = wait_qemu(pid, run_dir, false);
+        }
         _exit(finish(run_dir, status, true));
     }
     close(pipefd[1]);

@@ -41,6 +41,8 @@ for i in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
 cands=(klabexam-a klabexam-b c3 c4)
 banners=0
 for c in "${cands[@]}"; do
+  # the VM's run state appears once its supervisor has QEMU up; klab wait needs it
+  for i in $(seq 100); do [ -f "$dir/candidates/$c/run/exam-t4-$c/state" ] && break; sleep 0.1; done
   KLAB_RUN_DIR=$dir/candidates/$c/run "$klab" wait "exam-t4-$c" --timeout 120 >/dev/null 2>&1 && banners=$((banners + 1))
 done
 [ $banners -eq 4 ] && ok "4 candidate VMs reach the init banner concurrently ($(( ($(date +%s%N) - t0) / 1000000 )) ms)" \
@@ -81,20 +83,25 @@ console "$c3/console.sock" 'cat /root/mark' 2 | grep -q "can't open '/root/mark'
   && ok "after the reset /root/mark is gone (pristine VM)" || fail "pristine after reset" "file still there"
 
 # The candidate's own module in their VM: a .ko in work/ is at /lib/modules/ after a reset.
-ko=$(bash kernels/module.sh labs/exam/myhello/solution x86_64 "$work/sol-build" 2>&1) && cp "$ko" "$dir/candidates/c4/work/" \
+ko=$(bash kernels/module.sh labs/hellodrv x86_64 "$work/sol-build" 2>&1) && cp "$ko" "$dir/candidates/c4/work/" \
   || fail "build the solution" "$ko"
 "$klab" exam reset "$dir" c4 >/dev/null
 c4=$dir/candidates/c4/run/exam-t4-c4
 for i in $(seq 100); do [ -f "$c4/state" ] && break; sleep 0.05; done
 KLAB_RUN_DIR=$dir/candidates/c4/run "$klab" wait exam-t4-c4 --timeout 60 >/dev/null 2>&1
-console "$c4/console.sock" 'insmod /lib/modules/myhello.ko; cat /dev/myhello' 3 | grep -q '^1111111111111111111122222222' \
+console "$c4/console.sock" 'insmod /lib/modules/hellodrv.ko; cat /dev/myhello' 3 | grep -q '^1111111111111111111122222222' \
   && ok "after a reset the candidate's own .ko is in their VM: insmod + cat /dev/myhello work" \
   || fail "candidate's module in the VM" "no string"
 
-# Grading, in fresh VMs: the solution passes every check, the broken module fails read and test only, a
-# module that does not compile fails everything with the compiler's first error.
-cp labs/exam/myhello/solution/* "$dir/candidates/c3/work/"
-cp labs/exam/myhello/broken/* "$dir/candidates/c4/work/"
+# Grading, in fresh VMs: seed 002's hellodrv (the task's answer) passes every check; the same driver with
+# read() truncated to 15 characters fails read and test only; a module that does not compile fails
+# everything with the compiler's first error.
+rm -f "$dir/candidates/c3/work/"* "$dir/candidates/c4/work/"*
+cp labs/hellodrv/* "$dir/candidates/c3/work/"
+cp labs/hellodrv/Kbuild "$dir/candidates/c4/work/"
+sed 's/strscpy(hello_seen, psz, sizeof(hello_seen));/strscpy(hello_seen, psz, 16);/' labs/hellodrv/hellodrv.c \
+  >"$dir/candidates/c4/work/hellodrv.c"
+grep -q 'strscpy(hello_seen, psz, 16)' "$dir/candidates/c4/work/hellodrv.c" || fail "broken module" "the sed did not apply"
 printf 'int x = ;\n' >>"$dir/candidates/klabexam-b/work/myhello.c"
 "$klab" exam grade "$dir" c3 >"$work/g3" 2>&1; r3=$?
 "$klab" exam grade "$dir" c4 >"$work/g4" 2>&1; r4=$?
@@ -119,7 +126,7 @@ pgrep -af "klab-exam-t4-" >/dev/null && fail "kill -9 of the controller" "QEMU l
 # the supervisors remove the run state once their QEMU has exited
 for i in $(seq 50); do ls "$dir"/candidates/*/run/*/ram "$dir"/candidates/*/run/*/state >/dev/null 2>&1 || break; sleep 0.2; done
 left=$(ls "$dir"/candidates/*/run/*/ram "$dir"/candidates/*/run/*/state 2>/dev/null)
-[ -z "$left" ] && ok "no RAM file or run state left behind" || fail "leftovers" "$left"
+[ -z "$left" ] && ok "no RAM file or run state left behind" || fail "leftovers" "$left; $(tail -n 3 "$dir"/candidates/*/vm.log; ps -ef | grep "klab boot" | grep -v grep | cut -c1-150)"
 
 # The time limit stops every VM and ends the controller.
 cat >"$work/short.conf" <<ROOM
