@@ -126,7 +126,7 @@ pgrep -af "klab-exam-t4-" >/dev/null && fail "kill -9 of the controller" "QEMU l
 # the supervisors remove the run state once their QEMU has exited
 for i in $(seq 50); do ls "$dir"/candidates/*/run/*/ram "$dir"/candidates/*/run/*/state >/dev/null 2>&1 || break; sleep 0.2; done
 left=$(ls "$dir"/candidates/*/run/*/ram "$dir"/candidates/*/run/*/state 2>/dev/null)
-[ -z "$left" ] && ok "no RAM file or run state left behind" || fail "leftovers" "$left; $(tail -n 3 "$dir"/candidates/*/vm.log; ps -ef | grep "klab boot" | grep -v grep | cut -c1-150)"
+[ -z "$left" ] && ok "no RAM file or run state left behind" || fail "leftovers" "$left; $( (tail -n 3 "$dir"/candidates/*/vm.log; ps -ef | grep "klab boot" | grep -v grep | cut -c1-150) 2>&1 | sed 's/^/    /')"
 
 # The time limit stops every VM and ends the controller.
 cat >"$work/short.conf" <<ROOM

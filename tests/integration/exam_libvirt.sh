@@ -36,7 +36,7 @@ for c in "${users[@]}"; do
   KLAB_RUN_DIR=$dir/candidates/$c/run "$klab" wait "exam-elv-$c" --timeout 120 >/dev/null 2>&1 && banners=$((banners + 1))
 done
 [ $banners -eq 2 ] && ok "2 libvirt candidate VMs reach the init banner concurrently ($(( ($(date +%s%N) - t0) / 1000000 )) ms)" \
-  || fail "libvirt room boots" "$banners of 2; $(cat "$work/ctl.log" "$dir"/candidates/*/vm.log 2>/dev/null | tail -5)"
+  || fail "libvirt room boots" "$banners of 2; $(tail -n 4 "$work/ctl.log" "$dir"/candidates/*/vm.log 2>&1 | sed 's/^/    /')"
 for c in "${users[@]}"; do
   pgrep -u "$c" -f "guest=klab-exam-elv-$c" >/dev/null && ok "$c's domain runs under $c's own session daemon" \
     || fail "$c's domain" "$(ps -o user=,args= -C qemu-system-x86_64 | cut -c1-90)"
