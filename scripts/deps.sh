@@ -12,6 +12,7 @@ packages=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross        # arm64 guest programs (labs/) and kernels
   flex bison libelf-dev libssl-dev linux-source-6.1  # source-built lab kernels (kernels/build.sh)
   libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients   # klab boot --backend libvirt
+  libvirt-daemon-system                              # its system daemon (qemu:///system; tests start it)
 )
 
 missing=()

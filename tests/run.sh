@@ -53,6 +53,7 @@ run "source kernel: arm64-64k (seed 002's shape)" bash tests/integration/source_
 run "source kernel: x86_64" bash tests/integration/source_kernel.sh x86_64
 run "exam room: 4 candidates, plain QEMU" bash tests/integration/exam.sh
 run "libvirt backend: qemu:///session as an unprivileged user" bash tests/integration/libvirt.sh
+run "libvirt backend: a system daemon (qemu:///system)" bash tests/integration/libvirt_system.sh
 run "exam room: 2 candidates through libvirt" bash tests/integration/exam_libvirt.sh
 run "fuzz: RSP replies, walkers" bash tests/fuzz/run.sh
 run "bad input" bash tests/integration/bad_input.sh
