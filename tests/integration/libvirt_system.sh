@@ -3,13 +3,20 @@
 # starts libvirtd and virtlogd itself when they are not running (and stops what it started).
 . "$(dirname "$0")/../lib.sh"
 [ "$(id -u)" -eq 0 ] || { fail "libvirt system daemon" "needs root"; finish; }
+# Whether a daemon answers, not whether a process of that name exists (a zombie would count).
 started=()
-pgrep -x virtlogd >/dev/null || { virtlogd -d && started+=(virtlogd); }
-pgrep -x libvirtd >/dev/null || { libvirtd -d && started+=(libvirtd); }
+[ -S /run/libvirt/virtlogd-sock ] || { virtlogd -d && started+=(/run/virtlogd.pid); }
+if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+  libvirtd -d && started+=(/run/libvirtd.pid)
+  # its first start probes every QEMU binary's capabilities: seconds here
+  for i in $(seq 600); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 dir=$(mktemp -d /var/tmp/klab-sys-XXXXXX)
-cleanup() { KLAB_RUN_DIR=$dir/vms "$KLAB" stop --all >/dev/null 2>&1; rm -rf "$dir"; for d in "${started[@]}"; do pkill -x "$d"; done; }
+cleanup() {
+  KLAB_RUN_DIR=$dir/vms "$KLAB" stop --all >/dev/null 2>&1; rm -rf "$dir"
+  for pidfile in "${started[@]}"; do [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; done
+}
 trap cleanup EXIT
-for i in $(seq 50); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done
 bash kernels/build.sh x86_64 >/dev/null || { fail "kernel" "x86_64 profile does not build"; finish; }
 # libvirt relabels the kernel and initrd for its QEMU user, which must still reach them: a 0755 folder.
 cp -L "$KLAB_CACHE/kernels/x86_64/vmlinuz" "$KLAB_CACHE/kernels/x86_64/vmlinux" "$dir/"
