@@ -234,18 +234,23 @@ static int start_vm(struct controller *c, struct candidate *k)
     }
     if (pid == 0) {
         setpgid(0, 0);   /* ^C at the controller's terminal is the controller's to handle */
-        if (k->as_user && (setgroups(0, NULL) != 0 || setgid(k->gid) != 0 || setuid(k->uid) != 0))
+        /* The log first (as the controller; handed to the candidate below), so every early end says why. */
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            if (k->as_user && fchown(fd, k->uid, k->gid) != 0)
+                klab_error("exam: cannot give %s to %s: %s", log, k->name, strerror(errno));
+        }
+        if (k->as_user && (setgroups(0, NULL) != 0 || setgid(k->gid) != 0 || setuid(k->uid) != 0)) {
+            klab_error("exam: cannot become user %s: %s", k->name, strerror(errno));
             _exit(126);
+        }
         /* After the credential change, which clears it (kernel/cred.c commit_creds). */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != controller)
             _exit(125);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
         if (null >= 0)
             dup2(null, STDIN_FILENO);
         setenv("KLAB_RUN_DIR", k->run_dir, 1);
@@ -258,8 +263,10 @@ static int start_vm(struct controller *c, struct candidate *k)
             char *xdg = xasprintf("/tmp/klab-%u-%s-%u", (unsigned)getuid(), c->room.name, (unsigned)(k - c->cand));
             struct stat st;
             if (mkdir(xdg, 0700) != 0 && (errno != EEXIST || lstat(xdg, &st) != 0 || !S_ISDIR(st.st_mode) ||
-                                          st.st_uid != getuid() || (st.st_mode & 077)))
-                _exit(124);   /* someone else's folder: do not use it */
+                                          st.st_uid != getuid() || chmod(xdg, 0700) != 0)) {
+                klab_error("exam: %s exists and is not this user's own folder: not using it", xdg);
+                _exit(124);
+            }
             char *run = path_join(xdg, "run"), *conf = path_join(xdg, "config"), *xcache = path_join(xdg, "cache");
             mkdir_p(run, 0700);
             setenv("HOME", k->dir, 1);
@@ -270,6 +277,7 @@ static int start_vm(struct controller *c, struct candidate *k)
         execl(c->self, c->self, "boot", "--kernel", c->kernel, "--vmlinux", c->vmlinux, "--initrd", initrd,
               "--name", k->vm_name, "--gdb-socket", sock, "--mem", mem, "--smp", smp, "--accel", c->accel,
               "--no-wait", "--backend", c->room.backend, libvirt ? "--connect" : NULL, c->room.connect, (char *)NULL);
+        klab_error("exam: cannot execute %s: %s", c->self, strerror(errno));
         _exit(127);
     }
     k->supervisor = pid;
