@@ -8,6 +8,8 @@ work=$(mktemp -d /tmp/klab-examlv-XXXXXX); chmod 755 "$work"
 cleanup() {
   [ -n "${ctl:-}" ] && kill "$ctl" 2>/dev/null; wait 2>/dev/null
   for u in "${users[@]}"; do pkill -u "$u" libvirtd 2>/dev/null; done
+  # an exiting session daemon still writes into its XDG folders: let it finish before removing them
+  for i in $(seq 50); do pgrep -u "$(IFS=,; echo "${users[*]}")" libvirtd >/dev/null || break; sleep 0.1; done
   rm -rf "$work" /tmp/klab-*-elv-*
   for u in "${users[@]}"; do [ -n "${made[$u]:-}" ] && userdel "$u" 2>/dev/null; done
 }

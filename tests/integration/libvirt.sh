@@ -9,6 +9,7 @@ made=; id "$user" >/dev/null 2>&1 || { useradd -M -s /usr/sbin/nologin "$user" &
 home=$(mktemp -d /tmp/klab-lv-XXXXXX)
 cleanup() {
   pkill -u "$user" -f "qemu-system.*klab-lv" 2>/dev/null; pkill -u "$user" libvirtd 2>/dev/null
+  for i in $(seq 50); do pgrep -u "$user" libvirtd >/dev/null || break; sleep 0.1; done
   rm -rf "$home"; [ -n "$made" ] && userdel "$user" 2>/dev/null
 }
 trap cleanup EXIT
