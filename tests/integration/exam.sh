@@ -13,8 +13,8 @@ declare -A made; trap cleanup EXIT
 [ "$(id -u)" -eq 0 ] || { fail "exam isolation" "needs root to create the candidates' Unix users"; finish; }
 for u in "${users[@]}"; do id "$u" >/dev/null 2>&1 || { useradd -M -s /usr/sbin/nologin "$u" && made[$u]=1; }; done
 bash kernels/build.sh x86_64 >/dev/null || { fail "room kernel" "x86_64 profile does not build"; finish; }
-console() { python3 tests/integration/console.py "$@"; }
 klab=$PWD/${KLAB#$PWD/}
+. tests/integration/exam_lib.sh
 
 # Bad room files: one line each.
 printf 'name = x\nkernel = x86_64\ntask = t\ncandidates = a\ncolour = blue\n' >"$work/bad1.conf"
@@ -33,20 +33,9 @@ time_limit = 10m
 memory = 256M
 candidates = klabexam-a klabexam-b c3 c4
 ROOM
-dir=$work/exam-t4
-(cd "$work" && exec "$klab" exam run room.conf >"$work/ctl.log" 2>&1) &
-ctl=$!
-t0=$(date +%s%N)
-for i in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
-cands=(klabexam-a klabexam-b c3 c4)
-banners=0
-for c in "${cands[@]}"; do
-  # the VM's run state appears once its supervisor has QEMU up; klab wait needs it
-  for i in $(seq 100); do [ -f "$dir/candidates/$c/run/exam-t4-$c/state" ] && break; sleep 0.1; done
-  KLAB_RUN_DIR=$dir/candidates/$c/run "$klab" wait "exam-t4-$c" --timeout 120 >/dev/null 2>&1 && banners=$((banners + 1))
-done
-[ $banners -eq 4 ] && ok "4 candidate VMs reach the init banner concurrently ($(( ($(date +%s%N) - t0) / 1000000 )) ms)" \
-  || fail "room boots" "$banners of 4 banners; $(cat "$work/ctl.log")"
+dir=$work/exam-t4 room=exam-t4
+room_start room.conf
+room_boots klabexam-a klabexam-b c3 c4
 ps -o uid=,args= -C qemu-system-x86_64 | grep -q "^ *$(id -u klabexam-a) .*exam-t4-klabexam-a " \
   && ok "klabexam-a's QEMU runs as klabexam-a" || fail "VM as the candidate's user" "$(ps -o uid=,args= -C qemu-system-x86_64 | cut -c1-80)"
 nets=$(console "$dir/candidates/c4/run/exam-t4-c4/console.sock" 'echo NETS $(ls /sys/class/net 2>/dev/null)' 2 | grep '^NETS')
@@ -55,13 +44,9 @@ nets=$(console "$dir/candidates/c4/run/exam-t4-c4/console.sock" 'echo NETS $(ls 
   && ok "no VM has a network device (QEMU -nodefaults, no -netdev; interfaces in the guest: '${nets#NETS}')" \
   || fail "network" "guest: $nets"
 
-# Isolation: A's credentials cannot open B's stub; A's own works (gdb reads a register through it).
-a=$dir/candidates/klabexam-a b=$dir/candidates/klabexam-b
-out=$(runuser -u klabexam-a -- python3 -c "import socket,sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])" "$b/gdb.sock" 2>&1)
-echo "$out" | grep -q "PermissionError" && ok "candidate A cannot connect to B's gdb stub (Permission denied)" \
-  || fail "A attaches to B" "$out"
-out=$(runuser -u klabexam-a -- timeout 60 gdb-multiarch -q -nx -batch -ex "target remote $a/gdb.sock" -ex 'p/x $pc' -ex detach 2>&1)
-echo "$out" | grep -q '^\$1 = 0x' && ok "candidate A attaches gdb to their own stub" || fail "A's own stub" "$out"
+# Isolation: stubs, consoles, resets.
+stub_isolation klabexam-a klabexam-b
+b=$dir/candidates/klabexam-b
 out=$(runuser -u klabexam-a -- cat "$b/run/exam-t4-klabexam-b/console.log" 2>&1)
 echo "$out" | grep -q "Permission denied" && ok "candidate A cannot read B's console" || fail "A reads B's console" "$out"
 expect_error "candidate B cannot reset A's VM" "you may reset only your own VM" \
@@ -70,26 +55,14 @@ runuser -u klabexam-b -- "$klab" exam status "$dir" | grep -q "^klabexam-a *runn
   && ok "a candidate can read the room's status" || fail "status as candidate" "$("$klab" exam status "$dir" 2>&1)"
 
 # Reset: a file written in the guest is gone after the reset.
-c3=$dir/candidates/c3/run/exam-t4-c3
-console "$c3/console.sock" 'echo EXAM-MARK > /root/mark; cat /root/mark' 2 | grep -q '^EXAM-MARK' \
-  && ok "c3 wrote /root/mark in its guest" || fail "write in guest" "no echo"
-t0=$(date +%s%N)
-out=$("$klab" exam reset "$dir" c3)
-for i in $(seq 100); do [ -f "$c3/state" ] && break; sleep 0.05; done
-KLAB_RUN_DIR=$dir/candidates/c3/run "$klab" wait exam-t4-c3 --timeout 60 >/dev/null 2>&1
-echo "$out" | grep -q "^ok: c3's VM restarted" && ok "reset c3: $out; banner again after $(( ($(date +%s%N) - t0) / 1000000 )) ms" \
-  || fail "reset" "$out"
-console "$c3/console.sock" 'cat /root/mark' 2 | grep -q "can't open '/root/mark'" \
-  && ok "after the reset /root/mark is gone (pristine VM)" || fail "pristine after reset" "file still there"
+reset_is_pristine c3
 
 # The candidate's own module in their VM: a .ko in work/ is at /lib/modules/ after a reset.
 ko=$(bash kernels/module.sh labs/hellodrv x86_64 "$work/sol-build" 2>&1) && cp "$ko" "$dir/candidates/c4/work/" \
   || fail "build the solution" "$ko"
 "$klab" exam reset "$dir" c4 >/dev/null
-c4=$dir/candidates/c4/run/exam-t4-c4
-for i in $(seq 100); do [ -f "$c4/state" ] && break; sleep 0.05; done
-KLAB_RUN_DIR=$dir/candidates/c4/run "$klab" wait exam-t4-c4 --timeout 60 >/dev/null 2>&1
-console "$c4/console.sock" 'insmod /lib/modules/hellodrv.ko; cat /dev/myhello' 3 | grep -q '^1111111111111111111122222222' \
+vm_up c4
+console "$dir/candidates/c4/run/exam-t4-c4/console.sock" 'insmod /lib/modules/hellodrv.ko; cat /dev/myhello' 3 | grep -q '^1111111111111111111122222222' \
   && ok "after a reset the candidate's own .ko is in their VM: insmod + cat /dev/myhello work" \
   || fail "candidate's module in the VM" "no string"
 
@@ -119,10 +92,7 @@ grep -q "myhello open, psz=" "$dir/candidates/c3/grade-console.log" && ok "grade
   || fail "grade console log" "missing"
 
 # kill -9 of the controller: every VM's supervisor gets SIGTERM and cleans up.
-kill -9 "$ctl"; wait "$ctl" 2>/dev/null; ctl=
-for i in $(seq 50); do pgrep -f "klab-exam-t4-" >/dev/null || break; sleep 0.2; done
-pgrep -af "klab-exam-t4-" >/dev/null && fail "kill -9 of the controller" "QEMU left: $(pgrep -af klab-exam-t4- | cut -c1-80)" \
-  || ok "kill -9 of the controller leaves no QEMU"
+no_qemu_after_kill
 # the supervisors remove the run state once their QEMU has exited
 for i in $(seq 50); do ls "$dir"/candidates/*/run/*/ram "$dir"/candidates/*/run/*/state >/dev/null 2>&1 || break; sleep 0.2; done
 left=$(ls "$dir"/candidates/*/run/*/ram "$dir"/candidates/*/run/*/state 2>/dev/null)
