@@ -4,13 +4,7 @@
 # is confirmed by connecting to the port; the banner is taken from the console log by `klab wait`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KLAB=${KLAB:-build/klab}
-RUNS=${RUNS:-5}
-export KLAB_RUN_DIR=$(mktemp -d /dev/shm/klab-bench-XXXXXX)
-work=$(mktemp -d)
-trap '"$KLAB" stop --all >/dev/null 2>&1; rm -rf "$KLAB_RUN_DIR" "$work"' EXIT
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+. bench/lib.sh 5
 
 for arch in x86_64 arm64; do
   "$KLAB" rootfs --arch $arch -o "$work/$arch.cpio.gz" >/dev/null

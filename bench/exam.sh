@@ -3,12 +3,8 @@
 # one candidate's reset (request -> pristine VM at its banner), medians of RUNS, on the x86_64 lab kernel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KLAB=$PWD/${KLAB:-build/klab}
-RUNS=${RUNS:-3}
-work=$(mktemp -d)
-trap 'pkill -f "klab exam run $work" 2>/dev/null; rm -rf "$work"' EXIT
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+. bench/lib.sh 3
+trap 'pkill -f "klab exam run $work" 2>/dev/null; bench_cleanup' EXIT
 bash kernels/build.sh x86_64 >/dev/null
 start=() reset=()
 for i in $(seq "$RUNS"); do

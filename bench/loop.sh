@@ -5,14 +5,8 @@
 # Goal: <= 8 s per loop on TCG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KLAB=${KLAB:-build/klab}
-RUNS=${RUNS:-3}
+. bench/lib.sh 3
 PROFILES=${PROFILES:-arm64-64k x86_64}
-export KLAB_RUN_DIR=$(mktemp -d /dev/shm/klab-bench-XXXXXX)
-work=$(mktemp -d)
-trap '"$KLAB" stop --all >/dev/null 2>&1; rm -rf "$KLAB_RUN_DIR" "$work"' EXIT
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 for profile in $PROFILES; do
   bash kernels/build.sh "$profile" >/dev/null

@@ -4,11 +4,8 @@
 # (median); printing is excluded. Goals (RAM file): x86_64 <= 6 ms, arm64 <= 45 ms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KLAB=${KLAB:-build/klab}
+. bench/lib.sh 5
 REPEAT=${REPEAT:-51}
-export KLAB_RUN_DIR=$(mktemp -d /dev/shm/klab-bench-XXXXXX)
-work=$(mktemp -d)
-trap '"$KLAB" stop --all >/dev/null 2>&1; rm -rf "$KLAB_RUN_DIR" "$work"' EXIT
 walk_ms() { sed -n 's/.*walk \([0-9.]*\) ms.*/\1/p'; }
 
 echo "full page-table dump (median walk time; tables read once each)"

@@ -3,12 +3,7 @@
 # Medians of RUNS builds; sizes in bytes. Goal: >= 5x faster at equal or smaller size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KLAB=${KLAB:-build/klab}
-RUNS=${RUNS:-11}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-ms() { echo "scale=1; ($(date +%s%N) - $1) / 1000000" | bc; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+. bench/lib.sh 11
 
 for arch in x86_64 arm64; do
   "$KLAB" rootfs --arch $arch --compress none -o "$work/ref.cpio" >/dev/null

@@ -99,7 +99,7 @@ class KlabKaslr(gdb.Command):
 
 Usage: klab kaslr
 arm64: VBAR_EL1 - &vectors; x86_64: the handler in IDT vector 0 - &asm_exc_divide_error. Runs by itself
-at every stop for a VM booted with --kaslr (klab gdb); type it to see the slide."""
+for a VM booted with --kaslr (klab gdb), at stops until the slide is known; type it to see the slide."""
 
     def __init__(self):
         super().__init__("klab kaslr", gdb.COMMAND_DATA)
@@ -113,10 +113,14 @@ at every stop for a VM booted with --kaslr (klab gdb); type it to see the slide.
 
 
 def _on_stop(event):
+    """Until the slide is known. A klab VM never reboots (-no-reboot), so one measure holds for its life and
+    later stops need no monitor round trip."""
     try:
         place_symbols(quiet=True)
     except gdb.GdbError as e:
         gdb.write("%s\n" % e)
+        return
+    gdb.events.stop.disconnect(_on_stop)
 
 
 KlabKaslr()
@@ -124,7 +128,4 @@ _state = vm.load_state()
 if _state and _state.get("kaslr") == "1":
     gdb.events.stop.connect(_on_stop)
     if gdb.selected_inferior().pid:
-        try:
-            place_symbols(quiet=True)
-        except gdb.GdbError as e:
-            gdb.write("%s\n" % e)
+        _on_stop(None)
