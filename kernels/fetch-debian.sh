@@ -13,6 +13,13 @@ set -euo pipefail
 die() { echo "klab kernels: $*" >&2; exit 1; }
 [ $# -ge 2 ] || die "usage: fetch-debian.sh amd64|arm64 DEST_DIR [KLAB_BINARY]"
 arch=$1 dest=$2 klab=${3:-}
+# The script changes folder below: make both paths absolute first (a relative build/klab was lost on the
+# first fetch of a fresh machine, after the download).
+if [ -n "$klab" ]; then
+  [ -x "$klab" ] || die "no klab program at $klab (make build/klab first)"
+  klab=$(cd "$(dirname "$klab")" && pwd)/$(basename "$klab")
+fi
+mkdir -p "$dest" && dest=$(cd "$dest" && pwd)
 case "$arch" in amd64|arm64) ;; *) die "unknown architecture '$arch' (amd64 or arm64)";; esac
 command -v apt-cache >/dev/null || die "apt-cache not found: this fetcher needs Debian's apt"
 
