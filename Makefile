@@ -81,10 +81,13 @@ FORCE:
 # BOOT_ARGS passes options to klab boot, e.g. make vm-x86 BOOT_ARGS="--cpu qemu64 --smp 1".
 # KERNEL=<profile> boots a source-built kernel instead of Debian's (built first if it is not yet).
 source_kernel = $(if $(filter-out debian-%,$(KERNEL)),@bash kernels/build.sh $(KERNEL))
-vm-x86: kernel-x86 $(BUILD)/rootfs-x86_64.cpio.gz
+# vm-announce-*: while kernels are fetched and the image built, `make gdb-*` waits for this VM (make's pid).
+vm-announce-%: $(KLAB)
+	@$(KLAB) boot --arch $* $(BOOT_ARGS) --announce $$PPID
+vm-x86: vm-announce-x86_64 kernel-x86 $(BUILD)/rootfs-x86_64.cpio.gz
 	$(source_kernel)
 	$(KLAB) boot --arch x86_64 $(if $(KERNEL),--kernel $(KERNEL)) --initrd $(BUILD)/rootfs-x86_64.cpio.gz $(BOOT_ARGS)
-vm-arm: kernel-arm $(BUILD)/rootfs-arm64.cpio.gz
+vm-arm: vm-announce-arm64 kernel-arm $(BUILD)/rootfs-arm64.cpio.gz
 	$(source_kernel)
 	$(KLAB) boot --arch arm64 $(if $(KERNEL),--kernel $(KERNEL)) --initrd $(BUILD)/rootfs-arm64.cpio.gz $(BOOT_ARGS)
 

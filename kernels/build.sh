@@ -16,8 +16,10 @@ set -euo pipefail
 
 die() { echo "klab kernel: $*" >&2; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
-[ $# -eq 1 ] || die "usage: build.sh x86_64|arm64-4k|arm64-16k|arm64-64k|arm64-64k-52"
+[ $# -eq 1 ] || die "usage: build.sh x86_64|arm64-4k|arm64-16k|arm64-64k|arm64-64k-52 | --source"
 profile=$1
+# --source: only make sure the kernel source is installed and unpacked, and print its folder.
+source_only=; [ "$profile" = --source ] && source_only=1 profile=x86_64
 case $profile in
   x86_64) arch=x86_64 karch=x86 cross= image=arch/x86/boot/bzImage target=bzImage ;;
   arm64-4k|arm64-16k|arm64-64k|arm64-64k-52)
@@ -52,7 +54,7 @@ if [ -n "${KSRC:-}" ]; then
 else
   tarball=/usr/src/linux-source-6.1.tar.xz
   if [ ! -f "$tarball" ]; then
-    echo "klab kernel: installing linux-source-6.1 (Debian's kernel source)"
+    echo "klab kernel: installing linux-source-6.1 (Debian's kernel source)" >&2
     sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q linux-source-6.1 >/dev/null \
       || die "apt-get install linux-source-6.1 failed"
@@ -60,13 +62,14 @@ else
   src=$cache/src/linux-source-6.1
   stamp="$(stat -c '%s %Y' "$tarball")"
   if [ ! -f "$src/.klab-unpacked" ] || [ "$(cat "$src/.klab-unpacked")" != "$stamp" ]; then
-    echo "klab kernel: unpacking $tarball (once)"
+    echo "klab kernel: unpacking $tarball (once)" >&2
     rm -rf "$src" && mkdir -p "$cache/src"
     tar -xJf "$tarball" -C "$cache/src" || die "cannot unpack $tarball"
     echo "$stamp" >"$src/.klab-unpacked"
   fi
 fi
 
+[ -z "$source_only" ] || { echo "$src"; exit 0; }
 make_k=(make -C "$src" O="$out" ARCH="$karch" ${cross:+CROSS_COMPILE=$cross} -j"$(nproc)")
 step() { # step N TEXT CMD...: run CMD into the log; on failure, one line naming the first error and the log
   local n=$1 text=$2; shift 2

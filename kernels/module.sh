@@ -13,11 +13,16 @@
 set -euo pipefail
 
 die() { echo "klab module: $*" >&2; exit 1; }
-[ $# -ge 2 ] || die "usage: module.sh MODULE_DIR KERNEL [OUT_DIR]"
+[ $# -ge 2 ] || die "usage: module.sh MODULE_DIR KERNEL [OUT_DIR] | module.sh --prepare KERNEL"
 src=${1%/} kernel=$2
-[ -d "$src" ] || die "no module folder $src"
-[ -f "$src/Kbuild" ] || [ -f "$src/Makefile" ] || die "$src has no Kbuild or Makefile"
-name=$(basename "$src")
+# --prepare KERNEL: only make sure the kernel's build folder is there (Debian's headers installed), and print
+# it. The exam grader does this with its own rights before the candidate's build runs sandboxed.
+prepare=; [ "$src" = --prepare ] && prepare=1
+if [ -z "$prepare" ]; then
+  [ -d "$src" ] || die "no module folder $src"
+  [ -f "$src/Kbuild" ] || [ -f "$src/Makefile" ] || die "$src has no Kbuild or Makefile"
+fi
+name=$(basename -- "$src")
 cache=${KLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klab}
 out=${3:-build/modules/$kernel/$name}
 
@@ -28,7 +33,8 @@ case $kernel in
     release=$(sed -n 's/^release=//p' "$version_file")
     kdir=/usr/src/linux-headers-$release
     if [ ! -f "$kdir/Makefile" ]; then
-      echo "klab module: installing linux-headers-$release (Debian's headers for the fetched kernel)"
+      # Progress on stderr: stdout is the .ko path alone, which callers read.
+      echo "klab module: installing linux-headers-$release (Debian's headers for the fetched kernel)" >&2
       sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
       DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "linux-headers-$release" >/dev/null \
         || die "apt-get install linux-headers-$release failed"
@@ -46,6 +52,7 @@ case $kernel in
     ;;
 esac
 
+[ -z "$prepare" ] || { echo "$kdir"; exit 0; }
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 # Copy only the sources: a stale .o or .ko from elsewhere must not leak into this build.

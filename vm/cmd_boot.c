@@ -19,6 +19,7 @@
 
 #include "../rootfs/initramfs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -65,6 +66,8 @@ static void usage(FILE *f)
           "  --backend B     qemu (klab runs QEMU, default) or libvirt (a transient domain klab-NAME, started\n"
           "                  paused, destroyed when klab's supervisor ends; no RAM file: klab reads through the stub)\n"
           "  --connect URI   libvirt URI (default: libvirt's, e.g. qemu:///session; qemu+ssh://host/session)\n"
+          "  --announce PID  boot nothing: record that process PID (e.g. `make vm-x86` fetching and building) is\n"
+          "                  starting this VM, so that `klab gdb` waits for it while PID lives\n"
           "\n"
           "The terminal is the guest console when interactive (^A x quits QEMU); it is always logged to\n"
           "console.log in the run-state folder. A guest panic ends QEMU and is reported (exit status 3).\n",
@@ -81,6 +84,7 @@ struct boot_options {
     unsigned smp;
     uint64_t mem;
     int gdb_port;
+    pid_t announce;   /* --announce PID: only say that PID is starting this VM (for `make vm-*`) */
     bool kaslr, no_wait, detach, dry_run;
 };
 
@@ -98,6 +102,7 @@ static int parse(int argc, char **argv, struct boot_options *o)
         { "gdb-socket", required_argument, 0, 'G' }, { "backend", required_argument, 0, 'B' },
         { "connect", required_argument, 0, 'U' },
         { "add", required_argument, 0, 'Y' },    { "run", required_argument, 0, 'R' },
+        { "announce", required_argument, 0, 'N' },
         { "help", no_argument, 0, 'h' },         { 0, 0, 0, 0 },
     };
     *o = (struct boot_options){ .smp = 2, .mem = 1ull << 30 };
@@ -158,6 +163,13 @@ static int parse(int argc, char **argv, struct boot_options *o)
             break;
         }
         case 'R': o->runs[o->nruns++] = optarg; break;
+        case 'N':
+            if (!parse_u64(optarg, &v) || v == 0 || v > 4194304) {
+                klab_error("--announce wants a process id, not '%s'", optarg);
+                return -1;
+            }
+            o->announce = (pid_t)v;
+            break;
         case 'G': o->gdb_socket = optarg; break;
         case 'U': o->connect = optarg; break;
         case 'B':
@@ -545,25 +557,52 @@ static void announce(const struct runstate *rs, bool waiting, FILE *f)
             rs->profile->make_suffix, rs->name, rs->name);
 }
 
-/* Refuses a name in use by a live VM; clears what a dead one left. */
+/* Empties a VM folder of what an ended VM left, but its lock. */
+static void clear_run_dir(int dfd, const char *dir)
+{
+    int fd = dup(dfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "lock"))
+            continue;
+        if (unlinkat(dfd, e->d_name, 0) != 0 && errno == EISDIR) {
+            char *p = path_join(dir, e->d_name);   /* the folder is private: its path is safe to use */
+            remove_tree(p);
+            free(p);
+        }
+    }
+    if (d)
+        closedir(d);
+    else if (fd >= 0)
+        close(fd);
+}
+
+/* Claims the VM folder: created private (vm/private_dir.h), its lock taken — held by this process and the
+ * supervisor for the VM's whole life, which is how every other klab command knows the VM is starting or
+ * running — and emptied of what an ended VM left. The lock's descriptor, or -1 after one line. */
 static int claim_run_dir(const char *name, const char *dir)
 {
-    struct runstate old;
-    if (runstate_load(name, &old) == 0) {
-        bool alive = runstate_alive(&old);
-        if (alive)
+    if (runstate_check_root(true) != 0)
+        return -1;
+    int dfd = runstate_open_dir(name, true);
+    if (dfd < 0)
+        return -1;
+    int lock = runstate_lock(dfd);
+    if (lock < 0) {
+        struct runstate old;
+        if (runstate_load(name, &old) == 0) {
             klab_error("a VM named '%s' is already running (QEMU pid %d, gdb %s): `klab stop %s`, or choose "
                        "another --name", name, (int)old.qemu_pid, old.gdb_listen, name);
-        runstate_free(&old);
-        if (alive)
-            return -1;
-    }
-    remove_tree(dir);
-    if (mkdir_p(dir, 0700) != 0) {
-        klab_error("cannot create the run-state folder %s: %s", dir, strerror(errno));
+            runstate_free(&old);
+        } else {
+            klab_error("a VM named '%s' is starting: wait for it, or choose another --name", name);
+        }
+        close(dfd);
         return -1;
     }
-    return 0;
+    clear_run_dir(dfd, dir);
+    close(dfd);
+    return lock;
 }
 
 int cmd_boot(int argc, char **argv)
@@ -571,6 +610,15 @@ int cmd_boot(int argc, char **argv)
     struct boot_options o;
     if (parse(argc, argv, &o) != 0)
         return 2;
+    if (o.announce) {
+        const struct machine_profile *p = o.arch ? profile_find(o.arch) : NULL;
+        const char *who = o.name ? o.name : p ? p->arch : NULL;
+        if (!who) {
+            klab_error("boot --announce needs --name or --arch");
+            return 2;
+        }
+        return runstate_announce(who, o.announce) == 0 ? 0 : 1;
+    }
     const struct machine_profile *profile = NULL;
     char *kernel = NULL, *vmlinux = NULL;
     unsigned page_shift = 0;
@@ -663,7 +711,8 @@ int cmd_boot(int argc, char **argv)
         argv_free(&av);
         return 0;
     }
-    if (claim_run_dir(name, run_dir) != 0)
+    int run_lock = claim_run_dir(name, run_dir);   /* held until this process and its supervisor end */
+    if (run_lock < 0)
         return 1;
     if (!initrd && !(initrd = build_default_initrd(profile, run_dir, &o)))
         return 1;

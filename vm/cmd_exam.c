@@ -19,6 +19,7 @@
 #include "paths.h"
 #include "profile.h"
 #include "room.h"
+#include "untrusted_copy.h"
 #include "util.h"
 
 #include "../rootfs/initramfs.h"
@@ -172,25 +173,41 @@ int exam_room_state_load(const char *dir, struct exam_room_state *s)
     return 0;
 }
 
-/* The candidate's image: the pristine one plus every .ko they have built in their workspace. */
+/* The candidate's image: the pristine one plus every .ko they have built in their workspace. The .ko files
+ * are copied first, without following links, to a folder of the controller's: a `x.ko` symlink to
+ * /etc/shadow (or to another candidate's file) must not land in their VM. */
 static int candidate_initrd(struct controller *c, struct candidate *k, char *err, size_t errlen)
 {
     char *busybox = exam_busybox(strstr(c->room.kernel, "arm64") != NULL);
     char *work = path_join(k->dir, "work");
+    char *stage = xasprintf("%s/private/%s", c->dir, k->name);
+    remove_tree(stage);
+    mkdir_p(stage, 0700);
+    struct copy_rules rules = { .check_author = k->as_user, .author = k->uid, .max_bytes = 64u << 20 };
     struct initramfs_add adds[32];
     char *names[32];
     size_t nadds = 0;
-    DIR *d = opendir(work);
+    int wfd = open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = wfd >= 0 ? fdopendir(wfd) : NULL;
     for (struct dirent *e; d && (e = readdir(d)) && nadds < 32;) {
         size_t n = strlen(e->d_name);
-        if (n > 3 && !strcmp(e->d_name + n - 3, ".ko")) {
-            names[nadds] = xasprintf("/lib/modules/%s", e->d_name);
-            adds[nadds] = (struct initramfs_add){ path_join(work, e->d_name), names[nadds] };
-            nadds++;
+        if (n <= 3 || strcmp(e->d_name + n - 3, ".ko"))
+            continue;
+        char *copy = path_join(stage, e->d_name);
+        if (copy_untrusted_file(dirfd(d), e->d_name, copy, &rules) != 0) {
+            klab_info("exam: %s: %s is not a regular file of theirs; left out of their VM", k->name, e->d_name);
+            free(copy);
+            continue;
         }
+        names[nadds] = xasprintf("/lib/modules/%s", e->d_name);
+        adds[nadds] = (struct initramfs_add){ copy, names[nadds] };
+        nadds++;
     }
     if (d)
         closedir(d);
+    else if (wfd >= 0)
+        close(wfd);
+    free(stage);
     char *segments = segment_cache_dir();
     mkdir_p(segments, 0755);
     struct initramfs_spec spec = { .busybox = busybox, .compress = INITRAMFS_GZIP, .level = 6,

@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "monitor.h"
 #include "paths.h"
+#include "private_dir.h"
 #include "qemu_argv.h"
 #include "runstate.h"
 #include "util.h"
@@ -26,8 +27,50 @@ static void usage(FILE *f)
           "  --batch      run gdb in batch mode (for scripts): the -ex commands, then exit\n"
           "  --no-start   attach only, do not run to start_kernel\n"
           "  --print      print the gdb command line instead of running it\n"
+          "  --wait S     wait up to S seconds for a VM that is starting (default 600 when `make vm-*` or\n"
+          "               `klab boot` is starting it, 0 otherwise)\n"
           "  -ex CMD      a gdb command to run after attaching (repeatable)\n",
           f);
+}
+
+/* Someone is starting VM NAME: its `klab boot` holds the folder's lock, or `make vm-*` announced it
+ * (klab boot --announce) and is still fetching or building. */
+static bool vm_starting(const char *name)
+{
+    return runstate_starting(name) || runstate_announced(name);
+}
+
+/* Waits until VM NAME has its run state (its stub listens), while someone is starting it. The name, or
+ * NULL after one line. */
+static char *wait_for_vm(const char *name, long wait_s)
+{
+    uint64_t deadline = now_ns() + (uint64_t)wait_s * 1000000000u;
+    bool said = false;
+    for (;;) {
+        struct runstate rs;
+        if (runstate_load(name, &rs) == 0) {
+            bool up = runstate_alive(&rs);
+            runstate_free(&rs);
+            if (up)
+                return strdup(name);
+        }
+        if (!vm_starting(name)) {
+            if (said)
+                klab_error("VM '%s' did not start (klab status shows why)", name);
+            else
+                return resolve_vm_name(name);   /* says what is running instead */
+            return NULL;
+        }
+        if (wait_s <= 0 || now_ns() >= deadline) {
+            klab_error("VM '%s' is starting but its gdb stub was not up within %ld s", name, wait_s);
+            return NULL;
+        }
+        if (!said) {
+            klab_info("VM '%s' is starting; waiting up to %ld s for its gdb stub", name, wait_s);
+            said = true;
+        }
+        sleep_ms(200);
+    }
 }
 
 static bool vm_never_ran(const struct runstate *rs)
@@ -42,6 +85,7 @@ int cmd_gdb(int argc, char **argv)
 {
     const char *name_arg = NULL;
     bool batch = false, no_start = false, print_only = false;
+    long wait_s = 600;
     struct argv ex = { 0 }, extra = { 0 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -54,6 +98,13 @@ int cmd_gdb(int argc, char **argv)
             no_start = true;
         } else if (!strcmp(a, "--print")) {
             print_only = true;
+        } else if (!strcmp(a, "--wait")) {
+            uint64_t v;
+            if (++i == argc || !parse_u64(argv[i], &v) || v > 86400) {
+                klab_error("gdb: --wait wants seconds (0-86400)");
+                return 2;
+            }
+            wait_s = (long)v;
         } else if (!strcmp(a, "-ex") || !strcmp(a, "--ex")) {
             if (++i == argc) {
                 klab_error("gdb: -ex needs a command");
@@ -75,7 +126,7 @@ int cmd_gdb(int argc, char **argv)
             return 2;
         }
     }
-    char *name = resolve_vm_name(name_arg);
+    char *name = name_arg && runstate_valid_name(name_arg) ? wait_for_vm(name_arg, wait_s) : resolve_vm_name(name_arg);
     if (!name)
         return 1;
     struct runstate rs;
@@ -106,13 +157,24 @@ int cmd_gdb(int argc, char **argv)
     char *state_env = path_join(rs.dir, "state");
     /* gdb looks for <vmlinux>-gdb.py beside vmlinux's real path (a registered source kernel's vmlinux is a
      * link into its build folder, where scripts_gdb put vmlinux-gdb.py). */
-    char *vmlinux_dir = realpath(rs.vmlinux, NULL);
-    if (!vmlinux_dir)
-        vmlinux_dir = strdup(rs.vmlinux);
+    char *vmlinux_real = realpath(rs.vmlinux, NULL);
+    if (!vmlinux_real)
+        vmlinux_real = strdup(rs.vmlinux);
+    char *vmlinux_dir = strdup(vmlinux_real);
     char *slash = strrchr(vmlinux_dir, '/');
     if (slash)
         *slash = '\0';
-    char *safe_path = xasprintf("add-auto-load-safe-path %s", slash ? vmlinux_dir : ".");
+    /* gdb runs the Python it auto-loads from that folder: add it only when nobody but this user or root can
+     * write it or the script (a vmlinux named by someone else's files must not run their code as us). */
+    char *script = xasprintf("%s-gdb.py", vmlinux_real);
+    bool trusted = slash && trusted_path(vmlinux_dir, getuid()) &&
+                   (!file_exists(script) || trusted_path(script, getuid()));
+    if (slash && !trusted && !print_only)
+        klab_info("not auto-loading scripts beside %s: that folder or its -gdb.py is writable by others or not "
+                  "yours", vmlinux_real);
+    free(script);
+    free(vmlinux_real);
+    char *safe_path = trusted ? xasprintf("add-auto-load-safe-path %s", vmlinux_dir) : NULL;
     setenv("KLAB_STATE", state_env, 1);
 
     struct argv av = { 0 };
@@ -129,8 +191,10 @@ int cmd_gdb(int argc, char **argv)
     av.v[av.n++] = "-iex";
     av.v[av.n++] = "set breakpoint pending on";
     /* The kernel's own scripts (vmlinux-gdb.py beside vmlinux: lx-symbols, lx-dmesg, ...) load with klab's. */
-    av.v[av.n++] = "-iex";
-    av.v[av.n++] = safe_path;
+    if (safe_path) {
+        av.v[av.n++] = "-iex";
+        av.v[av.n++] = safe_path;
+    }
     av.v[av.n++] = rs.vmlinux;
     av.v[av.n++] = "-ex";
     av.v[av.n++] = remote;

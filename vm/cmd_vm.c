@@ -17,6 +17,8 @@
 
 char *resolve_vm_name(const char *given)
 {
+    if (runstate_check_root(false) < 0)
+        return NULL;
     size_t n;
     char **names = runstate_list(&n, true);
     char *found = NULL;
@@ -52,16 +54,23 @@ static int stop_one(const char *name)
 {
     struct runstate rs;
     if (runstate_load(name, &rs) != 0) {
-        klab_error("no VM named '%s'", name);
+        klab_error(runstate_starting(name) ? "VM '%s' is still starting: stop it once it is up"
+                                           : "no VM named '%s'", name);
+        return 1;
+    }
+    /* The pids come from a file: signal them only if they are this user's QEMU for this VM. */
+    if (!runstate_alive(&rs)) {
+        klab_error("VM '%s': pid %d is not its QEMU (the VM is gone); not signalling it", name, (int)rs.qemu_pid);
+        runstate_free(&rs);
         return 1;
     }
     char *state = path_join(rs.dir, "state");
     char *out = runstate_monitor(&rs, "quit", 2000);
     free(out);
     bool gone = wait_gone(rs.qemu_pid, state, 5000);
-    if (!gone) {
+    if (!gone && runstate_alive(&rs)) {
         kill(rs.qemu_pid, SIGTERM);
-        if (!(gone = wait_gone(rs.qemu_pid, state, 3000))) {
+        if (!(gone = wait_gone(rs.qemu_pid, state, 3000)) && runstate_alive(&rs)) {
             kill(rs.qemu_pid, SIGKILL);
             gone = wait_gone(rs.qemu_pid, state, 2000);
         }
@@ -161,18 +170,33 @@ int cmd_status(int argc, char **argv)
         free(name);
         return 0;
     }
+    if (runstate_check_root(false) < 0)
+        return 1;
     size_t n;
     char **names = runstate_list(&n, true);
     printf("%-12s %-7s %-8s %-21s %-5s %-20s %s\n", "NAME", "ARCH", "PID", "GDB", "ACCEL", "STATE", "KERNEL");
     for (size_t i = 0; i < n; i++) {
         struct runstate rs;
-        if (runstate_load(names[i], &rs) != 0)
+        if (runstate_load(names[i], &rs) != 0) {
+            printf("%-12s %-7s %-8s %-21s %-5s %-20s\n", names[i], "-", "-", "-", "-", "starting");
             continue;
+        }
         char *st = vm_run_state(&rs);
         printf("%-12s %-7s %-8d %-21s %-5s %-20s %s\n", rs.name, rs.profile->arch, (int)rs.qemu_pid,
                rs.gdb_listen + (strncmp(rs.gdb_listen, "tcp:", 4) ? 0 : 4), rs.accel, st, rs.kernel);
         free(st);
         runstate_free(&rs);
+    }
+    runstate_free_list(names, n);
+    /* Ended VMs keep their logs and the reason they ended until their name boots again. */
+    names = runstate_list_ended(&n);
+    for (size_t i = 0; i < n; i++) {
+        int dfd = runstate_open_dir(names[i], false);
+        char *why = dfd >= 0 ? read_text_file_at(dfd, "exit") : NULL;
+        if (dfd >= 0)
+            close(dfd);
+        printf("%-12s ended: %s\n", names[i], why ? strtok(why, "\n") : "unknown (no exit record)");
+        free(why);
     }
     runstate_free_list(names, n);
     return 0;
@@ -206,6 +230,8 @@ int cmd_wait(int argc, char **argv)
             return 2;
         }
     }
+    if (runstate_check_root(false) < 0)
+        return 1;
     /* A named VM may already have ended: its folder then still says why. */
     const char *given = optind < argc ? argv[optind] : NULL;
     char *given_dir = given && runstate_valid_name(given) ? runstate_dir_for(given) : NULL;

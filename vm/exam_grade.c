@@ -11,16 +11,22 @@
 #define _GNU_SOURCE
 #include "exam.h"
 #include "paths.h"
+#include "runstate.h"
+#include "sandbox.h"
+#include "untrusted_copy.h"
 #include "util.h"
 
 #include "../rootfs/initramfs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -154,6 +160,17 @@ static int run_wait(char *const argv[], const char *log, int timeout_s)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+static void append_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        if (write(fd, text, strlen(text)) < 0) {
+            /* the note is extra: the build's own lines are already there */
+        }
+        close(fd);
+    }
+}
+
 static char *first_error_line(const char *log)
 {
     char *text = read_text_file(log);
@@ -204,6 +221,138 @@ static int check_result(const char *console, const char *name, char **output)
     return rc;
 }
 
+/* Who builds a candidate's module, and where: their Unix user when the grader is root and they have one,
+ * else nobody (root) or the grader in a user namespace (not root) — always in the sandbox. */
+struct builder {
+    struct copy_rules rules;
+    char *sandbox, *kernel, *module_sh, *cache;
+    const char *read_dirs[3];
+    size_t nread;
+    const char *room_dir;
+};
+
+static int builder_for(const char *candidate, const char *room_dir, const char *gdir, const char *kernel,
+                       struct builder *b)
+{
+    memset(b, 0, sizeof *b);
+    struct passwd *pw = getuid() == 0 ? getpwnam(candidate) : NULL;
+    b->rules = (struct copy_rules){ .check_author = pw != NULL, .author = pw ? pw->pw_uid : 0,
+                                    .uid = pw ? pw->pw_uid : 65534, .gid = pw ? pw->pw_gid : 65534,
+                                    .max_bytes = 64u << 20 };
+    if (getuid() != 0) {
+        b->rules.uid = getuid();
+        b->rules.gid = getgid();
+    }
+    b->room_dir = room_dir;
+    b->kernel = strdup(kernel);
+    b->sandbox = path_join(gdir, "sandbox");
+    b->module_sh = xasprintf("%s/kernels/module.sh", klab_source_dir());
+    b->cache = klab_cache_dir();
+    /* The kernel's build folder, installed (Debian's headers) with the grader's rights, before any of the
+     * candidate's code runs. */
+    char *const prep[] = { "bash", b->module_sh, "--prepare", (char *)kernel, NULL };
+    char *prep_log = path_join(gdir, "prepare.txt");
+    int rc = run_wait(prep, prep_log, 300);
+    if (rc != 0) {
+        char *why = first_error_line(prep_log);
+        klab_error("exam grade: kernel %s has no module build folder: %s", kernel, why);
+        free(why);
+    }
+    free(prep_log);
+    if (mkdir(b->sandbox, 0700) != 0 || (getuid() == 0 && chown(b->sandbox, b->rules.uid, b->rules.gid) != 0)) {
+        klab_error("exam grade: cannot make the build sandbox %s: %s", b->sandbox, strerror(errno));
+        return -1;
+    }
+    return rc == 0 ? 0 : -1;
+}
+
+/* Folders the build reads at their own paths: klab's scripts, the kernel's registration and build folder,
+ * and the kernel source an O= build folder refers to. */
+static void builder_reads(struct builder *b, char **owned)
+{
+    char *kernels = xasprintf("%s/kernels", klab_source_dir());
+    char *reg = xasprintf("%s/kernels/%s", b->cache, b->kernel);
+    char *srclink = xasprintf("%s/build/source", reg);
+    owned[0] = realpath(kernels, NULL);
+    owned[1] = realpath(reg, NULL);
+    owned[2] = realpath(srclink, NULL);
+    for (int i = 0; i < 3; i++)
+        if (owned[i])
+            b->read_dirs[b->nread++] = owned[i];
+    free(kernels);
+    free(reg);
+    free(srclink);
+}
+
+/* Copies the workspace (no symlink followed), builds it in the sandbox, and copies the one .ko it made
+ * (a regular file, not a link) to a file of the grader's. The .ko's path, or the build's first error. */
+static bool build_module(struct builder *b, const char *work, const char *gdir, char **ko, char **error)
+{
+    char *src = path_join(b->sandbox, "work"), *out = path_join(b->sandbox, "build");
+    char *log = path_join(gdir, "build.txt");
+    char *skipped = NULL;
+    bool ok = false;
+    if (copy_untrusted_tree(work, src, &b->rules, &skipped) != 0) {
+        *error = xasprintf("the workspace %s is not a folder (a symlink?)", work);
+        goto out;
+    }
+    char *owned[3] = { 0 };
+    builder_reads(b, owned);
+    struct sandbox sb = { .write_dir = b->sandbox, .read_dirs = b->read_dirs, .nread = b->nread,
+                          .hide_dir = b->room_dir, .uid = b->rules.uid, .gid = b->rules.gid };
+    char *env_cache = xasprintf("KLAB_CACHE=%s", b->cache), *env_home = xasprintf("HOME=%s", b->sandbox);
+    char *const argv[] = { "/bin/bash", b->module_sh, src, b->kernel, out, NULL };
+    char *const envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", env_cache, env_home, NULL };
+    int rc = sandbox_run(&sb, argv, envp, log, 300);
+    free(env_cache);
+    free(env_home);
+    for (int i = 0; i < 3; i++)
+        free(owned[i]);
+    if (*skipped) {
+        char *note = xasprintf("klab: left out of the build copy: %s\n", skipped);
+        append_text(log, note);
+        free(note);
+    }
+    if (rc != 0) {
+        *error = rc == -2 ? strdup("the build did not finish within 300 s") : first_error_line(log);
+        goto out;
+    }
+    /* The .ko its Kbuild made: exactly one, read without following a link. */
+    int dfd = open(out, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    char *name = NULL;
+    int count = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if (n > 3 && !strcmp(e->d_name + n - 3, ".ko") && count++ == 0)
+            name = strdup(e->d_name);
+    }
+    char *mine = name ? path_join(gdir, name) : NULL;
+    struct copy_rules rules = b->rules;
+    rules.check_author = getuid() == 0;   /* the builder's own output, not a link to someone's file */
+    rules.author = b->rules.uid;
+    if (count == 1 && copy_untrusted_file(dirfd(d), name, mine, &rules) == 0) {
+        *ko = mine;
+        mine = NULL;
+        ok = true;
+    } else {
+        *error = strdup(count == 0 ? "the build made no .ko" : count > 1 ? "the build made more than one .ko"
+                                                                         : "the .ko is not a regular file of the build's");
+    }
+    free(mine);
+    free(name);
+    if (d)
+        closedir(d);
+    else if (dfd >= 0)
+        close(dfd);
+out:
+    free(skipped);
+    free(src);
+    free(out);
+    free(log);
+    return ok;
+}
+
 int exam_grade(const char *dir_arg, const char *candidate)
 {
     char *dir = realpath(dir_arg, NULL);
@@ -214,6 +363,10 @@ int exam_grade(const char *dir_arg, const char *candidate)
     struct exam_room_state room;
     if (exam_room_state_load(dir, &room) != 0)
         return 1;
+    if (!runstate_valid_name(candidate)) {
+        klab_error("exam grade: '%s' is not a candidate name", candidate);
+        return 1;
+    }
     char *cand_dir = xasprintf("%s/candidates/%s", dir, candidate);
     char *work = path_join(cand_dir, "work");
     if (!file_exists(work)) {
@@ -232,26 +385,13 @@ int exam_grade(const char *dir_arg, const char *candidate)
     mkdir_p(gdir, 0700);
     bool arm = !strcmp(room.arch, "arm64");
 
-    /* 1. the module, from a copy of the workspace (as the candidate left it) */
-    char *src = path_join(gdir, "work");
-    char *build_log = path_join(gdir, "build.txt");
-    char *module_sh = xasprintf("%s/kernels/module.sh", klab_source_dir());
-    char *out_dir = path_join(gdir, "build");
-    char *const build_argv[] = { "bash", module_sh, src, room.kernel, out_dir, NULL };
-    bool built = exam_copy_tree(work, src) == 0 && run_wait(build_argv, build_log, 300) == 0;
+    /* 1. the module, from a copy of the workspace (as the candidate left it), built by the candidate's own
+     *    user in a sandbox: their Makefile and Kbuild are their code */
+    struct builder b;
+    if (builder_for(candidate, dir, gdir, room.kernel, &b) != 0)
+        return 1;
     char *ko = NULL, *build_error = NULL;
-    if (built) {
-        char *text = read_text_file(build_log);
-        if (text) {
-            text[strcspn(text, "\n")] = '\0';
-            ko = strdup(text);
-        }
-        free(text);
-        built = ko && file_exists(ko);
-    }
-    if (!built)
-        build_error = first_error_line(build_log);
-
+    bool built = build_module(&b, work, gdir, &ko, &build_error);
     /* 2. the task's test program, static for the room's architecture */
     char *program_dst = NULL, *program_bin = NULL;
     if (t.program) {
@@ -355,10 +495,14 @@ int exam_grade(const char *dir_arg, const char *candidate)
         passed += c->passed;
     }
     char *txt = path_join(cand_dir, "report.txt"), *json = path_join(cand_dir, "report.json");
-    FILE *f = fopen(txt, "w");
-    FILE *j = fopen(json, "w");
+    /* Both reports are made in memory and land with write_text_file: the candidate owns that folder, and a
+     * report.txt they made a symlink to /etc/passwd must be replaced, never written through. */
+    char *ftext = NULL, *jtext = NULL;
+    size_t flen = 0, jlen = 0;
+    FILE *f = open_memstream(&ftext, &flen);
+    FILE *j = open_memstream(&jtext, &jlen);
     if (!f || !j) {
-        klab_error("exam grade: cannot write the report in %s: %s", cand_dir, strerror(errno));
+        klab_error("exam grade: out of memory");
         return 1;
     }
     fprintf(f, "klab exam report: room %s, candidate %s, task %s\nmodule: %s\n\n", room.name, candidate, room.task,
@@ -386,9 +530,13 @@ int exam_grade(const char *dir_arg, const char *candidate)
     fprintf(j, "}\n");
     fclose(f);
     fclose(j);
-    char *report = read_text_file(txt);
-    fputs(report ? report : "", stdout);
-    free(report);
+    if (write_text_file(txt, ftext) != 0 || write_text_file(json, jtext) != 0) {
+        klab_error("exam grade: cannot write the report in %s: %s", cand_dir, strerror(errno));
+        return 1;
+    }
+    fputs(ftext, stdout);
+    free(ftext);
+    free(jtext);
     free(clog);
     return passed == t.n ? 0 : 3;
 }

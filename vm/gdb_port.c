@@ -1,9 +1,13 @@
 #define _GNU_SOURCE
 #include "gdb_port.h"
 
+#include "private_dir.h"
+#include "util.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/file.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -29,14 +33,26 @@ bool port_is_free(int port)
 /* Between klab choosing a port and QEMU binding it, another klab boot could choose the same one (a room of
  * VMs starting together did). A lock per port, held for the life of the process that boots the VM (the
  * supervisor inherits it across the fork of --detach; QEMU does not), closes that window for klab's own
- * boots. The lock files live in /dev/shm, shared by every run-state folder on the machine. */
+ * boots. The locks live in a private folder of the user's (/dev/shm/klab-locks-UID, vm/private_dir.h):
+ * another user can neither hold them (locks anyone could take let one user block every boot on the
+ * machine) nor plant files there. Between users the bind test alone decides; a folder that is not private
+ * is not used, and that is no failure either. */
 static bool lock_port(int port)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/dev/shm/klab-gdb-port-%d.lock", port);
-    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0444);
+    static int dir_fd = -2;
+    if (dir_fd == -2) {
+        char *dir = xasprintf("/dev/shm/klab-locks-%u", (unsigned)getuid());
+        char err[512];
+        dir_fd = private_dir_open(dir, true, err, sizeof err);
+        free(dir);
+    }
+    if (dir_fd < 0)
+        return true;   /* no private place for locks: the bind test alone */
+    char name[64];
+    snprintf(name, sizeof name, "gdb-port-%d.lock", port);
+    int fd = openat(dir_fd, name, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
-        return true;   /* no lock possible here: fall back to the bind test alone */
+        return true;
     if (flock(fd, LOCK_EX | LOCK_NB) == 0)
         return true;   /* fd stays open on purpose: the lock lasts as long as this process */
     close(fd);

@@ -3,15 +3,18 @@
 
 #include "backend_libvirt.h"
 #include "monitor.h"
+#include "private_dir.h"
 #include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +29,48 @@ char *runstate_root(void)
     if (access("/dev/shm", W_OK) == 0)
         return xasprintf("/dev/shm/klab-%u", (unsigned)getuid());
     return xasprintf("/tmp/klab-%u", (unsigned)getuid());
+}
+
+/* 1 = checked private, 0 = not checked yet, -1 = refused (said once). */
+static int root_verdict;
+
+int runstate_check_root(bool create)
+{
+    if (root_verdict > 0 || root_verdict < 0)
+        return root_verdict > 0 ? 0 : -1;
+    char *root = runstate_root();
+    char err[768];
+    int fd = private_dir_open(root, create, err, sizeof err);
+    int rc = 0;
+    if (fd >= 0) {
+        close(fd);
+        root_verdict = 1;
+    } else if (errno == ENOENT && !create) {
+        rc = 1;   /* nothing booted yet: nothing to trust or refuse */
+    } else {
+        klab_error("refusing the run-state folder: %s (it must be yours, mode 0700: remove it, or set KLAB_RUN_DIR)",
+                   err);
+        root_verdict = -1;
+        rc = -1;
+    }
+    free(root);
+    return rc;
+}
+
+int runstate_open_dir(const char *name, bool create)
+{
+    if (!runstate_valid_name(name) || runstate_check_root(create) != 0)
+        return -1;
+    char *root = runstate_root();
+    char err[768];
+    int rfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = rfd >= 0 ? private_subdir_open(rfd, name, create, err, sizeof err) : -1;
+    if (fd < 0 && rfd >= 0 && errno != ENOENT)
+        klab_error("refusing the run-state folder %s/%s", root, err);
+    if (rfd >= 0)
+        close(rfd);
+    free(root);
+    return fd;
 }
 
 char *runstate_dir_for(const char *name)
@@ -74,10 +119,11 @@ int runstate_load(const char *name, struct runstate *rs)
     memset(rs, 0, sizeof *rs);
     if (!runstate_valid_name(name))
         return -1;
+    int dfd = runstate_open_dir(name, false);
+    char *text = dfd >= 0 ? read_text_file_at(dfd, "state") : NULL;
+    if (dfd >= 0)
+        close(dfd);
     rs->dir = runstate_dir_for(name);
-    char *path = path_join(rs->dir, "state");
-    char *text = read_text_file(path);
-    free(path);
     if (!text) {
         runstate_free(rs);
         return -1;
@@ -162,65 +208,163 @@ char *runstate_monitor(const struct runstate *rs, const char *cmd, int timeout_m
     return out;
 }
 
-bool runstate_alive(const struct runstate *rs)
+/* PID is a process of this user whose command line has the argument WANT: what klab checks before it
+ * signals a pid read from a state file (a pid alone may have been reused, or written by someone else). */
+static bool pid_is_ours(pid_t pid, const char *want)
 {
-    if (runstate_is_libvirt(rs))
-        return rs->supervisor_pid > 0 && !(kill(rs->supervisor_pid, 0) != 0 && errno == ESRCH);
-    if (rs->qemu_pid <= 0 || (kill(rs->qemu_pid, 0) != 0 && errno == ESRCH))
+    if (pid <= 0)
         return false;
-    /* Guard against pid reuse: QEMU was started with -name klab-<name>. */
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)rs->qemu_pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    snprintf(path, sizeof path, "/proc/%d", (int)pid);
+    struct stat st;
+    if (stat(path, &st) != 0 || st.st_uid != getuid())
+        return false;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return false;
     char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    char want[80];
-    snprintf(want, sizeof want, "klab-%s", rs->name);
-    for (size_t i = 0; i < n;) {
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    for (ssize_t i = 0; i < n;) {
         if (!strcmp(buf + i, want))
             return true;
-        i += strnlen(buf + i, n - i) + 1;
+        i += (ssize_t)strnlen(buf + i, (size_t)(n - i)) + 1;
     }
     return false;
 }
 
+bool runstate_alive(const struct runstate *rs)
+{
+    if (runstate_is_libvirt(rs))
+        return pid_is_ours(rs->supervisor_pid, "boot");
+    /* QEMU was started with -name klab-<name>. */
+    char want[80];
+    snprintf(want, sizeof want, "klab-%s", rs->name);
+    return pid_is_ours(rs->qemu_pid, want);
+}
+
+int runstate_lock(int dfd)
+{
+    int fd = openat(dfd, "lock", O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    for (int i = 0; i < 20; i++) {   /* a sweeper's test holds it for an instant */
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return fd;
+        sleep_ms(10);
+    }
+    close(fd);
+    return -1;
+}
+
+/* The lock is held by the VM's supervisor from the claim of the folder until the VM has ended and been
+ * cleaned up: a held lock is a VM starting or running, whatever the state file says. */
+static bool lock_held(int dfd)
+{
+    int fd = openat(dfd, "lock", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool held = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);   /* releases it if this test took it */
+    return held;
+}
+
+bool runstate_starting(const char *name)
+{
+    int dfd = runstate_open_dir(name, false);
+    bool held = dfd >= 0 && lock_held(dfd);
+    if (dfd >= 0)
+        close(dfd);
+    return held;
+}
+
+/* `make vm-*` fetches kernels and builds the image before klab boot runs: it leaves <root>/.starting-NAME
+ * with its own pid, so that `klab gdb NAME` typed meanwhile waits instead of saying there is no VM. */
+int runstate_announce(const char *name, pid_t pid)
+{
+    if (!runstate_valid_name(name) || runstate_check_root(true) != 0)
+        return -1;
+    char *root = runstate_root();
+    int rfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    free(root);
+    char *file = xasprintf(".starting-%s", name), *text = xasprintf("%d\n", (int)pid);
+    int rc = rfd >= 0 ? write_text_file_at(rfd, file, text) : -1;
+    if (rfd >= 0)
+        close(rfd);
+    free(file);
+    free(text);
+    return rc;
+}
+
+bool runstate_announced(const char *name)
+{
+    if (runstate_check_root(false) != 0)
+        return false;
+    char *root = runstate_root();
+    int rfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    free(root);
+    char *file = xasprintf(".starting-%s", name);
+    char *text = rfd >= 0 ? read_text_file_at(rfd, file) : NULL;
+    pid_t pid = text ? (pid_t)atoi(text) : 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d", (int)pid);
+    struct stat st;
+    bool alive = pid > 0 && stat(path, &st) == 0 && st.st_uid == getuid();
+    if (text && !alive)
+        unlinkat(rfd, file, 0);
+    if (rfd >= 0)
+        close(rfd);
+    free(file);
+    free(text);
+    return alive;
+}
+
+/* A folder whose supervisor is gone (killed, or its machine's power lost): QEMU died with it (PDEATHSIG).
+ * Drop the RAM file, image and sockets; say why it ended, for `klab status`; keep the logs. */
+static void sweep(int dfd)
+{
+    static const char *const leftovers[] = { "ram", "state", "monitor.sock", "console.sock", "initramfs.cpio.gz",
+                                             "run-hook.sh", "domain.xml" };
+    char *text = read_text_file_at(dfd, "state");
+    bool had_state = text != NULL;
+    free(text);
+    for (size_t i = 0; i < sizeof leftovers / sizeof *leftovers; i++)
+        unlinkat(dfd, leftovers[i], 0);
+    if (had_state && faccessat(dfd, "exit", F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+        write_text_file_at(dfd, "exit", "supervisor killed: klab's process for this VM ended without cleaning up, "
+                                        "and QEMU ended with it\n");
+}
+
 static int compare_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-char **runstate_list(size_t *count, bool clean_stale)
+static char **list_dirs(size_t *count, bool want_live, bool clean_stale)
 {
     *count = 0;
+    if (runstate_check_root(false) != 0)
+        return NULL;
     char *root = runstate_root();
-    DIR *d = opendir(root);
+    int rfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    free(root);
+    DIR *d = rfd >= 0 ? fdopendir(rfd) : NULL;
+    if (!d && rfd >= 0)
+        close(rfd);
     char **names = NULL;
     size_t cap = 0;
     struct dirent *de;
     while (d && (de = readdir(d))) {
         if (!runstate_valid_name(de->d_name))
             continue;
-        struct runstate rs;
-        bool alive = false;
-        if (runstate_load(de->d_name, &rs) == 0) {
-            alive = runstate_alive(&rs);
-            runstate_free(&rs);
-        }
-        if (!alive) {
-            if (clean_stale) {
-                /* QEMU is gone but its folder is not (the supervisor was killed): drop the RAM file and
-                 * sockets; keep console.log and exit for `klab status`, until the next boot of that name. */
-                char *dir = path_join(root, de->d_name);
-                static const char *const leftovers[] = { "ram", "state", "monitor.sock", "console.sock" };
-                for (size_t i = 0; i < sizeof leftovers / sizeof *leftovers; i++) {
-                    char *p = path_join(dir, leftovers[i]);
-                    unlink(p);
-                    free(p);
-                }
-                free(dir);
-            }
+        char err[512];
+        int dfd = private_subdir_open(dirfd(d), de->d_name, false, err, sizeof err);
+        if (dfd < 0)
             continue;
-        }
+        bool live = lock_held(dfd);
+        if (!live && clean_stale)
+            sweep(dfd);
+        close(dfd);
+        if (live != want_live)
+            continue;
         if (*count == cap) {
             cap = cap ? cap * 2 : 8;
             names = realloc(names, cap * sizeof *names);
@@ -229,10 +373,19 @@ char **runstate_list(size_t *count, bool clean_stale)
     }
     if (d)
         closedir(d);
-    free(root);
     if (names)
         qsort(names, *count, sizeof *names, compare_str);
     return names;
+}
+
+char **runstate_list(size_t *count, bool clean_stale)
+{
+    return list_dirs(count, true, clean_stale);
+}
+
+char **runstate_list_ended(size_t *count)
+{
+    return list_dirs(count, false, true);
 }
 
 void runstate_free_list(char **names, size_t count)

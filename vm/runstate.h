@@ -34,6 +34,19 @@ struct runstate {
  * the RAM file costs no disk I/O), else /tmp/klab-UID. malloc'ed. */
 char *runstate_root(void);
 char *runstate_dir_for(const char *name);
+/* The run root is the user's own and writable by nobody else (vm/private_dir.h); created 0700 when
+ * `create`. 0 = private, 1 = absent (and not created), -1 = refused after one error line (said once). */
+int runstate_check_root(bool create);
+/* The VM folder NAME, opened and checked private (created 0700 when `create`): a descriptor, or -1. */
+int runstate_open_dir(const char *name, bool create);
+/* Takes the VM folder's lock (held by its supervisor for the VM's life): a descriptor, or -1 if held. */
+int runstate_lock(int dfd);
+/* `make vm-*` says it is starting VM NAME (fetching, building the image) as process PID; announced: that
+ * process is still alive. */
+int runstate_announce(const char *name, pid_t pid);
+bool runstate_announced(const char *name);
+/* A VM of that name is starting or running: its folder's lock is held. */
+bool runstate_starting(const char *name);
 
 int runstate_write(const struct runstate *rs);             /* writes <dir>/state atomically */
 int runstate_load(const char *name, struct runstate *rs);  /* 0, or -1 if there is no such VM */
@@ -46,9 +59,11 @@ bool runstate_is_libvirt(const struct runstate *rs);
 /* One human-monitor command to the VM: its monitor socket, or libvirt's passthrough. malloc'ed or NULL. */
 char *runstate_monitor(const struct runstate *rs, const char *cmd, int timeout_ms);
 
-/* Names of all VMs with a run-state folder (malloc'ed array of malloc'ed strings, *count set). Folders of
- * dead VMs are removed on the way, keeping nothing but what `exit` and console.log report. */
+/* Names of all VMs starting or running (malloc'ed array of malloc'ed strings, *count set). Folders of ended
+ * VMs are swept on the way, keeping nothing but the logs and `exit` (why it ended). */
 char **runstate_list(size_t *count, bool clean_stale);
+/* Names of the folders of VMs that have ended (swept first), for `klab status`. */
+char **runstate_list_ended(size_t *count);
 void runstate_free_list(char **names, size_t count);
 
 /* Valid VM names: [A-Za-z0-9_.-], 1..64 chars, not starting with '.'. */

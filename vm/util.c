@@ -47,18 +47,28 @@ char *xasprintf(const char *fmt, ...)
 
 char *path_join(const char *a, const char *b) { return xasprintf("%s/%s", a, b); }
 
-int write_text_file(const char *path, const char *text)
+/* The temporary file is created O_EXCL | O_NOFOLLOW: in a folder someone else can write (a candidate's), a
+ * planted name makes the write fail instead of writing through their symlink; rename() then replaces the
+ * name itself, never what a symlink there points at. */
+static int write_at(int dfd, const char *path, const char *text)
 {
     char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0) {
         free(tmp);
         return -1;
     }
-    bool ok = fputs(text, f) >= 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
+    size_t len = strlen(text), done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    bool ok = done == len;
+    ok = (close(fd) == 0) && ok;
+    if (!ok || renameat(dfd, tmp, dfd, path) != 0) {
+        unlinkat(dfd, tmp, 0);
         free(tmp);
         return -1;
     }
@@ -66,11 +76,18 @@ int write_text_file(const char *path, const char *text)
     return 0;
 }
 
-char *read_text_file(const char *path)
+int write_text_file(const char *path, const char *text) { return write_at(AT_FDCWD, path, text); }
+int write_text_file_at(int dfd, const char *name, const char *text) { return write_at(dfd, name, text); }
+
+static char *read_fd(int fd)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
+    if (fd < 0)
         return NULL;
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        return NULL;
+    }
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
     size_t n;
@@ -78,10 +95,8 @@ char *read_text_file(const char *path)
         len += n;
         if (len + 1 == cap) {
             char *nb = realloc(buf, cap *= 2);
-            if (!nb) {
+            if (!nb)
                 free(buf);
-                buf = NULL;
-            }
             buf = nb;
         }
     }
@@ -89,6 +104,20 @@ char *read_text_file(const char *path)
     if (buf)
         buf[len] = '\0';
     return buf;
+}
+
+char *read_text_file(const char *path) { return read_fd(open(path, O_RDONLY | O_CLOEXEC)); }
+
+char *read_text_file_at(int dfd, const char *name)
+{
+    /* O_NONBLOCK: a FIFO planted under the name must not hang the reader; only regular files are read. */
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        return NULL;
+    }
+    return read_fd(fd);
 }
 
 int mkdir_p(const char *path, unsigned mode)

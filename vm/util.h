@@ -12,6 +12,9 @@ void klab_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int write_text_file(const char *path, const char *text);        /* atomic: temp file + rename */
 char *read_text_file(const char *path);                         /* malloc'ed, NUL-terminated, or NULL */
+/* The same inside an opened folder, following no symlink at the last name (read: regular files only). */
+int write_text_file_at(int dfd, const char *name, const char *text);
+char *read_text_file_at(int dfd, const char *name);
 int mkdir_p(const char *path, unsigned mode);
 int remove_tree(const char *path);
 bool file_exists(const char *path);

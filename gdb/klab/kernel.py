@@ -288,6 +288,43 @@ def linear_map(regs, what):
     return start, phys
 
 
+def ram_ranges(what):
+    """The physical RAM ranges [(start, end_inclusive)]: the kernel's own "System RAM" resources (what
+    /proc/iomem lists, kernel/resource.c), or, before the kernel has registered them (at start_kernel), the
+    machine's RAM as klab gave it to QEMU (the run state's ram_region lines). [] when neither is known."""
+    ranges = []
+    try:
+        res = gdb.parse_and_eval("iomem_resource")["child"]
+        for _ in range(4096):
+            if not int(res):
+                break
+            name = res["name"].string() if int(res["name"]) else ""
+            if name == "System RAM":
+                ranges.append((int(res["start"]), int(res["end"])))
+            res = res["sibling"]
+    except (gdb.error, gdb.MemoryError):
+        ranges = []
+    if ranges:
+        return ranges
+    from klab import vm
+    state = vm.load_state() or {}
+    for line in state.get("ram_regions", []):
+        try:
+            gpa, size = (int(x, 16) for x in line.split()[:2])
+        except ValueError:
+            continue
+        ranges.append((gpa, gpa + size - 1))
+    return ranges
+
+
+def check_ram(pa, what):
+    """Refuses a PA outside RAM (one line saying where RAM is): a linear-map address for it would be made
+    up. Says nothing when RAM is unknown, so the caller's walk-back check still decides."""
+    ranges = ram_ranges(what)
+    if ranges and not any(lo <= pa <= hi for lo, hi in ranges):
+        raise error(what, "%#x is not RAM (RAM: %s)", pa, ", ".join("%#x-%#x" % r for r in ranges))
+
+
 def ptov(regs, pa, what):
     start, phys_start = linear_map(regs, what)
     if regs.arch == lib.ARCH_ARM64:

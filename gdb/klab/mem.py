@@ -49,6 +49,7 @@ Usage: klab ptov PA
             raise gdb.GdbError("klab ptov: give one physical address (see help klab ptov)")
         pa = mmu.value(pos[0], "ptov")
         regs = lib.mmu_regs()
+        kernel.check_ram(pa, "ptov")
         va = kernel.ptov(regs, pa, "ptov")
         with lib.PhysMem() as mem:
             back = _walk_pa(regs, mem, va)

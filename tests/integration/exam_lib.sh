@@ -14,7 +14,8 @@ room_start() {
 vm_up() {
   local run=$dir/candidates/$1/run
   for i in $(seq 100); do [ -f "$run/$room-$1/state" ] && break; sleep 0.1; done
-  KLAB_RUN_DIR=$run "$klab" wait "$room-$1" --timeout 120 >/dev/null 2>&1
+  # As the folder's owner: klab trusts no run-state folder of another user's, root's klab included.
+  runuser -u "$(stat -c %U "$run")" -- env KLAB_RUN_DIR="$run" "$klab" wait "$room-$1" --timeout 120 >/dev/null 2>&1
 }
 
 # room_boots CANDIDATE...: every VM at its banner, concurrently started.

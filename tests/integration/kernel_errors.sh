@@ -10,14 +10,15 @@ expect_error "missing cross compiler" "cross compiler aarch64-linux-gnu-gcc not 
   env PATH="$work/bin" "$(command -v bash)" kernels/build.sh arm64-64k
 expect_error "KSRC that is not a kernel tree" "KSRC=$work is not a kernel source tree" env KSRC="$work" bash kernels/build.sh x86_64
 # A fragment line kconfig drops: the build stops and names it (in a scratch cache, on the unpacked source).
-src=$KLAB_CACHE/src/linux-source-6.1
-if [ -f "$src/Makefile" ]; then
+# The test prepares the source it needs (installed and unpacked once, shared with the source builds).
+src=$(bash kernels/build.sh --source 2>/dev/null)
+if [ -n "$src" ] && [ -f "$src/Makefile" ]; then
   printf 'CONFIG_NOSUCH_OPTION_KLAB=y\n' >"$work/bad.config"
   expect_error "a fragment line that did not stick is refused, by name" \
     "did not survive into .config: CONFIG_NOSUCH_OPTION_KLAB=y" \
     env KLAB_CACHE="$work/cache" KSRC="$src" KLAB_EXTRA_CONFIG="$work/bad.config" bash kernels/build.sh arm64-64k
 else
-  fail "fragment check" "no unpacked source at $src (run make kernel PROFILE=arm64-64k first)"
+  fail "fragment check" "kernels/build.sh --source gave no unpacked source ($src)"
 fi
 # A module that does not compile: the first error and the log, not the compiler's wall.
 mkdir -p "$work/broken"
