@@ -55,7 +55,8 @@ run "exam room: 4 candidates, plain QEMU" bash tests/integration/exam.sh
 run "libvirt backend: qemu:///session as an unprivileged user" bash tests/integration/libvirt.sh
 run "libvirt backend: a system daemon (qemu:///system)" bash tests/integration/libvirt_system.sh
 run "exam room: 2 candidates through libvirt" bash tests/integration/exam_libvirt.sh
-run "fuzz: RSP replies, walkers" bash tests/fuzz/run.sh
+run "security: other local users and exam candidates" bash tests/integration/security.sh
+run "fuzz: RSP replies, walkers, run state, room files, checks" bash tests/fuzz/run.sh
 run "bad input" bash tests/integration/bad_input.sh
 echo
 echo "$passed passed, $failed failed"

@@ -10,6 +10,7 @@
  * powers the guest off at the end. */
 #define _GNU_SOURCE
 #include "exam.h"
+#include "exam_checks.h"
 #include "paths.h"
 #include "runstate.h"
 #include "sandbox.h"
@@ -29,89 +30,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-enum check_kind { CHECK_RUN, CHECK_OUTPUT, CHECK_CONSOLE };
-
-struct check {
-    char *name, *command, *expect;
-    enum check_kind kind;
-    bool passed;
-    char *detail;
-};
-
-#define MAX_CHECKS 32
-
-struct task_checks {
-    char *program;
-    struct check c[MAX_CHECKS];
-    unsigned n;
-};
-
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-        *--e = '\0';
-    return s;
-}
-
-static int load_checks(const char *path, struct task_checks *t, char *err, size_t errlen)
-{
-    char *text = read_text_file(path);
-    if (!text) {
-        snprintf(err, errlen, "the task has no checks file (%s)", path);
-        return -1;
-    }
-    int lineno = 0, rc = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line && rc == 0; line = strtok_r(NULL, "\n", &save)) {
-        lineno++;
-        char *l = trim(line);
-        if (!*l || *l == '#')
-            continue;
-        if (!strncmp(l, "program", 7) && strchr(l, '=')) {
-            t->program = strdup(trim(strchr(l, '=') + 1));
-            continue;
-        }
-        char *colon = strchr(l, ':');
-        if (strncmp(l, "check ", 6) || !colon || t->n == MAX_CHECKS) {
-            snprintf(err, errlen, "%s:%d: expected 'check NAME : run|output|console ...'", path, lineno);
-            rc = -1;
-            break;
-        }
-        *colon = '\0';
-        struct check *c = &t->c[t->n];
-        c->name = strdup(trim(l + 6));
-        char *what = trim(colon + 1);
-        if (!strncmp(what, "run ", 4)) {
-            c->kind = CHECK_RUN;
-            c->command = strdup(trim(what + 4));
-        } else if (!strncmp(what, "output ", 7) && strstr(what, " = ")) {
-            c->kind = CHECK_OUTPUT;
-            char *eq = strstr(what, " = ");
-            *eq = '\0';
-            c->command = strdup(trim(what + 7));
-            c->expect = strdup(trim(eq + 3));
-        } else if (!strncmp(what, "console ", 8)) {
-            c->kind = CHECK_CONSOLE;
-            c->expect = strdup(trim(what + 8));
-        } else {
-            snprintf(err, errlen, "%s:%d: a check is 'run CMD', 'output CMD = TEXT' or 'console TEXT'", path, lineno);
-            rc = -1;
-            break;
-        }
-        if (!*c->name || strchr(c->name, ' ')) {
-            snprintf(err, errlen, "%s:%d: a check's name is one word", path, lineno);
-            rc = -1;
-            break;
-        }
-        t->n++;
-    }
-    free(text);
-    return rc;
-}
 
 /* The guest side: each check's exit status and output, marked on the console, then power off. */
 static char *grade_hook(const struct task_checks *t)
@@ -376,7 +294,7 @@ int exam_grade(const char *dir_arg, const char *candidate)
     char err[512];
     struct task_checks t = { 0 };
     char *checks_path = path_join(room.task, "checks");
-    if (load_checks(checks_path, &t, err, sizeof err) != 0) {
+    if (checks_load(checks_path, &t, err, sizeof err) != 0) {
         klab_error("exam grade: %s", err);
         return 1;
     }

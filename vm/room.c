@@ -37,12 +37,21 @@ static char *trim(char *s)
 int room_load(const char *path, struct room *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
-    r->cpus = 1;
-    r->mem_bytes = 256ull << 20;
-    r->time_limit_s = 90 * 60;
     char *text = read_text_file(path);
     if (!text)
         return FAIL("cannot read room file %s", path);
+    int rc = room_parse(text, path, r, err, errlen);
+    free(text);
+    return rc;
+}
+
+int room_parse(const char *input, const char *path, struct room *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    r->cpus = 1;
+    r->mem_bytes = 256ull << 20;
+    r->time_limit_s = 90 * 60;
+    char *text = strdup(input);
     char *dir = strdup(path);
     char *slash = strrchr(dir, '/');
     if (slash)
@@ -88,10 +97,11 @@ int room_load(const char *path, struct room *r, char *err, size_t errlen)
             if (!parse_size_mib(v, &r->mem_bytes) || r->mem_bytes < (64ull << 20))
                 rc = FAIL("%s:%d: memory wants a size of at least 64M, not '%s'", path, lineno, v);
         } else if (!strcmp(k, "cpus")) {
-            uint64_t n;
+            uint64_t n = 0;
             if (!parse_u64(v, &n) || n < 1 || n > 8)
                 rc = FAIL("%s:%d: cpus wants 1 to 8, not '%s'", path, lineno, v);
-            r->cpus = (unsigned)n;
+            else
+                r->cpus = (unsigned)n;
         } else if (!strcmp(k, "candidates")) {
             char *s2 = NULL;
             for (char *c = strtok_r(v, " \t,", &s2); c && rc == 0; c = strtok_r(NULL, " \t,", &s2)) {

@@ -28,6 +28,8 @@ struct room {
 
 /* Parses path; 0, or -1 with err saying which line is wrong. */
 int room_load(const char *path, struct room *room, char *err, size_t errlen);
+/* The same on a room file's text (PATH names it in errors; `task` is relative to its folder). */
+int room_parse(const char *text, const char *path, struct room *room, char *err, size_t errlen);
 void room_free(struct room *room);
 /* "90m", "45s", "2h", or seconds. */
 int room_parse_duration(const char *s, uint64_t *seconds);

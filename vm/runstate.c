@@ -129,6 +129,13 @@ int runstate_load(const char *name, struct runstate *rs)
         return -1;
     }
     rs->name = strdup(name);
+    int rc = runstate_parse(text, rs);
+    free(text);
+    return rc;
+}
+
+int runstate_parse(char *text, struct runstate *rs)
+{
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *eq = strchr(line, '=');
@@ -136,41 +143,35 @@ int runstate_load(const char *name, struct runstate *rs)
             continue;
         *eq = '\0';
         const char *k = line, *v = eq + 1;
-        if (!strcmp(k, "arch"))
+        char **str = !strcmp(k, "gdb") ? &rs->gdb_listen : !strcmp(k, "accel") ? &rs->accel
+                   : !strcmp(k, "cpu") ? &rs->cpu : !strcmp(k, "backend") ? &rs->backend
+                   : !strcmp(k, "connect") ? &rs->connect : NULL;
+        char **opt = !strcmp(k, "kernel") ? &rs->kernel : !strcmp(k, "vmlinux") ? &rs->vmlinux
+                   : !strcmp(k, "initrd") ? &rs->initrd : NULL;
+        if (str) {
+            free(*str);   /* a key given twice: the last one counts, and nothing leaks */
+            *str = strdup(v);
+        } else if (opt) {
+            free(*opt);
+            *opt = dup_nonempty(v);
+        } else if (!strcmp(k, "arch"))
             rs->profile = profile_find(v);
         else if (!strcmp(k, "qemu_pid"))
             rs->qemu_pid = (pid_t)atoi(v);
         else if (!strcmp(k, "supervisor_pid"))
             rs->supervisor_pid = (pid_t)atoi(v);
-        else if (!strcmp(k, "gdb"))
-            rs->gdb_listen = strdup(v);
         else if (!strcmp(k, "gdb_port"))
             rs->gdb_port = atoi(v);
-        else if (!strcmp(k, "kernel"))
-            rs->kernel = dup_nonempty(v);
-        else if (!strcmp(k, "vmlinux"))
-            rs->vmlinux = dup_nonempty(v);
-        else if (!strcmp(k, "initrd"))
-            rs->initrd = dup_nonempty(v);
-        else if (!strcmp(k, "accel"))
-            rs->accel = strdup(v);
-        else if (!strcmp(k, "cpu"))
-            rs->cpu = strdup(v);
         else if (!strcmp(k, "mem_bytes"))
             rs->mem_bytes = strtoull(v, NULL, 10);
         else if (!strcmp(k, "kaslr"))
             rs->kaslr = atoi(v) != 0;
-        else if (!strcmp(k, "backend"))
-            rs->backend = strdup(v);
-        else if (!strcmp(k, "connect"))
-            rs->connect = strdup(v);
         else if (!strcmp(k, "ram_region") && rs->nram < MAX_RAM_REGIONS) {
             struct ram_region *r = &rs->ram[rs->nram];
             if (sscanf(v, "%" SCNx64 " %" SCNx64 " %" SCNx64, &r->gpa, &r->size, &r->file_offset) == 3)
                 rs->nram++;
         }
     }
-    free(text);
     if (!rs->profile || rs->qemu_pid <= 0 || !rs->gdb_listen) {
         runstate_free(rs);
         return -1;

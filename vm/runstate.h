@@ -50,6 +50,9 @@ bool runstate_starting(const char *name);
 
 int runstate_write(const struct runstate *rs);             /* writes <dir>/state atomically */
 int runstate_load(const char *name, struct runstate *rs);  /* 0, or -1 if there is no such VM */
+/* The state file's text (modified in place) into rs, whose name and dir the caller set: 0, or -1 (rs freed)
+ * when arch, qemu_pid or gdb is missing. */
+int runstate_parse(char *text, struct runstate *rs);
 void runstate_free(struct runstate *rs);
 
 /* The QEMU process of this state is alive (and is really ours: its command line names the VM). For a libvirt

@@ -55,4 +55,23 @@ kill -0 "$pid" 2>/dev/null && fail "$arch: QEMU gone" "pid $pid alive" || ok "$a
 (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && fail "$arch: port closed" "$port still open" || ok "$arch: port $port closed"
 grep -q "powered off\|killed by signal" "$KLAB_RUN_DIR/$name/exit" && ok "$arch: exit reason recorded" \
   || fail "$arch: exit reason" "$(cat "$KLAB_RUN_DIR/$name/exit" 2>&1)"
+
+# `make gdb-*` typed while `make vm-*` is still fetching and building: klab gdb waits for the VM that is
+# starting (announced by a live process, here a shell standing in for make), says so, and attaches once
+# its stub is up; with nobody starting it, it fails at once.
+late=late-$arch
+( sleep 3; "$KLAB" boot --arch "$arch" --name "$late" --initrd "$work/initrd.cpio.gz" --detach >/dev/null 2>&1 ) &
+starter=$!
+"$KLAB" boot --arch "$arch" --name "$late" --announce "$starter"
+t0=$(date +%s)
+gdb_out=$(timeout 120 "$KLAB" gdb "$late" --batch -ex 'info symbol $pc' 2>&1)
+took=$(( $(date +%s) - t0 ))
+echo "$gdb_out" | grep -q "VM '$late' is starting; waiting up to 600 s" && echo "$gdb_out" | grep -q "^start_kernel in section" \
+  && [ "$took" -ge 2 ] && ok "$arch: klab gdb waits ${took} s for a VM that is starting, then reaches start_kernel" \
+  || fail "$arch: gdb waits for a starting VM" "after ${took} s: $(echo "$gdb_out" | tail -4)"
+wait "$starter"
+"$KLAB" stop "$late" >/dev/null 2>&1
+t0=$(date +%s)
+expect_error "$arch: klab gdb of a VM nobody starts fails at once" "no running VM named 'nobody'" "$KLAB" gdb nobody --batch
+[ $(( $(date +%s) - t0 )) -le 2 ] && ok "$arch: ... within 2 s" || fail "$arch: gdb of nobody" "took $(( $(date +%s) - t0 )) s"
 finish

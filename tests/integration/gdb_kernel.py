@@ -335,6 +335,15 @@ def main():
                 "klab vtop 0 --pid 99999", "klab vtop 0 --pid 2", "klab vtop 0 --pid x", "klab vtop 0 --pid 1 --mm 5",
                 "klab vtop 0 --mm 0x10", "klab initmem-watch", "klab kaslr now", "p $klab_current(1, 2)"):
         expect_error(bad)
+    # A PA that is not RAM on the machine (QEMU hw/arm/virt.c: RAM from 0x40000000, flash below it; the pc
+    # machine with 1 GiB: nothing at 2 GiB) gets one line saying so, never a made-up linear address.
+    not_ram = 0x1000000 if ARCH == "arm64" else 0x80000000
+    try:
+        out = run("klab ptov 0x%x" % not_ram)
+        fail("ptov of non-RAM PA %#x is refused" % not_ram, "it answered: %s" % out.strip()[:200])
+    except gdb.error as e:
+        check("ptov of non-RAM PA %#x: one line, 'not RAM': %s" % (not_ram, e),
+              "is not RAM" in str(e) and "\n" not in str(e).strip(), str(e))
 
 
 try:
