@@ -6,9 +6,11 @@ export KLAB_CACHE
 # Sanitizer findings abort the program: a test that runs klab then fails loudly.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-failures=0
-ok() { echo "ok - $1"; }
-fail() { echo "not ok - $1: $2"; failures=$((failures + 1)); }
+failures=0 checks=0
+ok() { echo "ok - $1"; checks=$((checks + 1)); }
+fail() { echo "not ok - $1: $2"; failures=$((failures + 1)); checks=$((checks + 1)); }
+# skip NAME WHY: a check that cannot be made here; tests/run.sh counts and shows it, never as a pass.
+skip() { echo "skip - $1: $2"; checks=$((checks + 1)); }
 check() { local name=$1; shift; if "$@" >/dev/null 2>&1; then ok "$name"; else fail "$name" "command failed: $*"; fi; }
 # expect_error NAME PATTERN CMD...: CMD must exit non-zero with exactly one line on stderr matching PATTERN.
 expect_error() {
@@ -20,7 +22,25 @@ expect_error() {
   if ! printf '%s\n' "$err" | grep -Eq -- "$pattern"; then fail "$name" "'$err' does not match /$pattern/"; return; fi
   ok "$name"
 }
-finish() { exit $((failures > 0)); }
+# finish: the plan (TAP "1..N") goes last, so a program that ends early — a killed gdb session, a shell
+# error — prints none, and tests/run.sh fails it for that (run --plan).
+finish() { echo "1..$checks"; exit $((failures > 0)); }
+# gdb_ran NAME RC OUT [MARK]: a batch gdb session must have exited 0 (not by time-out) and, with MARK, reached
+# it (the script's last line prints it): a session that died halfway fails here instead of passing on the
+# checks it made before.
+gdb_ran() {
+  local name=$1 rc=$2 out=$3 mark=${4:-}
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then fail "$name: gdb session" "timed out: $(tail -3 "$out")"
+  elif [ "$rc" -ne 0 ]; then fail "$name: gdb session" "gdb exited $rc: $(tail -3 "$out")"
+  elif [ -n "$mark" ] && ! grep -qx -- "$mark" "$out"; then fail "$name: gdb session" "ended before '$mark': $(tail -3 "$out")"
+  else ok "$name: gdb session ran to its end"; fi
+}
+# relay OUT: the check lines a script inside gdb printed, counted as this program's.
+relay() {
+  grep -E '^(ok|not ok|skip) - ' "$1"
+  checks=$((checks + $(grep -cE '^(ok|not ok|skip) - ' "$1")))
+  failures=$((failures + $(grep -c '^not ok - ' "$1")))
+}
 # gdb batch output split by `echo @@ NAME\n` markers: gdb_section FILE NAME prints what came after @@ NAME.
 gdb_section() { tr -d "\r" <"$1" | awk -v s="@@ $2" '$0 == s { on = 1; next } /^@@ / { on = 0 } on'; }
 # From gdb output: the PA `klab vtop` printed (vtop_pa) and the one QEMU's `monitor gva2gpa` printed (gpa_of).

@@ -29,9 +29,9 @@ const char *private_dir_problem(const struct stat *st, uid_t uid);
  * or writable by others without the sticky bit. */
 const char *ancestor_problem(const struct stat *st, uid_t uid);
 
-/* A file some other party could have planted (a script gdb would run, a state file klab reads): safe when
- * it is a regular file or folder owned by root or uid, and neither it nor its folder is writable by group
- * or others. Follows no symlink of its own: a symlink is judged by lstat. */
+/* A file some other party could have planted (a script gdb would run): safe when it is a regular file or
+ * folder owned by root or uid, and neither it nor its folder is writable by group or others. A symlink is
+ * judged by the file it leads to (its realpath), checked the same way. */
 bool trusted_path(const char *path, uid_t uid);
 
 #endif

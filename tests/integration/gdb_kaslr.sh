@@ -27,6 +27,7 @@ for b in a b; do
     -ex 'echo @@ vtop\n' -ex 'klab vtop jiffies' -ex 'eval "monitor gva2gpa 0x%lx", (unsigned long)&jiffies' \
     -ex 'echo @@ current\n' -ex 'klab current' \
     -ex 'echo @@ ptov\n' -ex "klab ptov $ram_pa" -ex 'echo @@ end\n' -ex disconnect >"$work/out-$b" 2>&1
+  gdb_ran "$arch boot $b" $? "$work/out-$b" "@@ end"
   section() { gdb_section "$work/out-$b" "$1"; }
   slide=$(section slide | sed -n 's/^klab kaslr: slide 0x\([0-9a-f]*\) .*/\1/p')
   [ -n "$slide" ] && [ "$slide" != 0 ] && ok "$arch boot $b: slide 0x$slide ($(section slide | sed 's/.*(\(.*\)).*/\1/'))" \

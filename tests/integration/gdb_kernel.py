@@ -348,5 +348,6 @@ def main():
 
 try:
     main()
+    print("# gdb_kernel.py: done")   # only a session that made every check prints it (tests/lib.sh gdb_ran)
 except gdb.error as e:
     fail("session", "gdb error: %s" % e)

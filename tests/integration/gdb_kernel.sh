@@ -26,8 +26,8 @@ HOOK
   >/dev/null 2>&1 || { fail "$arch: boot" "klab boot failed"; finish; }
 export KLAB_TEST_ARCH=$arch${cpu:+/$cpu} KLAB_TEST_PAGEMAP=$pagemap KLAB_TEST_CONSOLE=$KLAB_RUN_DIR/$name/console.log
 timeout 400 "$KLAB" gdb "$name" --batch -ex "source $PWD/tests/integration/gdb_kernel.py" -ex disconnect >"$work/out" 2>&1
-grep -E '^(ok|not ok) - ' "$work/out"
-grep -q '^ok - ' "$work/out" || fail "$arch: gdb session" "$(tail -20 "$work/out")"
+rc=$?
+relay "$work/out"
+gdb_ran "$arch" $rc "$work/out" "# gdb_kernel.py: done"
 grep -q 'Traceback\|Python Exception' "$work/out" && fail "$arch: no Python traceback" "$(grep -m1 -A5 'Traceback\|Python Exception' "$work/out")"
-grep -q '^not ok - ' "$work/out" && failures=$((failures + 1))
 finish

@@ -26,6 +26,7 @@ HOOK
 KLAB_MODULE_PATH=$work/hellodrv timeout 300 "$KLAB" gdb $name --batch -ex 'break hello_open' -ex continue \
   -ex 'echo @@ stop\n' -ex 'p/x $pc' -ex 'info symbol $pc' -ex 'klab current' \
   -ex 'echo @@ modules\n' -ex 'klab modules' -ex 'echo @@ end\n' -ex delete -ex detach >"$work/out" 2>&1
+gdb_ran "hellodrv" $? "$work/out" "@@ end"
 section() { gdb_section "$work/out" "$1"; }
 grep -q "klab: symbols of module hellodrv from $work/hellodrv/hellodrv.ko" "$work/out" \
   && ok "klab loaded hellodrv's symbols when the kernel loaded it" || fail "module symbols" "$(tail -15 "$work/out")"

@@ -31,6 +31,7 @@ KLAB_MODULE_PATH=$work/hellodrv timeout 300 "$KLAB" gdb "$name" --batch -ex 'bre
   -ex 'echo @@ regs\n' "${regs[@]}" -ex 'klab vtop jiffies --explain' \
   -ex 'eval "monitor gva2gpa 0x%lx", (unsigned long)&jiffies' \
   -ex 'echo @@ lx\n' -ex 'lx-version' -ex 'lx-lsmod' -ex 'echo @@ end\n' -ex delete -ex detach >"$work/out" 2>&1
+gdb_ran "$profile" $? "$work/out" "@@ end"
 section() { gdb_section "$work/out" "$1"; }
 grep -q "klab: symbols of module hellodrv" "$work/out" && section stop | grep -q '^hello_open in section .text' \
   && ok "$profile: module symbols loaded by themselves; break hello_open hit" \

@@ -1,5 +1,6 @@
 /* A minimal test harness: each TEST is a function; CHECK records a failure with its line and goes on.
- * Output is one line per test ("ok - name" / "not ok - name: why"), read by tests/run.sh. */
+ * Output is one line per test ("ok - name" / "not ok - name: why" / "skip - name: why"), read by
+ * tests/run.sh, which counts skips apart. */
 #ifndef KLAB_CHECK_H
 #define KLAB_CHECK_H
 
@@ -7,6 +8,7 @@
 #include <string.h>
 
 static int check_failures_in_test;
+static const char *check_skip_reason;   /* SKIP(why): the test could not run here; shown, never "ok" */
 static int check_tests_failed, check_tests_run;
 
 #define CHECK(cond)                                                                                   \
@@ -37,12 +39,21 @@ static int check_tests_failed, check_tests_run;
         }                                                                                             \
     } while (0)
 
+#define SKIP(why)                                                                                     \
+    do {                                                                                              \
+        check_skip_reason = (why);                                                                    \
+        return;                                                                                       \
+    } while (0)
+
 #define RUN(test)                                                                                     \
     do {                                                                                              \
         check_failures_in_test = 0;                                                                   \
+        check_skip_reason = NULL;                                                                     \
         test();                                                                                       \
         check_tests_run++;                                                                            \
-        if (check_failures_in_test) {                                                                 \
+        if (check_skip_reason && !check_failures_in_test) {                                           \
+            printf("skip - %s: %s\n", #test, check_skip_reason);                                      \
+        } else if (check_failures_in_test) {                                                                 \
             check_tests_failed++;                                                                     \
             printf("not ok - %s\n", #test);                                                           \
         } else {                                                                                      \

@@ -90,7 +90,9 @@ static void test_gzipped_arm64_image(void)
     CHECK(ki.profile == profile_find("arm64") && ki.gzipped);
     CHECK(kimage_inspect_buffer(z, n, true, &ki, err, sizeof err) == 0);
     CHECK_STR(ki.release, banner_release);
-    CHECK(kimage_inspect_buffer(z, n / 2, false, &ki, err, sizeof err) == 0 || strstr(err, "corrupt"));
+    /* A truncated gzip is an image QEMU could not inflate either: refused, whatever its header says. */
+    CHECK(kimage_inspect_buffer(z, n / 2, false, &ki, err, sizeof err) == -1);
+    CHECK(strstr(err, "corrupt") != NULL);
     free(z);
     free(b);
 }

@@ -44,9 +44,29 @@ static void test_x86_defaults(void)
     CHECK_STR(value_of(&a, "-machine"), "pc,memory-backend=klab-ram");
     CHECK_STR(value_of(&a, "-object"), "memory-backend-file,id=klab-ram,size=1024M,mem-path=/run/klab/t/ram,share=on");
     CHECK_STR(value_of(&a, "-append"), "console=ttyS0 nokaslr panic=-1 rdinit=/init");
+    CHECK_STR(value_of(&a, "-smp"), "2");
+    CHECK_STR(value_of(&a, "-m"), "1024M");
     CHECK_STR(value_of(&a, "-serial"), "chardev:klab-con");
     CHECK(strstr(value_of(&a, "-chardev"), "logfile=/run/klab/t/console.log") != NULL);
     CHECK(a.v[a.n] == NULL);
+    argv_free(&a);
+}
+
+/* The documented defaults of the arm64 profile (README: -M virt,gic-version=3 -cpu cortex-a57), and --smp
+ * and --mem as QEMU gets them. */
+static void test_arm64_defaults(void)
+{
+    struct boot_request r = request("arm64");
+    r.smp = 4;
+    r.mem_bytes = 512ull << 20;
+    struct argv a;
+    char err[128];
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
+    CHECK_STR(value_of(&a, "-cpu"), "cortex-a57");
+    CHECK_STR(value_of(&a, "-smp"), "4");
+    CHECK_STR(value_of(&a, "-m"), "512M");
+    CHECK_STR(value_of(&a, "-object"), "memory-backend-file,id=klab-ram,size=512M,mem-path=/run/klab/t/ram,share=on");
+    CHECK_STR(value_of(&a, "-append"), "console=ttyAMA0 nokaslr panic=-1 rdinit=/init");
     argv_free(&a);
 }
 
@@ -127,6 +147,7 @@ static void test_ram_layouts(void)
 int main(void)
 {
     RUN(test_x86_defaults);
+    RUN(test_arm64_defaults);
     RUN(test_arm64_profile);
     RUN(test_interactive_console);
     RUN(test_rejects_bad_requests);
