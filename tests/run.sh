@@ -5,11 +5,12 @@
 #   - dies without saying why (non-zero exit, no "not ok" line),
 #   - runs past its time limit (killed; named; the rest of `make test` goes on),
 #   - printed a plan ("1..N", TAP) and made a different number of checks, or printed none where one is due
-#     (every gdb-driven test: a gdb session that died halfway must not pass on the checks it made),
+#     (every integration test prints its plan last, tests/lib.sh finish: a program or gdb session that
+#     ended halfway must not pass on the checks it made),
 #   - made no check at all.
 cd "$(dirname "$0")/.." || exit 2
 passed=0 failed=0 skipped=0
-# run [--limit S] [--plan] LABEL CMD...
+# run [--limit S] [--plan] LABEL CMD...   (TESTS=REGEX in the environment: only labels that match)
 run() {
   local limit=900 want_plan=
   while :; do
@@ -20,6 +21,8 @@ run() {
     esac
   done
   local label=$1; shift
+  # TESTS=REGEX (make test TESTS=...): only the programs whose label matches.
+  if [ -n "${TESTS:-}" ] && ! [[ $label =~ $TESTS ]]; then return; fi
   echo "== $label"
   local out rc
   out=$(timeout --kill-after=20 "$limit" "$@" 2>&1); rc=$?
@@ -67,12 +70,12 @@ fi
 for t in build/tests/test_*; do
   [ -x "$t" ] && run --limit 300 "unit: ${t##*/}" "$t"
 done
-run "rootfs: independent readers, reproducibility" bash tests/integration/rootfs.sh
-run "boot: x86_64" bash tests/integration/boot.sh x86_64
-run "boot: arm64" bash tests/integration/boot.sh arm64
-run "libklab vs QEMU gva2gpa: x86_64 5-level" bash tests/integration/mmu.sh x86_64 max
-run "libklab vs QEMU gva2gpa: x86_64 4-level" bash tests/integration/mmu.sh x86_64 qemu64
-run "libklab vs QEMU gva2gpa: arm64" bash tests/integration/mmu.sh arm64
+run --plan "rootfs: independent readers, reproducibility" bash tests/integration/rootfs.sh
+run --plan "boot: x86_64" bash tests/integration/boot.sh x86_64
+run --plan "boot: arm64" bash tests/integration/boot.sh arm64
+run --plan "libklab vs QEMU gva2gpa: x86_64 5-level" bash tests/integration/mmu.sh x86_64 max
+run --plan "libklab vs QEMU gva2gpa: x86_64 4-level" bash tests/integration/mmu.sh x86_64 qemu64
+run --plan "libklab vs QEMU gva2gpa: arm64" bash tests/integration/mmu.sh arm64
 run --plan "gdb commands vtop/pte/ptdump: x86_64" bash tests/integration/gdb_mmu.sh x86_64
 run --plan "gdb commands vtop/pte/ptdump: arm64" bash tests/integration/gdb_mmu.sh arm64
 run --plan "gdb current/ps/page/initmem-watch/vtop --pid: x86_64 5-level" bash tests/integration/gdb_kernel.sh x86_64
@@ -81,14 +84,16 @@ run --plan "gdb current/ps/page/initmem-watch/vtop --pid: arm64" bash tests/inte
 run --plan "gdb KASLR: x86_64, two boots" bash tests/integration/gdb_kaslr.sh x86_64
 run --plan "gdb KASLR: arm64, two boots" bash tests/integration/gdb_kaslr.sh arm64
 run --plan "gdb module symbols: hellodrv on x86_64" bash tests/integration/gdb_module.sh
-run "source kernels and modules: bad input" bash tests/integration/kernel_errors.sh
+run --plan "source kernels and modules: bad input" bash tests/integration/kernel_errors.sh
 run --limit 1500 --plan "source kernel: arm64-64k (seed 002's shape)" bash tests/integration/source_kernel.sh arm64-64k
 run --limit 1500 --plan "source kernel: x86_64" bash tests/integration/source_kernel.sh x86_64
-run --limit 1500 "exam room: 4 candidates, plain QEMU" bash tests/integration/exam.sh
-run "libvirt backend: qemu:///session as an unprivileged user" bash tests/integration/libvirt.sh
-run "libvirt backend: a system daemon (qemu:///system)" bash tests/integration/libvirt_system.sh
-run "exam room: 2 candidates through libvirt" bash tests/integration/exam_libvirt.sh
-run --limit 1500 "security: other local users and exam candidates" bash tests/integration/security.sh
+run --plan --limit 1500 "exam room: 4 candidates, plain QEMU" bash tests/integration/exam.sh
+run --plan "libvirt backend: qemu:///session as an unprivileged user" bash tests/integration/libvirt.sh
+run --plan "libvirt backend: a system daemon (qemu:///system)" bash tests/integration/libvirt_system.sh
+run --plan "exam room: 2 candidates through libvirt" bash tests/integration/exam_libvirt.sh
+run --plan --limit 1500 "security: other local users and exam candidates" bash tests/integration/security.sh
 run "fuzz: RSP replies, walkers, run state, room files, checks" bash tests/fuzz/run.sh
-run "bad input" bash tests/integration/bad_input.sh
+run --plan "bad input" bash tests/integration/bad_input.sh
+run --plan "documented behaviour: smp, mem, accel, resume, ptdump options, current, ps, modules, gdb options" \
+  bash tests/integration/documented.sh
 summary

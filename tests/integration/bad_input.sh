@@ -89,15 +89,21 @@ exec 5<&-
 expect_error "vtop with no VM" "no VM is running" "$KLAB" vtop 0x1000
 
 # Stale state: a VM whose supervisor and QEMU were killed is cleaned up by the next command.
-"$KLAB" boot --arch x86_64 --name stale --initrd "$work/x86.cpio.gz" --detach >/dev/null 2>&1
-sup=$(sed -n 's/^supervisor_pid=//p' "$KLAB_RUN_DIR/stale/state")
-qpid=$(sed -n 's/^qemu_pid=//p' "$KLAB_RUN_DIR/stale/state")
-kill -9 "$sup"; for _ in $(seq 50); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$qpid" 2>/dev/null && fail "killed supervisor takes QEMU with it" "QEMU $qpid alive" \
-  || ok "killed supervisor takes QEMU with it"
-"$KLAB" status >/dev/null
-[ ! -e "$KLAB_RUN_DIR/stale/ram" ] && [ ! -e "$KLAB_RUN_DIR/stale/state" ] && ok "stale run state cleaned" \
-  || fail "stale state" "$(ls "$KLAB_RUN_DIR/stale")"
+out=$("$KLAB" boot --arch x86_64 --name stale --initrd "$work/x86.cpio.gz" --detach 2>&1); rc=$?
+sup=$(sed -n 's/^supervisor_pid=//p' "$KLAB_RUN_DIR/stale/state" 2>/dev/null)
+qpid=$(sed -n 's/^qemu_pid=//p' "$KLAB_RUN_DIR/stale/state" 2>/dev/null)
+if [ $rc -eq 0 ] && [ -n "$sup" ] && [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null && [ -f "$KLAB_RUN_DIR/stale/ram" ] \
+   && tr '\0' ' ' <"/proc/$qpid/cmdline" | grep -q -- "-name klab-stale "; then
+  ok "stale setup: VM 'stale' up, its QEMU $qpid running with its RAM file"
+  kill -9 "$sup"; for _ in $(seq 50); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$qpid" 2>/dev/null && fail "killed supervisor takes QEMU with it" "QEMU $qpid alive" \
+    || ok "killed supervisor takes QEMU with it"
+  "$KLAB" status >/dev/null
+  [ ! -e "$KLAB_RUN_DIR/stale/ram" ] && [ ! -e "$KLAB_RUN_DIR/stale/state" ] && ok "stale run state cleaned" \
+    || fail "stale state" "$(ls "$KLAB_RUN_DIR/stale")"
+else
+  fail "stale setup" "boot rc=$rc, supervisor '$sup', QEMU '$qpid': $out"
+fi
 
 # A guest panic (no init anywhere: the kernel panics) ends QEMU and is reported, foreground and detached.
 err=$("$KLAB" boot --arch x86_64 --name panic --initrd "$work/x86.cpio.gz" --no-wait \

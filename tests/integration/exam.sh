@@ -38,11 +38,20 @@ room_start room.conf
 room_boots klabexam-a klabexam-b c3 c4
 ps -o uid=,args= -C qemu-system-x86_64 | grep -q "^ *$(id -u klabexam-a) .*exam-t4-klabexam-a " \
   && ok "klabexam-a's QEMU runs as klabexam-a" || fail "VM as the candidate's user" "$(ps -o uid=,args= -C qemu-system-x86_64 | cut -c1-80)"
+# No network: the running QEMUs' own command lines (/proc, not the file klab wrote), and the guest's view,
+# where exactly the loopback must be listed (an empty list could mean sysfs is missing).
 nets=$(console "$dir/candidates/c4/run/exam-t4-c4/console.sock" 'echo NETS $(ls /sys/class/net 2>/dev/null)' 2 | grep '^NETS')
-! grep -q -- "-netdev\|-nic \|-net " "$dir"/candidates/*/run/*/qemu.cmdline && grep -q -- "-nodefaults" \
-  "$dir/candidates/c4/run/exam-t4-c4/qemu.cmdline" && { [ "$nets" = "NETS lo" ] || [ "$nets" = "NETS" ]; } \
-  && ok "no VM has a network device (QEMU -nodefaults, no -netdev; interfaces in the guest: '${nets#NETS}')" \
-  || fail "network" "guest: $nets"
+qargs=$(for p in $(pgrep -f "klab-exam-t4-"); do tr '\0' ' ' <"/proc/$p/cmdline"; echo; done | grep -- "-name klab-exam-t4-")
+[ "$(echo "$qargs" | grep -c .)" -eq 4 ] && ! echo "$qargs" | grep -q -- "-netdev\|-nic \|-net \|-device [a-z0-9-]*net" \
+  && [ "$(echo "$qargs" | grep -c -- "-nodefaults")" -eq 4 ] && [ "$nets" = "NETS lo" ] \
+  && ok "no VM has a network device (4 running QEMUs: -nodefaults, no NIC; the guest lists only 'lo')" \
+  || fail "network" "guest: '$nets'; QEMUs: $(echo "$qargs" | grep -c .) $(echo "$qargs" | grep -o -- '-netdev[^ ]*\|-nic[^ ]*' | head -2)"
+
+# The room's caps (memory = 256M, cpus default 1) as the guest sees them.
+caps=$(console "$dir/candidates/c4/run/exam-t4-c4/console.sock" 'echo CAPS $(nproc) $(grep MemTotal /proc/meminfo)' 2 | grep '^CAPS')
+read -r _ ncpu _ memkb _ <<<"$caps"
+[ "$ncpu" = 1 ] && [ -n "$memkb" ] && [ "$memkb" -gt $((200 * 1024)) ] && [ "$memkb" -le $((256 * 1024)) ] \
+  && ok "the room's caps reach the guest: 1 CPU, MemTotal $memkb kB of memory = 256M" || fail "room caps" "'$caps'"
 
 # Isolation: stubs, consoles, resets.
 stub_isolation klabexam-a klabexam-b
@@ -97,6 +106,29 @@ no_qemu_after_kill
 for i in $(seq 50); do ls "$dir"/candidates/*/run/*/ram "$dir"/candidates/*/run/*/state >/dev/null 2>&1 || break; sleep 0.2; done
 left=$(ls "$dir"/candidates/*/run/*/ram "$dir"/candidates/*/run/*/state 2>/dev/null)
 [ -z "$left" ] && ok "no RAM file or run state left behind" || fail "leftovers" "$left; $( (tail -n 3 "$dir"/candidates/*/vm.log; ps -ef | grep "klab boot" | grep -v grep | cut -c1-150) 2>&1 | sed 's/^/    /')"
+
+# exam run --dir, a candidate refused `stop`, and the proctor's `klab exam stop`.
+cat >"$work/stopme.conf" <<ROOM
+name = stopme
+kernel = x86_64
+task = $PWD/labs/exam/myhello
+candidates = klabexam-a
+ROOM
+sdir=$work/elsewhere/room
+mkdir -p "$work/elsewhere"
+( cd / && exec "$klab" exam run "$work/stopme.conf" --dir "$sdir" >"$work/stopme.log" 2>&1 ) &
+sctl=$!
+for i in $(seq 100); do [ -S "$sdir/control.sock" ] && break; sleep 0.1; done
+[ -S "$sdir/control.sock" ] && [ -d "$sdir/candidates/klabexam-a/work" ] && ok "exam run --dir puts the room in the folder given" \
+  || fail "exam run --dir" "$(ls "$sdir" 2>&1)"
+expect_error "a candidate may not stop the room" "only the proctor stops the room" \
+  runuser -u klabexam-a -- "$klab" exam stop "$sdir"
+kill -0 "$sctl" 2>/dev/null && ok "the room still runs after the candidate's stop" || fail "candidate stop" "the controller ended"
+"$klab" exam stop "$sdir" >/dev/null 2>&1
+for i in $(seq 100); do kill -0 "$sctl" 2>/dev/null || break; sleep 0.1; done
+! kill -0 "$sctl" 2>/dev/null && grep -q "room stopme stopped; every VM stopped" "$work/stopme.log" && ! pgrep -f "klab-exam-stopme-" >/dev/null \
+  && ok "klab exam stop ends the controller and every VM" || fail "exam stop" "$(tail -2 "$work/stopme.log")"
+wait "$sctl" 2>/dev/null
 
 # The time limit stops every VM and ends the controller.
 cat >"$work/short.conf" <<ROOM

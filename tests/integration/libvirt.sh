@@ -31,8 +31,9 @@ out=$(as_user "$klab" boot "${boot[@]}" --name lv1 --detach 2>&1) && ok "klab bo
 virsh_list=$(as_user virsh -c qemu:///session list --all 2>&1)
 echo "$virsh_list" | grep -q "klab-lv1 *paused" && ok "libvirt itself lists the transient domain klab-lv1, paused" \
   || fail "virsh list" "$virsh_list"
-as_user virsh -c qemu:///session dumpxml klab-lv1 | grep -q "<interface" && fail "no network device" "an <interface> in the domain" \
-  || ok "the domain has no network interface (virsh dumpxml)"
+xml=$(as_user virsh -c qemu:///session dumpxml klab-lv1 2>&1); rc=$?
+[ $rc -eq 0 ] && echo "$xml" | grep -q "<domain" && ! echo "$xml" | grep -q "<interface" \
+  && ok "the domain has no network interface (virsh dumpxml)" || fail "no network device" "virsh rc=$rc: $(echo "$xml" | grep -m2 '<interface\|error')"
 port=$(sed -n 's/^gdb_port=//p' "$home/vms/lv1/state")
 ss -ltn | awk '{print $4}' | grep -qx "127.0.0.1:$port" && ! ss -ltn | awk '{print $4}' | grep -qx "\(0.0.0.0\|\*\|\[::\]\):$port" \
   && ok "the gdb stub listens on 127.0.0.1:$port only" || fail "stub address" "$(ss -ltn | grep ":$port")"
@@ -41,23 +42,35 @@ echo "$out" | grep -q "^start_kernel in section" && ok "klab gdb runs the paused
   || fail "gdb on libvirt" "$(echo "$out" | tail -4)"
 as_user "$klab" wait lv1 --timeout 90 >/dev/null 2>&1 && ok "the domain's console (libvirt's serial log) shows the init banner" \
   || fail "banner" "$(tail -3 "$home/vms/lv1/console.log")"
-out=$(as_user "$klab" vtop --vm lv1 --qemu jiffies 2>&1)
-mine=$(echo "$out" | sed -n 's/^PHYSICAL \(0x[0-9a-f]*\) .*/\1/p'); qemu=$(echo "$out" | sed -n 's/^QEMU gva2gpa: \(0x[0-9a-f]*\).*/\1/p')
-[ -n "$mine" ] && [ "$mine" = "$qemu" ] && ok "klab vtop through the stub (no RAM file) = QEMU's gva2gpa ($mine)" \
-  || fail "vtop on libvirt" "$(echo "$out" | tail -3)"
+# The oracle is QEMU's gva2gpa asked through libvirt's own monitor passthrough (virsh), not klab's client.
+out=$(as_user "$klab" vtop --vm lv1 jiffies 2>&1)
+mine=$(echo "$out" | sed -n 's/^PHYSICAL \(0x[0-9a-f]*\) .*/\1/p')
+jiffies=$(nm "$home/k/vmlinux" | awk '$3 == "jiffies" { print $1; exit }')
+qemu=$(as_user virsh -c qemu:///session qemu-monitor-command --hmp klab-lv1 "gva2gpa 0x$jiffies" 2>&1 | sed -n 's/^gpa: \(0x[0-9a-f]*\).*/\1/p')
+[ -n "$mine" ] && [ -n "$qemu" ] && [ "$((mine))" = "$((qemu))" ] && ok "klab vtop through the stub (no RAM file) = QEMU's gva2gpa via virsh ($mine)" \
+  || fail "vtop on libvirt" "klab ${mine:-?}, virsh gva2gpa ${qemu:-?}: $(echo "$out" | tail -3)"
 as_user "$klab" status | grep -q "^lv1 " && ok "klab status lists the libvirt VM" || fail "status" "$(as_user "$klab" status)"
+# virsh_has NAME: 0 listed, 1 not listed, 2 virsh itself failed (a failing virsh proves nothing).
+virsh_has() { local l; l=$(as_user virsh -c qemu:///session list --all 2>&1) || return 2; echo "$l" | grep -q "$1"; }
 as_user "$klab" stop lv1 >/dev/null 2>&1
-as_user virsh -c qemu:///session list --all | grep -q klab-lv1 && fail "klab stop" "domain still there" \
-  || ok "klab stop ends the domain"
+virsh_has klab-lv1; rc=$?
+[ $rc -eq 1 ] && ok "klab stop ends the domain" || fail "klab stop" "$([ $rc -eq 0 ] && echo "domain still there" || echo "virsh failed")"
 
 # AUTODESTROY: the supervisor holds the connection; kill -9 it and libvirt destroys the domain.
-as_user "$klab" boot "${boot[@]}" --name lv2 --detach --no-wait >/dev/null 2>&1
-sup=$(sed -n 's/^supervisor_pid=//p' "$home/vms/lv2/state")
-kill -9 "$sup"
-for i in $(seq 50); do as_user virsh -c qemu:///session list --all | grep -q klab-lv2 || break; sleep 0.2; done
-as_user virsh -c qemu:///session list --all | grep -q klab-lv2 && fail "AUTODESTROY" "domain survives its supervisor" \
-  || ok "kill -9 of the supervisor: libvirt destroys the domain (AUTODESTROY)"
-pgrep -u "$user" -f "guest=klab-lv2" >/dev/null && fail "AUTODESTROY" "QEMU still runs" || ok "and its QEMU is gone"
+out=$(as_user "$klab" boot "${boot[@]}" --name lv2 --detach --no-wait 2>&1); rc=$?
+sup=$(sed -n 's/^supervisor_pid=//p' "$home/vms/lv2/state" 2>/dev/null)
+virsh_has klab-lv2; listed=$?
+if [ $rc -eq 0 ] && [ -n "$sup" ] && [ $listed -eq 0 ] && pgrep -u "$user" -f "guest=klab-lv2" >/dev/null; then
+  ok "AUTODESTROY setup: lv2 booted, listed by libvirt, its QEMU running, supervisor pid $sup"
+  kill -9 "$sup"
+  for i in $(seq 50); do virsh_has klab-lv2 || break; sleep 0.2; done
+  virsh_has klab-lv2; rc=$?
+  [ $rc -eq 1 ] && ok "kill -9 of the supervisor: libvirt destroys the domain (AUTODESTROY)" \
+    || fail "AUTODESTROY" "$([ $rc -eq 0 ] && echo "domain survives its supervisor" || echo "virsh failed")"
+  pgrep -u "$user" -f "guest=klab-lv2" >/dev/null && fail "AUTODESTROY" "QEMU still runs" || ok "and its QEMU is gone"
+else
+  fail "AUTODESTROY setup" "boot rc=$rc, supervisor '${sup}', listed=$listed: $out"
+fi
 expect_error "--connect without --backend libvirt" "--connect is for --backend libvirt" "$KLAB" boot --arch x86_64 --connect qemu:///session --dry-run
 expect_error "an unknown backend" "--backend wants qemu or libvirt" "$KLAB" boot --arch x86_64 --backend xen --dry-run
 expect_error "a libvirt URI nothing answers" "cannot connect to libvirt at qemu\+ssh://nohost.invalid/session" \

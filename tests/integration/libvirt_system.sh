@@ -33,14 +33,29 @@ quser=$(ps -o user= -C qemu-system-x86_64 -o args= | awk '/guest=klab-sys1/ { pr
 out=$(timeout 120 "$KLAB" gdb sys1 --batch -ex 'info symbol $pc' -ex detach 2>&1)
 echo "$out" | grep -q "^start_kernel in section" && ok "klab gdb runs it to start_kernel" || fail "gdb" "$(echo "$out" | tail -3)"
 "$KLAB" wait sys1 --timeout 90 >/dev/null 2>&1 && ok "init banner on the console (written by virtlogd)" || fail "banner" "none"
-out=$("$KLAB" vtop --vm sys1 --qemu jiffies 2>&1)
-mine=$(echo "$out" | sed -n 's/^PHYSICAL \(0x[0-9a-f]*\) .*/\1/p'); qemu=$(echo "$out" | sed -n 's/^QEMU gva2gpa: \(0x[0-9a-f]*\).*/\1/p')
-[ -n "$mine" ] && [ "$mine" = "$qemu" ] && ok "klab vtop through the stub = gva2gpa ($mine)" || fail "vtop" "$out"
+# The oracle: QEMU's gva2gpa through libvirt's monitor passthrough (virsh), not klab's RSP client.
+out=$("$KLAB" vtop --vm sys1 jiffies 2>&1)
+mine=$(echo "$out" | sed -n 's/^PHYSICAL \(0x[0-9a-f]*\) .*/\1/p')
+jiffies=$(nm "$dir/vmlinux" | awk '$3 == "jiffies" { print $1; exit }')
+qemu=$(virsh -c qemu:///system qemu-monitor-command --hmp klab-sys1 "gva2gpa 0x$jiffies" 2>&1 | sed -n 's/^gpa: \(0x[0-9a-f]*\).*/\1/p')
+[ -n "$mine" ] && [ -n "$qemu" ] && [ "$((mine))" = "$((qemu))" ] && ok "klab vtop through the stub = gva2gpa via virsh ($mine)" \
+  || fail "vtop" "klab ${mine:-?}, virsh ${qemu:-?}: $out"
+# virsh_has NAME: 0 listed, 1 not listed, 2 virsh itself failed (a failing virsh proves nothing).
+virsh_has() { local l; l=$(virsh -c qemu:///system list --all 2>&1) || return 2; echo "$l" | grep -q "$1"; }
 "$KLAB" stop sys1 >/dev/null 2>&1
-virsh -c qemu:///system list --all | grep -q klab-sys1 && fail "stop" "domain left" || ok "klab stop ends the domain"
-"$KLAB" boot "${boot[@]}" --name sys2 --detach --no-wait >/dev/null 2>&1
-kill -9 "$(sed -n 's/^supervisor_pid=//p' "$dir/vms/sys2/state")"
-for i in $(seq 50); do virsh -c qemu:///system list --all | grep -q klab-sys2 || break; sleep 0.2; done
-virsh -c qemu:///system list --all | grep -q klab-sys2 && fail "AUTODESTROY" "domain survives" \
-  || ok "kill -9 of the supervisor: the system daemon destroys the domain"
+virsh_has klab-sys1; rc=$?
+[ $rc -eq 1 ] && ok "klab stop ends the domain" || fail "stop" "$([ $rc -eq 0 ] && echo "domain left" || echo "virsh failed")"
+out=$("$KLAB" boot "${boot[@]}" --name sys2 --detach --no-wait 2>&1); rc=$?
+sup=$(sed -n 's/^supervisor_pid=//p' "$dir/vms/sys2/state" 2>/dev/null)
+virsh_has klab-sys2; listed=$?
+if [ $rc -eq 0 ] && [ -n "$sup" ] && [ $listed -eq 0 ]; then
+  ok "AUTODESTROY setup: sys2 booted and listed by the system daemon, supervisor pid $sup"
+  kill -9 "$sup"
+  for i in $(seq 50); do virsh_has klab-sys2 || break; sleep 0.2; done
+  virsh_has klab-sys2; rc=$?
+  [ $rc -eq 1 ] && ok "kill -9 of the supervisor: the system daemon destroys the domain" \
+    || fail "AUTODESTROY" "$([ $rc -eq 0 ] && echo "domain survives" || echo "virsh failed")"
+else
+  fail "AUTODESTROY setup" "boot rc=$rc, supervisor '${sup}', listed=$listed: $out"
+fi
 finish
