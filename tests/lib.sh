@@ -8,7 +8,13 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failures=0 checks=0
 ok() { echo "ok - $1"; checks=$((checks + 1)); }
-fail() { echo "not ok - $1: $2"; failures=$((failures + 1)); checks=$((checks + 1)); }
+# A WHY of several lines keeps its first on the result line and indents the rest, so no line of it can be
+# read as a result of its own.
+fail() {
+  printf 'not ok - %s: %s\n' "$1" "$(printf '%s\n' "$2" | head -n 1)"
+  printf '%s\n' "$2" | tail -n +2 | sed 's/^/    /'
+  failures=$((failures + 1)); checks=$((checks + 1))
+}
 # skip NAME WHY: a check that cannot be made here; tests/run.sh counts and shows it, never as a pass.
 skip() { echo "skip - $1: $2"; checks=$((checks + 1)); }
 check() { local name=$1; shift; if "$@" >/dev/null 2>&1; then ok "$name"; else fail "$name" "command failed: $*"; fi; }

@@ -31,26 +31,27 @@ char *runstate_root(void)
     return xasprintf("/tmp/klab-%u", (unsigned)getuid());
 }
 
-/* 1 = checked private, 0 = not checked yet, -1 = refused (said once). */
-static int root_verdict;
+/* The run root, opened once and checked on that descriptor; every later access goes through it (openat),
+ * so what was checked is what is used. -1: not opened yet; root_refused: refused, said once. */
+static int root_fd = -1;
+static bool root_refused;
 
 int runstate_check_root(bool create)
 {
-    if (root_verdict > 0 || root_verdict < 0)
-        return root_verdict > 0 ? 0 : -1;
+    if (root_fd >= 0 || root_refused)
+        return root_fd >= 0 ? 0 : -1;
     char *root = runstate_root();
     char err[768];
     int fd = private_dir_open(root, create, err, sizeof err);
     int rc = 0;
     if (fd >= 0) {
-        close(fd);
-        root_verdict = 1;
+        root_fd = fd;
     } else if (errno == ENOENT && !create) {
         rc = 1;   /* nothing booted yet: nothing to trust or refuse */
     } else {
         klab_error("refusing the run-state folder: %s (it must be yours, mode 0700: remove it, or set KLAB_RUN_DIR)",
                    err);
-        root_verdict = -1;
+        root_refused = true;
         rc = -1;
     }
     free(root);
@@ -61,15 +62,13 @@ int runstate_open_dir(const char *name, bool create)
 {
     if (!runstate_valid_name(name) || runstate_check_root(create) != 0)
         return -1;
-    char *root = runstate_root();
     char err[768];
-    int rfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int fd = rfd >= 0 ? private_subdir_open(rfd, name, create, err, sizeof err) : -1;
-    if (fd < 0 && rfd >= 0 && errno != ENOENT)
+    int fd = private_subdir_open(root_fd, name, create, err, sizeof err);
+    if (fd < 0 && errno != ENOENT) {
+        char *root = runstate_root();
         klab_error("refusing the run-state folder %s/%s", root, err);
-    if (rfd >= 0)
-        close(rfd);
-    free(root);
+        free(root);
+    }
     return fd;
 }
 
@@ -286,13 +285,8 @@ int runstate_announce(const char *name, pid_t pid)
 {
     if (!runstate_valid_name(name) || runstate_check_root(true) != 0)
         return -1;
-    char *root = runstate_root();
-    int rfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    free(root);
     char *file = xasprintf(".starting-%s", name), *text = xasprintf("%d\n", (int)pid);
-    int rc = rfd >= 0 ? write_text_file_at(rfd, file, text) : -1;
-    if (rfd >= 0)
-        close(rfd);
+    int rc = write_text_file_at(root_fd, file, text);
     free(file);
     free(text);
     return rc;
@@ -302,20 +296,15 @@ bool runstate_announced(const char *name)
 {
     if (runstate_check_root(false) != 0)
         return false;
-    char *root = runstate_root();
-    int rfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    free(root);
     char *file = xasprintf(".starting-%s", name);
-    char *text = rfd >= 0 ? read_text_file_at(rfd, file) : NULL;
+    char *text = read_text_file_at(root_fd, file);
     pid_t pid = text ? (pid_t)atoi(text) : 0;
     char path[64];
     snprintf(path, sizeof path, "/proc/%d", (int)pid);
     struct stat st;
     bool alive = pid > 0 && stat(path, &st) == 0 && st.st_uid == getuid();
     if (text && !alive)
-        unlinkat(rfd, file, 0);
-    if (rfd >= 0)
-        close(rfd);
+        unlinkat(root_fd, file, 0);
     free(file);
     free(text);
     return alive;
@@ -344,12 +333,12 @@ static char **list_dirs(size_t *count, bool want_live, bool clean_stale)
     *count = 0;
     if (runstate_check_root(false) != 0)
         return NULL;
-    char *root = runstate_root();
-    int rfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    free(root);
+    int rfd = dup(root_fd);   /* closedir closes its own copy */
     DIR *d = rfd >= 0 ? fdopendir(rfd) : NULL;
     if (!d && rfd >= 0)
         close(rfd);
+    if (d)
+        rewinddir(d);   /* a dup shares the offset: an earlier listing left it at the end */
     char **names = NULL;
     size_t cap = 0;
     struct dirent *de;

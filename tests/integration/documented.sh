@@ -45,6 +45,17 @@ qpid=$(sed -n 's/^qemu_pid=//p' "$KLAB_RUN_DIR/doc/state")
 tr '\0' ' ' <"/proc/$qpid/cmdline" | grep -q -- "-accel tcg" && ok "--accel tcg reaches the running QEMU (/proc/$qpid/cmdline)" \
   || fail "--accel" "$(tr '\0' ' ' <"/proc/$qpid/cmdline" | grep -o -- '-accel [^ ]*')"
 
+# --accel kvm forces KVM even where the probe would choose TCG (here KVM guests hang: QEMU still starts).
+if [ -w /dev/kvm ]; then
+  out=$("$KLAB" boot --arch x86_64 --name kvm --initrd "$work/initrd.cpio.gz" --accel kvm --detach 2>&1)
+  kpid=$(sed -n 's/^qemu_pid=//p' "$KLAB_RUN_DIR/kvm/state" 2>/dev/null)
+  [ -n "$kpid" ] && tr '\0' ' ' <"/proc/$kpid/cmdline" | grep -q -- "-accel kvm" && grep -q '^accel=kvm$' "$KLAB_RUN_DIR/kvm/state" \
+    && ok "--accel kvm forces KVM (/proc/$kpid/cmdline has -accel kvm)" || fail "--accel kvm" "$out"
+  "$KLAB" stop kvm >/dev/null 2>&1
+else
+  skip "--accel kvm forces KVM" "no writable /dev/kvm on this host"
+fi
+
 # A running guest is paused for klab's shell commands and resumed after: it goes on printing.
 before=$(grep -ac '^TICK' "$log")
 "$KLAB" vtop --vm doc jiffies >/dev/null 2>&1 && "$KLAB" ptdump --vm doc --quiet >/dev/null 2>&1

@@ -11,7 +11,7 @@ def ok(name):
 
 
 def fail(name, why):
-    print("not ok - %s: %s" % (name, why))
+    print(("not ok - %s: %s" % (name, why)).replace("\n", "\n    "))
 
 
 def check(name, cond, why=""):

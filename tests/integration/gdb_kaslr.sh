@@ -26,8 +26,8 @@ for b in a b; do
     -ex 'echo @@ break\n' -ex 'hbreak scheduler_tick' -ex continue -ex delete \
     -ex 'echo @@ vtop\n' -ex 'klab vtop jiffies' -ex 'eval "monitor gva2gpa 0x%lx", (unsigned long)&jiffies' \
     -ex 'echo @@ current\n' -ex 'klab current' \
-    -ex 'echo @@ stack\n' -ex 'p/x $sp' -ex 'p/x (unsigned long)((struct task_struct *)$klab_current())->stack' \
-    -ex 'p sizeof(init_stack)' \
+    -ex 'echo @@ stack\n' -ex 'p $_thread' -ex 'p ((struct task_struct *)$klab_current())->on_cpu' \
+    -ex 'p ((struct task_struct *)$klab_current())->thread_info.cpu' \
     -ex 'echo @@ ptov\n' -ex "klab ptov $ram_pa" \
     -ex 'echo @@ ptovq\n' -ex "python import re; o = gdb.execute('klab ptov $ram_pa', to_string=True); v = re.search(r'^([0-9a-f]+) .*\(linear map\)', o, re.M).group(1); gdb.execute('monitor gva2gpa 0x' + v)" \
     -ex 'echo @@ end\n' -ex disconnect >"$work/out-$b" 2>&1
@@ -48,12 +48,13 @@ for b in a b; do
   v=$(section vtop | vtop_pa)
   q=$(section vtop | gpa_of)
   [ -n "$v" ] && [ "$v" = "$q" ] && ok "$arch boot $b: klab vtop jiffies = gva2gpa (0x$v)" || fail "$arch boot $b: vtop" "klab ${v:-?}, QEMU ${q:-?}"
-  # current against the CPU itself: its stack pointer lies in the kernel stack of the task klab names
-  # (THREAD_SIZE = sizeof(init_stack), from the kernel's DWARF).
-  read -r sp stk size < <(section stack | sed -n 's/^\$[0-9]* = \(.*\)$/\1/p' | tr '\n' ' ')
-  [ -n "$size" ] && (( sp >= stk && sp < stk + size )) \
-    && ok "$arch boot $b: klab current's task owns the CPU's stack (sp $sp in [$stk, +$size))" \
-    || fail "$arch boot $b: current vs sp" "sp ${sp:-?}, stack ${stk:-?}, size ${size:-?}: $(section current | tail -2)"
+  # current against the CPU itself (stopped in the timer interrupt, on the IRQ stack, so not by the stack
+  # pointer): the task klab names is running (on_cpu, kernel/sched/core.c) on the CPU gdb stopped, by its
+  # own cpu field; gdb's thread N is QEMU's vCPU N-1.
+  read -r thr oncpu tcpu < <(section stack | sed -n 's/^\$[0-9]* = \(.*\)$/\1/p' | tr '\n' ' ')
+  [ -n "$tcpu" ] && [ "$oncpu" = 1 ] && [ "$tcpu" = "$((thr - 1))" ] \
+    && ok "$arch boot $b: klab current's task is running on the stopped CPU $tcpu (its on_cpu and cpu fields)" \
+    || fail "$arch boot $b: current vs the CPU" "thread ${thr:-?}, on_cpu ${oncpu:-?}, cpu ${tcpu:-?}: $(section current | tail -2)"
   # ptov against QEMU: the linear address it gives translates back to the PA in QEMU's gva2gpa.
   l=$(section ptov | awk '/\(linear map\)/ { print $1 }')
   q=$(section ptovq | gpa_of)

@@ -22,7 +22,8 @@ def ok(name):
 
 
 def fail(name, why):
-    print("not ok - %s: %s: %s" % (ARCH, name, why))
+    # the later lines of a long why are indented: none of them may read as a result line of its own
+    print(("not ok - %s: %s: %s" % (ARCH, name, why)).replace("\n", "\n    "))
 
 
 def check(name, cond, why=""):

@@ -4,7 +4,7 @@ here from the raw table entries that gdb itself reads in QEMU's physical mode, b
 written out below (not klab's): Intel SDM Vol. 3A 4.5 and 4.6 (access rights over all levels), Arm ARM
 D8.3-D8.4 (descriptor formats, APTable/PXNTable/UXNTable, AP[2:1], PXN/UXN) and D8.4.1.2.1 (EL1 cannot
 execute what EL0 can write).
-    KLAB_TEST_DUMP=dump KLAB_TEST_LABEL=label  gdb ... -ex 'source ptdump_oracle.py'"""
+    KLAB_TEST_DUMP=dump | KLAB_TEST_DUMP_CMD='klab ptdump ...'  KLAB_TEST_LABEL=label  gdb ... -ex 'source ptdump_oracle.py'"""
 import os
 import re
 import struct
@@ -20,7 +20,7 @@ def ok(name):
 
 
 def fail(name, why):
-    print("not ok - %s: %s: %s" % (LABEL, name, why))
+    print(("not ok - %s: %s: %s" % (LABEL, name, why)).replace("\n", "\n    "))
 
 
 def reg(name):
@@ -81,6 +81,9 @@ def walk_arm64(va, ttbr, tcr):
 
 
 def gva2gpa(va):
+    # QEMU's monitor translates with its own current CPU: make it the one gdb stopped (thread N = vCPU N-1),
+    # whose tables the dump is of (the user half differs between CPUs).
+    gdb.execute("monitor cpu %d" % (gdb.selected_thread().num - 1), to_string=True)
     out = gdb.execute("monitor gva2gpa 0x%x" % va, to_string=True)
     m = re.search(r"gpa: (?:0x)?([0-9a-f]+)\b", out)   # PA 0 is printed "gpa: 0"
     return int(m.group(1), 16) if m else None
@@ -88,7 +91,13 @@ def gva2gpa(va):
 
 def main():
     rows = []
-    for line in open(os.environ["KLAB_TEST_DUMP"]):
+    # The dump: a file `klab ptdump` wrote from the shell (CPU 0's tables, as this session's first thread),
+    # or a gdb command run here, on this session's CPU.
+    cmd = os.environ.get("KLAB_TEST_DUMP_CMD")
+    if not cmd:
+        gdb.execute("thread 1", to_string=True)   # klab ptdump's default --cpu 0 is gdb's thread 1
+    text = gdb.execute(cmd, to_string=True) if cmd else open(os.environ["KLAB_TEST_DUMP"]).read()
+    for line in text.splitlines():
         m = re.match(r"^0x([0-9a-f]+)-0x([0-9a-f]+)\s+\S+\s+PA 0x([0-9a-f]+)\s+(\d+)([KMG]) x\d+\s+\S+\s+(\S+/\S+)", line)
         if m:
             unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(5)]
