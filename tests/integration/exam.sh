@@ -67,8 +67,8 @@ runuser -u klabexam-b -- "$klab" exam status "$dir" | grep -q "^klabexam-a *runn
 reset_is_pristine c3
 
 # The candidate's own module in their VM: a .ko in work/ is at /lib/modules/ after a reset.
-ko=$(bash kernels/module.sh labs/hellodrv x86_64 "$work/sol-build" 2>&1) && cp "$ko" "$dir/candidates/c4/work/" \
-  || fail "build the solution" "$ko"
+ko=$(bash kernels/module.sh labs/hellodrv x86_64 "$work/sol-build" 2>"$work/module.err") && cp "$ko" "$dir/candidates/c4/work/" \
+  || fail "build the solution" "$ko $(tail -2 "$work/module.err")"
 "$klab" exam reset "$dir" c4 >/dev/null
 vm_up c4
 console "$dir/candidates/c4/run/exam-t4-c4/console.sock" 'insmod /lib/modules/hellodrv.ko; cat /dev/myhello' 3 | grep -q '^1111111111111111111122222222' \

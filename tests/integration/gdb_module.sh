@@ -9,8 +9,8 @@ export KLAB_RUN_DIR=$(mktemp -d /dev/shm/klab-test-XXXXXX)
 name=gdbmod
 cleanup() { "$KLAB" stop --all >/dev/null 2>&1; rm -rf "$KLAB_RUN_DIR" "$work"; }
 work=$(mktemp -d); trap cleanup EXIT
-ko=$(bash kernels/module.sh labs/hellodrv debian-amd64 "$work/hellodrv" 2>&1) && [ -f "$ko" ] \
-  && ok "hellodrv builds against Debian's headers" || { fail "hellodrv build" "$ko"; finish; }
+ko=$(bash kernels/module.sh labs/hellodrv debian-amd64 "$work/hellodrv" 2>"$work/module.err") && [ -f "$ko" ] \
+  && ok "hellodrv builds against Debian's headers" || { fail "hellodrv build" "$ko $(tail -2 "$work/module.err")"; finish; }
 cat >"$work/50-hello.sh" <<'HOOK'
 insmod /lib/modules/hellodrv.ko
 echo "KALLSYMS $(grep ' hello_open' /proc/kallsyms)"

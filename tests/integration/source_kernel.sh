@@ -17,8 +17,8 @@ if ! out=$(bash kernels/build.sh "$profile" 2>&1); then
 fi
 ok "$profile: kernel built or cached ($(( $(date +%s) - start )) s): $(echo "$out" | tail -1 | sed 's/^klab kernel: //')"
 dest=$KLAB_CACHE/kernels/$profile
-ko=$(bash kernels/module.sh labs/hellodrv "$profile" "$work/hellodrv" 2>&1) && [ -f "$ko" ] \
-  && ok "$profile: hellodrv builds against the kernel's build folder" || { fail "$profile: hellodrv" "$ko"; finish; }
+ko=$(bash kernels/module.sh labs/hellodrv "$profile" "$work/hellodrv" 2>"$work/module.err") && [ -f "$ko" ] \
+  && ok "$profile: hellodrv builds against the kernel's build folder" || { fail "$profile: hellodrv" "$ko $(tail -2 "$work/module.err")"; finish; }
 "$KLAB" boot --kernel "$profile" --name "$name" ${cpu:+--cpu "$cpu"} --add "$ko:/lib/modules/hellodrv.ko" \
   --run 'insmod /lib/modules/hellodrv.ko' --run 'echo "READ $(cat /dev/myhello)"' --detach >/dev/null 2>&1 \
   || { fail "$profile: klab boot --kernel $profile" "boot failed"; finish; }
