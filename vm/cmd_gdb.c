@@ -18,7 +18,7 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: klab gdb [NAME] [--batch] [--no-start] [--print] [-ex CMD]... [-- GDB-ARGS...]\n"
+    fputs("usage: klab gdb [NAME] [--batch] [--no-start] [--print] [--wait S] [-ex CMD]... [-- GDB-ARGS...]\n"
           "\n"
           "Starts gdb-multiarch attached to the VM's stub with its vmlinux and klab's commands. A VM still at its\n"
           "first instruction is run to start_kernel (a hardware breakpoint on x86_64, where software ones set\n"

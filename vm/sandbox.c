@@ -124,7 +124,11 @@ static void build_mounts(const struct sandbox *sb)
     if (wfd < 0)
         refuse("cannot open %s", sb->write_dir);
     int rfd[16];
-    size_t nread = sb->nread < 16 ? sb->nread : 16;
+    size_t nread = sb->nread;
+    if (nread > sizeof rfd / sizeof *rfd) {
+        errno = E2BIG;
+        refuse("%zu folders to show: at most 16", nread);
+    }
     for (size_t i = 0; i < nread; i++)
         if ((rfd[i] = open(sb->read_dirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
             refuse("cannot open %s", sb->read_dirs[i]);
