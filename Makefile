@@ -16,13 +16,14 @@ KLAB_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/klab
 export KLAB_CACHE
 
 ROOTFS_SRC := rootfs/newc.c rootfs/gzseg.c rootfs/initramfs.c rootfs/init_script.c
-VM_SRC     := $(filter-out vm/main.c,$(wildcard vm/*.c))
+VM_SRC     := $(wildcard vm/*/*.c)
 LIBKLAB_SRC := $(wildcard gdb/lib/*.c)
 LIBKLAB_HDR := $(wildcard gdb/lib/*.h)
 # The klab program carries libklab inside it (regs, vtop, ptdump without gdb).
 KLAB_SRC   := vm/main.c $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC)
-HEADERS    := $(wildcard vm/*.h rootfs/*.h) $(LIBKLAB_HDR)
-KLAB_INC   := -Igdb/lib
+HEADERS    := $(wildcard vm/*/*.h rootfs/*.h) $(LIBKLAB_HDR)
+# vm/ includes name their folder ("run/runstate.h"), rootfs's by "rootfs/...".
+KLAB_INC   := -Ivm -I. -Igdb/lib
 
 .PHONY: kernel test-kernels module labs all deps kernels kernel-x86 kernel-arm rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
         test unit bench fuzz clean
@@ -115,14 +116,14 @@ $(BUILD)/labs/%-arm64: labs/%/*.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 # libklab's tests link the library sources only.
-LIBKLAB_TESTS := $(BUILD)/tests/test_mmu $(BUILD)/tests/test_rsp $(BUILD)/tests/test_range
+LIBKLAB_TESTS := $(BUILD)/tests/test_mmu $(BUILD)/tests/test_rsp $(BUILD)/tests/test_range $(BUILD)/tests/test_format
 $(LIBKLAB_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIBKLAB_SRC) $(LIBKLAB_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Igdb/lib -o $@ $< $(LIBKLAB_SRC) -pthread
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Ivm -Irootfs $(KLAB_INC) -o $@ $< $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC) $(LDLIBS)
+	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Irootfs $(KLAB_INC) -o $@ $< $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC) $(LDLIBS)
 
 unit: $(UNIT_TESTS)
 

@@ -1,6 +1,6 @@
 /* klab: a QEMU + gdb kernel debug lab. */
-#include "commands.h"
-#include "util.h"
+#include "cmd/commands.h"
+#include "util/util.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -40,19 +40,12 @@ def _mapping(regs, mem, start, end):
     o = lib.RangeOpts(va_start=start, va_end=end - 1)
     found = []
 
-    def one(ctx, rp):
-        r = rp.contents
+    def one(r):
         if r.kind == lib.RANGE_MAPPED:
             lo, hi = max(r.va_start, start), min(r.va_end, end)
             found.append((hi - lo, lib.perms_str(r.perms), r.page_size))
-        return 0
 
-    cb = lib.RANGE_FN(one)
-    err = ctypes.create_string_buffer(256)
-    stats = lib.RangeStats()
-    if lib.lib().klab_walk_ranges(ctypes.byref(regs), mem.handle, ctypes.byref(o), cb, None, ctypes.byref(stats),
-                                  err, 256) != 0:
-        raise kernel.error("initmem-watch", "%s", err.value.decode())
+    lib.walk_ranges(regs, mem, o, one, "initmem-watch")
     return sum(f[0] for f in found), sorted({(f[1], f[2]) for f in found})
 
 

@@ -9,7 +9,7 @@ import re
 
 import gdb
 
-from klab import kernel, lib, modules, vm
+from klab import arch, kernel, lib, modules, vm
 
 _applied = 0          # the slide the loaded symbols already carry
 _armed = False        # the module loader's breakpoint placed at the slid address
@@ -19,38 +19,9 @@ def _link_address(name, what):
     return kernel.address_of(name, what) - _applied
 
 
-def _x86_idt_base(what):
-    try:
-        regs = gdb.execute("monitor info registers", to_string=True)
-    except gdb.error as e:
-        raise kernel.error(what, "cannot ask QEMU for the IDT register: %s", e)
-    m = re.search(r"IDT=\s*([0-9a-f]+)", regs)
-    if not m:
-        raise kernel.error(what, "QEMU's info registers shows no IDT")
-    return int(m.group(1), 16)
-
-
 def measure(what="kaslr"):
     """(slide, how) from the live machine; an error while the kernel has not installed its vectors yet."""
-    if lib.arch() == lib.ARCH_ARM64:
-        vbar = lib.reg("VBAR")                       # QEMU names VBAR_EL1 "VBAR"
-        link = _link_address("vectors", what)
-        if not vbar >> 63:
-            raise kernel.error(what, "VBAR_EL1 is %x: the kernel has not installed its vectors yet (continue, "
-                               "then interrupt)", vbar)
-        return (vbar - link) & kernel.MASK64, "VBAR_EL1 %x - vectors %x" % (vbar, link)
-    base = _x86_idt_base(what)
-    try:
-        gate = gdb.selected_inferior().read_memory(base, 16).tobytes()
-    except gdb.MemoryError:
-        raise kernel.error(what, "the IDT at %x is not readable yet (continue, then interrupt)", base)
-    # 64-bit gate descriptor, SDM Vol. 3A 6.14.1: offset 15:0, selector, IST/type/P, offset 31:16, offset 63:32
-    if not base or not gate[5] & 0x80:
-        raise kernel.error(what, "IDT vector 0 is not present yet (continue, then interrupt)")
-    handler = int.from_bytes(gate[0:2], "little") | int.from_bytes(gate[6:8], "little") << 16 | \
-        int.from_bytes(gate[8:12], "little") << 32
-    link = _link_address("asm_exc_divide_error", what)
-    return (handler - link) & kernel.MASK64, "IDT vector 0 %x - asm_exc_divide_error %x" % (handler, link)
+    return arch.current().kaslr_slide(_link_address, kernel.error, what)
 
 
 def _zero_based_sections():

@@ -3,10 +3,11 @@ struct page array. Every layout fact comes from the kernel's DWARF or its live v
 the start of the kernel half come from libklab's reading of the MMU registers. No MMU rule lives here."""
 
 import ctypes
+import sys
 
 import gdb
 
-from klab import lib
+from klab import arch, lib
 
 MASK64 = (1 << 64) - 1
 
@@ -50,11 +51,7 @@ def value_at(addr, type_name, what):
 def cpu_mode():
     """(in user mode, words) for the selected CPU: arm64 PSTATE.EL (Arm ARM D1.4, CPSR M[3:2]), x86 the CPL in
     CS (SDM Vol. 3A 5.5)."""
-    if lib.arch() == lib.ARCH_ARM64:
-        el = (lib.reg("cpsr") >> 2) & 3
-        return el == 0, "kernel mode, EL%d" % el if el else "user mode, EL0"
-    user = lib.reg("cs") & 3 == 3
-    return user, "user mode, CPL 3" if user else "kernel mode, CPL 0"
+    return arch.current().cpu_mode()
 
 
 def read_int(value, what, describe):
@@ -98,14 +95,8 @@ def _kernel_roots(regs, what):
     (arch/arm64/kernel/vmlinux.lds.S; entry.S tramp_map_kernel). x86 PTI: the user PGD is the kernel's plus
     4K (arch/x86/entry/calling.h SWITCH_TO_KERNEL_CR3 clears bit 12 and the PCID bits)."""
     yield regs
-    other = lib.MmuRegs.from_buffer_copy(regs)
-    if regs.arch == lib.ARCH_ARM64:
-        if has_symbol("tramp_pg_dir"):
-            baddr = regs.ttbr1 & 0x0000fffffffffffe
-            other.ttbr1 = (baddr + address_of("swapper_pg_dir", what) - address_of("tramp_pg_dir", what)) & MASK64
-            yield other
-    else:
-        other.cr3 = regs.cr3 & ~0x1fff & MASK64
+    other = arch.of(regs).kernel_view(regs, sys.modules[__name__], what)
+    if other is not None:
         yield other
 
 
@@ -263,10 +254,9 @@ def runqueue(cpu, what):
 # ---- memory layout -------------------------------------------------------------------------------------
 
 def geometry(regs, upper, what):
-    g = lib.Geometry()
-    why = ctypes.create_string_buffer(160)
-    if lib.lib().klab_geometry(ctypes.byref(regs), upper, ctypes.byref(g), why, 160) != 0:
-        raise error(what, "%s", why.value.decode())
+    g, err = lib.Geometry(), lib.Error()
+    if lib.lib().klab_geometry(ctypes.byref(regs), upper, ctypes.byref(g), ctypes.byref(err)) != 0:
+        raise error(what, "%s", err)
     return g
 
 
@@ -279,13 +269,7 @@ def linear_map(regs, what):
     """(start VA, PA that start maps): x86_64 page_offset_base and 0 (arch/x86/include/asm/page_64.h
     __va); arm64 PAGE_OFFSET = the lowest TTBR1 address and memstart_addr (arch/arm64/include/asm/memory.h
     __phys_to_virt: (pa - PHYS_OFFSET) | PAGE_OFFSET). Live values, so KASLR's moves are followed."""
-    if regs.arch == lib.ARCH_X86_64:
-        return read_int(symbol_value("page_offset_base", what), what, "page_offset_base"), 0
-    start = geometry(regs, True, what).va_lo
-    phys = read_int(symbol_value("memstart_addr", what), what, "memstart_addr")
-    if phys == MASK64:   # arch/arm64/mm/init.c: -1 until arm64_memblock_init() in setup_arch()
-        raise error(what, "the linear map is not set up yet (memstart_addr is -1 until setup_arch)")
-    return start, phys
+    return arch.of(regs).linear_map(regs, sys.modules[__name__], what)
 
 
 def ram_ranges(what):
@@ -327,10 +311,7 @@ def check_ram(pa, what):
 
 def ptov(regs, pa, what):
     start, phys_start = linear_map(regs, what)
-    if regs.arch == lib.ARCH_ARM64:
-        # modular: under KASLR memstart_addr can sit "below 0" (arch/arm64/mm/init.c arm64_memblock_init)
-        return ((pa - phys_start) & MASK64 | start) & MASK64
-    return (start + pa) & MASK64
+    return arch.of(regs).ptov(pa, start, phys_start)
 
 
 def struct_page_size(what):

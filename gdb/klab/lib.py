@@ -9,10 +9,11 @@ import gdb
 
 from klab import vm
 
-ARCH_X86_64, ARCH_ARM64 = 0, 1
-KIND_NAMES = ("invalid", "table", "block", "page", "reserved")
-RANGE_MAPPED, RANGE_BAD = 0, 1
-FILTER_WRITABLE, FILTER_EXEC, FILTER_USER, FILTER_KERNEL, FILTER_NO_MERGE = 1, 2, 4, 8, 16
+FILTER_NO_MERGE = 16
+RANGE_MAPPED = 0
+ROOT_USER, ROOT_FOR_VA, ROOT_ALL = 0, 1, 2
+ABI_VERSION = 3
+MASK64 = (1 << 64) - 1
 
 
 class MmuRegs(ctypes.Structure):
@@ -66,6 +67,25 @@ class RamRegion(ctypes.Structure):
     _fields_ = [("gpa", ctypes.c_uint64), ("size", ctypes.c_uint64), ("file_offset", ctypes.c_uint64)]
 
 
+class Error(ctypes.Structure):
+    """struct klab_error: the one place libklab says why a call failed."""
+    _fields_ = [("msg", ctypes.c_char * 384)]
+
+    def __str__(self):
+        return self.msg.decode(errors="replace")
+
+
+class Abi(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint)] + [(n, ctypes.c_size_t) for n in (
+        "mmu_regs", "level", "perms", "walk", "range", "range_opts", "range_stats", "geometry", "ram_region",
+        "error")]
+
+
+# The structures above and the fields of struct klab_abi that give their C sizes.
+_MIRRORS = (("mmu_regs", MmuRegs), ("level", Level), ("perms", Perms), ("walk", Walk), ("range", Range),
+            ("range_opts", RangeOpts), ("range_stats", RangeStats), ("geometry", Geometry),
+            ("ram_region", RamRegion), ("error", Error))
+
 READ_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_size_t)
 RANGE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(Range))
 
@@ -82,15 +102,16 @@ def lib():
             l = ctypes.CDLL(path)
         except OSError as e:
             raise gdb.GdbError("klab: cannot load libklab (%s); run `make` in the klab tree" % e)
+        _check_abi(l, path)
         l.klab_translate.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_void_p, ctypes.c_uint64, ctypes.POINTER(Walk)]
-        l.klab_decode_entry.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.c_uint64, ctypes.POINTER(Level)]
-        l.klab_geometry.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_bool, ctypes.POINTER(Geometry),
-                                    ctypes.c_char_p, ctypes.c_size_t]
+        l.klab_decode_entry.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.c_uint64, ctypes.POINTER(Level),
+                                        ctypes.POINTER(Error)]
+        l.klab_geometry.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_bool, ctypes.POINTER(Geometry), ctypes.POINTER(Error)]
         l.klab_physmem_from_callback.restype = ctypes.c_void_p
         l.klab_physmem_from_callback.argtypes = [READ_FN, ctypes.c_void_p]
         l.klab_physmem_open_ramfile.restype = ctypes.c_void_p
         l.klab_physmem_open_ramfile.argtypes = [ctypes.c_char_p, ctypes.POINTER(RamRegion), ctypes.c_size_t,
-                                                 ctypes.c_char_p, ctypes.c_size_t]
+                                                 ctypes.POINTER(Error)]
         l.klab_physmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_size_t]
         l.klab_physmem_close.argtypes = [ctypes.c_void_p]
         l.klab_stop_name.restype = ctypes.c_char_p
@@ -98,19 +119,69 @@ def lib():
         l.klab_perms_str.argtypes = [ctypes.POINTER(Perms), ctypes.c_char_p]
         l.klab_describe_regs.restype = ctypes.c_size_t
         l.klab_describe_regs.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_char_p, ctypes.c_size_t]
+        l.klab_arch_from_name.argtypes = [ctypes.c_char_p]
+        l.klab_arch_name.restype = ctypes.c_char_p
+        l.klab_arch_levels.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_int),
+                                       ctypes.POINTER(ctypes.c_int)]
+        l.klab_mmu_reg_names.restype = ctypes.POINTER(ctypes.c_char_p)
+        l.klab_mmu_regs_set.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_int, ctypes.POINTER(ctypes.c_uint64)]
+        l.klab_replace_root.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64]
+        l.klab_size_str.restype = ctypes.c_char_p
+        l.klab_size_str.argtypes = [ctypes.c_uint64, ctypes.c_char_p]
+        l.klab_format_walk.restype = ctypes.c_size_t
+        l.klab_format_walk.argtypes = [ctypes.POINTER(Walk), ctypes.c_char_p, ctypes.c_bool, ctypes.c_char_p,
+                                       ctypes.c_size_t]
+        l.klab_format_range.restype = ctypes.c_size_t
+        l.klab_format_range.argtypes = [ctypes.POINTER(Range), ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+        l.klab_format_entry.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.c_uint64, ctypes.c_char_p,
+                                        ctypes.c_size_t, ctypes.POINTER(Error)]
+        l.klab_parse_filters.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(Error)]
+        l.klab_parse_page_size.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(Error)]
         l.klab_walk_ranges.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_void_p, ctypes.POINTER(RangeOpts), RANGE_FN,
-                                       ctypes.c_void_p, ctypes.POINTER(RangeStats), ctypes.c_char_p, ctypes.c_size_t]
+                                       ctypes.c_void_p, ctypes.POINTER(RangeStats), ctypes.POINTER(Error)]
         _lib = l
     return _lib
 
 
+def _check_abi(l, path):
+    """The structures mirrored here must be the library's: a stale libklab.so is refused in one line."""
+    abi = Abi()
+    try:
+        l.klab_abi(ctypes.byref(abi))
+    except AttributeError:
+        raise gdb.GdbError("klab: %s is older than this gdb package (no klab_abi); run `make` in the klab tree" % path)
+    wrong = [name for name, cls in _MIRRORS if getattr(abi, name) != ctypes.sizeof(cls)]
+    if abi.version != ABI_VERSION or wrong:
+        raise gdb.GdbError("klab: %s does not match this gdb package (ABI %d, want %d%s); run `make` in the klab tree"
+                           % (path, abi.version, ABI_VERSION, "; sizes differ: " + ", ".join(wrong) if wrong else ""))
+
+
 def arch():
+    """libklab's architecture number for the inferior, from gdb's name for it (the table is libklab's)."""
     name = gdb.selected_inferior().architecture().name()
-    if "aarch64" in name:
-        return ARCH_ARM64
-    if "x86-64" in name or "i386" in name:
-        return ARCH_X86_64
-    raise gdb.GdbError("klab: unsupported architecture %s (x86_64 and arm64 only)" % name)
+    a = lib().klab_arch_from_name(name.encode())
+    if a < 0:
+        raise gdb.GdbError("klab: unsupported architecture %s (x86_64 and arm64 only)" % name)
+    return a
+
+
+def arch_by_name(name, what):
+    """klab's or gdb's name of an architecture (klab pte --arch) → its number."""
+    a = lib().klab_arch_from_name(name.encode())
+    if a < 0:
+        raise gdb.GdbError("klab %s: --arch must be x86_64 or arm64" % what)
+    return a
+
+
+def arch_name(a):
+    return lib().klab_arch_name(a).decode()
+
+
+def arch_levels(a):
+    """(granule shifts, top-most hw level, page hw level) a descriptor of arch a can have."""
+    granules, first, leaf = ctypes.c_uint(), ctypes.c_int(), ctypes.c_int()
+    lib().klab_arch_levels(a, ctypes.byref(granules), ctypes.byref(first), ctypes.byref(leaf))
+    return [s for s in range(32) if granules.value >> s & 1], first.value, leaf.value
 
 
 def reg(name):
@@ -121,18 +192,22 @@ def reg(name):
 
 
 def mmu_regs():
-    """The selected CPU's translation registers, as gdb reads them from the stub."""
+    """The selected CPU's translation registers, as gdb reads them from the stub: libklab names them, gdb
+    reads them, libklab makes the structure (and knows which bit turns translation on)."""
     if not gdb.selected_inferior().pid:
         raise gdb.GdbError("klab: no process attached (start with `klab gdb` or `target remote`)")
     a = arch()
-    r = MmuRegs(arch=a)
-    if a == ARCH_X86_64:
-        r.cr3, r.cr4, r.efer = reg("cr3"), reg("cr4"), reg("efer")
-        r.translation_off = not (reg("cr0") >> 31) & 1          # CR0.PG
-    else:
-        r.ttbr0, r.ttbr1, r.tcr = reg("TTBR0_EL1"), reg("TTBR1_EL1"), reg("TCR_EL1")
-        r.translation_off = not reg("SCTLR") & 1                # SCTLR_EL1.M; QEMU calls it SCTLR
+    names = lib().klab_mmu_reg_names(a)
+    values = []
+    while names[len(values)]:
+        values.append(reg(names[len(values)].decode()))
+    r = MmuRegs()
+    lib().klab_mmu_regs_set(ctypes.byref(r), a, (ctypes.c_uint64 * len(values))(*values))
     return r
+
+
+def replace_root(regs, which, va, root):
+    lib().klab_replace_root(ctypes.byref(regs), which, va or 0, root)
 
 
 class PhysMem:
@@ -147,8 +222,7 @@ class PhysMem:
         if state and state.get("ram_file") and state.get("ram_regions"):
             regions = [[int(x, 0) for x in r.split()] for r in state["ram_regions"]]
             arr = (RamRegion * len(regions))(*[RamRegion(*r) for r in regions])
-            err = ctypes.create_string_buffer(256)
-            self.handle = lib().klab_physmem_open_ramfile(state["ram_file"].encode(), arr, len(regions), err, 256)
+            self.handle = lib().klab_physmem_open_ramfile(state["ram_file"].encode(), arr, len(regions), None)
         if not self.handle:
             # QEMU's physical-memory mode for the life of this source (one command), not per read.
             gdb.execute("maintenance packet Qqemu.PhyMemMode:1", to_string=True)
@@ -186,7 +260,51 @@ def perms_str(perms):
 
 
 def size_str(size):
-    for shift, unit in ((40, "T"), (30, "G"), (20, "M"), (10, "K")):
-        if size >= 1 << shift and not size & ((1 << shift) - 1):
-            return "%d%s" % (size >> shift, unit)
-    return str(size)
+    buf = ctypes.create_string_buffer(24)
+    return lib().klab_size_str(size, buf).decode()
+
+
+def _text(fn, *args, size=8192):
+    buf = ctypes.create_string_buffer(size)
+    rc = fn(*args, buf, size)
+    return rc, buf.value.decode(errors="replace")
+
+
+def format_walk(walk, label=None, explain=False):
+    return _text(lib().klab_format_walk, ctypes.byref(walk), label.encode() if label else None, explain)[1]
+
+
+def format_range(r, last_root):
+    return _text(lib().klab_format_range, ctypes.byref(r), last_root, size=1024)[1]
+
+
+def format_entry(a, granule, level, raw, what):
+    """klab pte's text for a descriptor; one error line for arguments that describe no level."""
+    buf, err = ctypes.create_string_buffer(1024), Error()
+    if lib().klab_format_entry(a, granule, level, raw, buf, 1024, ctypes.byref(err)) != 0:
+        raise gdb.GdbError("klab %s: %s" % (what, err))
+    return buf.value.decode(errors="replace")
+
+
+def walk_ranges(regs, mem, opts, fn, what):
+    """libklab's range walk over the tables, fn(range) for each; one error line when it cannot walk."""
+    cb = RANGE_FN(lambda ctx, rp: fn(rp.contents) or 0)
+    err, stats = Error(), RangeStats()
+    if lib().klab_walk_ranges(ctypes.byref(regs), mem.handle, ctypes.byref(opts), cb, None, ctypes.byref(stats),
+                              ctypes.byref(err)) != 0:
+        raise gdb.GdbError("klab %s: %s" % (what, err))
+    return stats
+
+
+def parse_filters(text, what):
+    filters, err = ctypes.c_uint(), Error()
+    if lib().klab_parse_filters(text.encode(), ctypes.byref(filters), ctypes.byref(err)) != 0:
+        raise gdb.GdbError("klab %s: %s" % (what, err))
+    return filters.value
+
+
+def parse_page_size(text, what):
+    size, err = ctypes.c_uint64(), Error()
+    if lib().klab_parse_page_size(text.encode(), ctypes.byref(size), ctypes.byref(err)) != 0:
+        raise gdb.GdbError("klab %s: %s" % (what, err))
+    return size.value

@@ -86,14 +86,11 @@ def address_space(regs, opts, what, va=None):
         if w.stop != 0:
             raise gdb.GdbError("klab %s: %s->pgd %x is not mapped: %s" % (what, owner, pgd, w.why.decode()))
         root = w.pa
-    if regs.arch == lib.ARCH_X86_64:
-        regs.cr3 = root
-    elif "--pgd" in opts and va is not None and (va >> 55) & 1:
-        regs.ttbr1 = root
-    elif "--pgd" in opts and va is None:
-        regs.ttbr0 = regs.ttbr1 = root
+    if "--pgd" not in opts:
+        which = lib.ROOT_USER
     else:
-        regs.ttbr0 = root
+        which = lib.ROOT_ALL if va is None else lib.ROOT_FOR_VA
+    lib.replace_root(regs, which, va, root)
     return regs
 
 
@@ -104,42 +101,8 @@ def translate(regs, mem, va):
 
 
 def print_walk(walk, explain=False):
-    """crash's vtop layout: VIRTUAL / PHYSICAL, the root, one line per level (entry address => value), PAGE."""
-    mapped = walk.stop == 0
-    gdb.write("VIRTUAL           PHYSICAL\n")
-    gdb.write("%-16x  %s\n\n" % (walk.va, "%x" % walk.pa if mapped else "(not mapped)"))
-    if not walk.granule_shift:
-        gdb.write("%s\n" % walk.why.decode())
-        return
-    gdb.write("%s: %x  (%uK granule, %u-bit VA, %d level%s walked)\n" % (
-        walk.root_name.decode(), walk.root_pa, 1 << (walk.granule_shift - 10), walk.va_bits, walk.nlevels,
-        "" if walk.nlevels == 1 else "s"))
-    if explain:
-        _explain(walk)
-    for i in range(walk.nlevels):
-        l = walk.levels[i]
-        gdb.write("  %5s: %x => %x  [%s %s index %u] %s\n" % (
-            l.name.decode().upper(), l.entry_pa, l.raw, l.hw_name.decode(), l.name.decode(), l.index, l.bits.decode()))
-    if mapped:
-        gdb.write("   PAGE: %x  (%s)  %s\n" % (walk.pa & ~(walk.page_size - 1) & MASK64, lib.size_str(walk.page_size),
-                                            lib.perms_str(walk.perms)))
-    else:
-        gdb.write("  STOP: %s: %s\n" % (lib.lib().klab_stop_name(walk.stop).decode(), walk.why.decode()))
-
-
-def _explain(walk):
-    """Seed 002's derivation, from the walk's own geometry: each level's shift, table size and index."""
-    g = walk.granule_shift
-    for i in range(walk.nlevels):
-        l = walk.levels[i]
-        bits = walk.va_bits - l.shift if i == 0 else g - 3
-        name = l.name.decode().upper()
-        # Linux's names (include/asm-generic/pgtable-nop*.h, arch/*/include/asm/pgtable*.h).
-        shift_name = "PGDIR" if i == 0 else "PAGE" if i == walk.nlevels - 1 and name == "PTE" else name
-        gdb.write("    %s_SHIFT = %-2u  PTRS_PER_%s = %-5u  %s_index = (addr >> %u) & %u = %u\n" % (
-            shift_name, l.shift, name, 1 << bits, l.name.decode(), l.shift, (1 << bits) - 1,
-            (walk.va >> l.shift) & ((1 << bits) - 1)))
-    gdb.write("    page offset = addr & 0x%x = 0x%x\n" % ((1 << g) - 1, walk.va & ((1 << g) - 1)))
+    """crash's vtop layout, as libklab words it (klab_format_walk: the shell's klab vtop prints the same)."""
+    gdb.write(lib.format_walk(walk, explain=explain))
 
 
 class KlabVtop(KlabCommand):
@@ -189,38 +152,23 @@ Example (seed 002, arm64 64K pages): klab pte 0x68000061020713 --granule 64K"""
         if len(pos) != 1:
             raise gdb.GdbError("klab pte: give one value (see help klab pte)")
         raw = value(pos[0], "pte")
-        if "--arch" in opts:
-            a = {"x86_64": lib.ARCH_X86_64, "x86": lib.ARCH_X86_64, "arm64": lib.ARCH_ARM64,
-                 "aarch64": lib.ARCH_ARM64}.get(opts["--arch"])
-            if a is None:
-                raise gdb.GdbError("klab pte: --arch must be x86_64 or arm64")
-        else:
-            a = lib.arch()
+        a = lib.arch_by_name(opts["--arch"], "pte") if "--arch" in opts else lib.arch()
+        granules, _, leaf = lib.arch_levels(a)
         granule = 12
         if "--granule" in opts:
             granule = {"4K": 12, "16K": 14, "64K": 16}.get(opts["--granule"].upper())
-            if granule is None or a == lib.ARCH_X86_64 and granule != 12:
-                raise gdb.GdbError("klab pte: --granule must be 4K, 16K or 64K (4K on x86_64)")
-        elif a == lib.ARCH_ARM64 and gdb.selected_inferior().pid:
+            if granule not in granules:
+                raise gdb.GdbError("klab pte: --granule must be one of %s on %s" % (
+                    ", ".join("%dK" % (1 << (g - 10)) for g in granules), lib.arch_name(a)))
+        elif len(granules) > 1 and gdb.selected_inferior().pid:
             granule = kernel.page_shift(lib.mmu_regs(), "pte")
-        level = 3 if a == lib.ARCH_ARM64 else 1
+        level = leaf
         if "--level" in opts:
             try:
                 level = int(opts["--level"], 0)
             except ValueError:
                 raise gdb.GdbError("klab pte: --level wants a number")
-        out = lib.Level()
-        if lib.lib().klab_decode_entry(a, granule, level, raw, ctypes.byref(out)) != 0:
-            raise gdb.GdbError("klab pte: %s" % out.bits.decode())
-        gdb.write("  PTE: %x  %s level %s (%uK granule)\n" % (raw, "arm64" if a == lib.ARCH_ARM64 else "x86_64",
-                                                           out.hw_name.decode(), 1 << (granule - 10)))
-        gdb.write("  kind: %s\n" % lib.KIND_NAMES[out.kind])
-        if out.kind in (1, 2, 3):
-            gdb.write("  output address: %x\n" % out.out_pa)
-        gdb.write("  bits: %s\n" % out.bits.decode())
-
-
-_FILTERS = {"w": lib.FILTER_WRITABLE, "x": lib.FILTER_EXEC, "u": lib.FILTER_USER, "k": lib.FILTER_KERNEL}
+        gdb.write(lib.format_entry(a, granule, level, raw, "pte"))
 
 
 class KlabPtdump(KlabCommand):
@@ -252,48 +200,19 @@ Usage: klab ptdump [--pid N | --mm PTR | --pgd PA] [--range START-END] [--filter
             o.va_start, o.va_end = address(start, "ptdump"), address(end, "ptdump")
             if o.va_end < o.va_start:
                 raise gdb.GdbError("klab ptdump: --range ends before it starts")
-        for f in opts.get("--filter", "").split(",") if "--filter" in opts else []:
-            if f not in _FILTERS:
-                raise gdb.GdbError("klab ptdump: unknown filter '%s' (w, x, u, k)" % f)
-            o.filters |= _FILTERS[f]
+        if "--filter" in opts:
+            o.filters |= lib.parse_filters(opts["--filter"], "ptdump")
         if "--no-merge" in opts:
             o.filters |= lib.FILTER_NO_MERGE
         if "--page-size" in opts:
-            s = opts["--page-size"].upper()
-            units = {"K": 10, "M": 20, "G": 30}
-            try:
-                o.page_size = int(s[:-1]) << units[s[-1]]
-            except (KeyError, ValueError, IndexError):
-                raise gdb.GdbError("klab ptdump: --page-size wants 4K, 2M, 1G, 64K, ...")
+            o.page_size = lib.parse_page_size(opts["--page-size"], "ptdump")
         regs = address_space(lib.mmu_regs(), opts, "ptdump")
         lines = []
-        last_root = [None]
+        last_root = ctypes.create_string_buffer(12)
 
-        def one(ctx, rp):
-            r = rp.contents
-            root = r.root_name.decode()
-            if root != last_root[0]:
-                lines.append("---[ %s ]---" % root)
-                last_root[0] = root
-            span = (r.va_end - r.va_start) & MASK64
-            if r.kind == lib.RANGE_BAD:
-                lines.append("0x%016x-0x%016x %6s  BAD %s entry 0x%016x: %s" % (
-                    r.va_start, r.va_end, lib.size_str(span), r.level_name.decode(), r.first_raw, r.attrs.decode()))
-            else:
-                lines.append("0x%016x-0x%016x %6s  PA 0x%-12x %4s x%-6u %-4s %s  %s" % (
-                    r.va_start, r.va_end, lib.size_str(span), r.pa_start, lib.size_str(r.page_size), r.leaves,
-                    r.level_name.decode(), lib.perms_str(r.perms), r.attrs.decode()))
-            return 0
-
-        cb = lib.RANGE_FN(one)
-        err = ctypes.create_string_buffer(256)
-        stats = lib.RangeStats()
         with lib.PhysMem() as mem:
-            rc = lib.lib().klab_walk_ranges(ctypes.byref(regs), mem.handle, ctypes.byref(o), cb, None,
-                                           ctypes.byref(stats), err, 256)
-        if rc != 0:
-            raise gdb.GdbError("klab ptdump: %s" % err.value.decode())
-        gdb.write("\n".join(lines) + "\n")
+            lib.walk_ranges(regs, mem, o, lambda r: lines.append(lib.format_range(r, last_root)), "ptdump")
+        gdb.write("".join(lines))
 
 
 KlabVtop()

@@ -9,7 +9,7 @@ import os
 
 import gdb
 
-from klab import kernel, lib, vm
+from klab import arch, kernel, lib, vm
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _loaded = {}          # module name -> (path, .text address)
@@ -77,7 +77,7 @@ class _LoadBreakpoint(gdb.Breakpoint):
     def stop(self):
         # do_init_module(struct module *mod): at its first instruction the argument is still in the first
         # argument register of the calling convention (AAPCS64 x0, SysV AMD64 rdi).
-        reg = "x0" if lib.arch() == lib.ARCH_ARM64 else "rdi"
+        reg = arch.current().first_arg_reg
         try:
             mod = kernel.value_at(lib.reg(reg), "struct module", "modules")
             line = load(mod)

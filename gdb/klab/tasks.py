@@ -4,7 +4,7 @@ against each other, and the task list in crash's ps layout."""
 import gdb
 
 from klab.command import KlabCommand
-from klab import kernel, lib
+from klab import arch, kernel, lib
 
 # Task state bits, include/linux/sched.h (v6.1); crash's two-letter names (crash task.c task_state_string).
 _STATES = ((0x20, "ZO"), (0x10, "DE"), (0x80, "DE"), (0x8, "TR"), (0x4, "ST"), (0x40, "PA"), (0x200, "WA"),
@@ -45,25 +45,7 @@ def _per_cpu_method(label, name, cpu, what, add=0, offset=None):
 def _methods(cpu, what):
     """[(method, task address or None, why not usable)] for the selected CPU (already switched to)."""
     user, mode = kernel.cpu_mode()
-    if lib.arch() == lib.ARCH_ARM64:
-        # arch/arm64/include/asm/current.h: the kernel keeps `current` in SP_EL0 while at EL1.
-        sp_el0 = ("SP_EL0", None, "at EL0 SP_EL0 is the user stack pointer") if user else \
-            ("SP_EL0", lib.reg("SP_EL0"), None)
-        # arch/arm64/kernel/process.c: __switch_to stores `next` in the per-CPU __entry_task.
-        if not kernel.has_symbol("__entry_task"):
-            return mode, [sp_el0, ("__entry_task", None, "this kernel has no __entry_task")]
-        return mode, [sp_el0, _per_cpu_method("__entry_task @ __per_cpu_offset[%d]" % cpu, "__entry_task", cpu,
-                                              what)]
-    var, off = _current_variable(what)
-    by_offset = _per_cpu_method("%s @ __per_cpu_offset[%d]" % (var, cpu), var, cpu, what, off)
-    # In the kernel GS base is this CPU's per-CPU offset; in user mode swapgs has parked it in
-    # KERNEL_GS_BASE (SDM Vol. 2B SWAPGS; arch/x86/entry/entry_64.S).
-    gs_name = "k_gs_base" if user else "gs_base"
-    label = "%s @ %s" % (var, "KERNEL_GS_BASE" if user else "GS base")
-    gs = lib.reg(gs_name)
-    if not gs:
-        return mode, [by_offset, (label, None, "%s is 0 (per-CPU areas not set up yet)" % gs_name)]
-    return mode, [by_offset, _per_cpu_method(label, var, cpu, what, off, gs)]
+    return mode, arch.current().current_methods(_per_cpu_method, _current_variable, cpu, user, what)
 
 
 def _describe(addr, what):

@@ -39,23 +39,63 @@ static int walk_stop(struct klab_walk *w, enum klab_stop stop, const char *fmt, 
     return -1;
 }
 
+const struct klab_arch_ops *klab_arch(enum klab_arch arch)
+{
+    static const struct klab_arch_ops *const all[] = { [KLAB_ARCH_X86_64] = &klab_arch_x86_64,
+                                                      [KLAB_ARCH_ARM64] = &klab_arch_arm64 };
+    return (unsigned)arch < sizeof all / sizeof *all ? all[arch] : NULL;
+}
+
+int klab_arch_from_name(const char *name)
+{
+    const struct klab_arch_ops *all[] = { &klab_arch_x86_64, &klab_arch_arm64 };
+    for (size_t i = 0; name && i < sizeof all / sizeof *all; i++) {
+        if (!strcmp(name, all[i]->name))
+            return (int)all[i]->arch;
+        /* gdb's names may carry a variant after a colon ("i386:x86-64:intel"). */
+        for (size_t k = 0; all[i]->gdb_names[k]; k++) {
+            size_t n = strlen(all[i]->gdb_names[k]);
+            if (!strncmp(name, all[i]->gdb_names[k], n) && (name[n] == '\0' || name[n] == ':'))
+                return (int)all[i]->arch;
+        }
+    }
+    return -1;
+}
+
+const char *klab_arch_name(enum klab_arch arch)
+{
+    const struct klab_arch_ops *a = klab_arch(arch);
+    return a ? a->name : "unknown";
+}
+
+int klab_arch_levels(enum klab_arch arch, unsigned *granules, int *first_level, int *leaf_level)
+{
+    const struct klab_arch_ops *a = klab_arch(arch);
+    if (!a)
+        return -1;
+    *granules = a->granules;
+    *first_level = a->first_level;
+    *leaf_level = a->leaf_level;
+    return 0;
+}
+
 enum klab_stop klab_regime(const struct klab_mmu_regs *regs, bool upper, struct klab_regime *rg, char *why,
                            size_t whylen)
 {
-    switch (regs->arch) {
-    case KLAB_ARCH_X86_64: return klab_regime_x86_64(regs, rg, why, whylen);
-    case KLAB_ARCH_ARM64: return klab_regime_arm64(regs, upper, rg, why, whylen);
-    }
+    const struct klab_arch_ops *a = klab_arch(regs->arch);
+    if (a)
+        return a->regime(regs, upper, rg, why, whylen);
     memset(rg, 0, sizeof *rg);
     snprintf(why, whylen, "unknown architecture %d", (int)regs->arch);
     return KLAB_STOP_BAD_REGS;
 }
 
-int klab_geometry(const struct klab_mmu_regs *regs, bool upper, struct klab_geometry *g, char *why, size_t whylen)
+int klab_geometry(const struct klab_mmu_regs *regs, bool upper, struct klab_geometry *g, struct klab_error *error)
 {
+    KLAB_ERROR_BUF(error);
     struct klab_regime rg;
     memset(g, 0, sizeof *g);
-    if (klab_regime(regs, upper, &rg, why, whylen) == KLAB_STOP_BAD_REGS)
+    if (klab_regime(regs, upper, &rg, err, errlen) == KLAB_STOP_BAD_REGS)
         return -1;
     snprintf(g->root_name, sizeof g->root_name, "%s", rg.root_name);
     g->root_pa = rg.root_pa;
@@ -80,12 +120,13 @@ int klab_translate(const struct klab_mmu_regs *regs, struct klab_physmem *mem, u
 {
     memset(w, 0, sizeof *w);
     w->va = va;
+    const struct klab_arch_ops *a = klab_arch(regs->arch);
+    if (!a)
+        return walk_stop(w, KLAB_STOP_BAD_REGS, "unknown architecture %d", (int)regs->arch);
     if (regs->translation_off)
-        return walk_stop(w, KLAB_STOP_DISABLED, "translation is off (%s): the address is used as is",
-                         regs->arch == KLAB_ARCH_ARM64 ? "SCTLR_EL1.M=0" : "CR0.PG=0");
-    /* arm64: bit 55 selects TTBR1 or TTBR0 whether or not the top byte is ignored (D8.2.1). */
+        return walk_stop(w, KLAB_STOP_DISABLED, "translation is off (%s): the address is used as is", a->off_text);
     struct klab_regime rg;
-    enum klab_stop bad = klab_regime(regs, klab_bits(va, 55, 55), &rg, w->why, sizeof w->why);
+    enum klab_stop bad = klab_regime(regs, klab_upper_root(a, va), &rg, w->why, sizeof w->why);
     snprintf(w->root_name, sizeof w->root_name, "%s", rg.root_name);
     w->granule_shift = rg.granule_shift;
     w->va_bits = rg.va_bits;
@@ -137,14 +178,15 @@ int klab_translate(const struct klab_mmu_regs *regs, struct klab_physmem *mem, u
     return walk_stop(w, KLAB_STOP_RESERVED, "a table descriptor at the last level");
 }
 
-int klab_decode_entry(enum klab_arch arch, unsigned granule_shift, int hw_level, uint64_t raw, struct klab_level *out)
+int klab_decode_entry(enum klab_arch arch, unsigned granule_shift, int hw_level, uint64_t raw, struct klab_level *out,
+                      struct klab_error *error)
 {
-    if (arch == KLAB_ARCH_ARM64)
-        return klab_decode_arm64(granule_shift, hw_level, false, raw, out);
-    if (arch == KLAB_ARCH_X86_64 && granule_shift == 12)
-        return klab_decode_x86_64(hw_level, raw, out);
+    KLAB_ERROR_BUF(error);
+    const struct klab_arch_ops *a = klab_arch(arch);
+    if (a)
+        return a->decode(granule_shift, hw_level, raw, out, err, errlen);
     memset(out, 0, sizeof *out);
-    snprintf(out->bits, sizeof out->bits, "no such architecture/granule");
+    snprintf(err, errlen, "no such architecture %d", (int)arch);
     return -1;
 }
 

@@ -14,6 +14,16 @@ extern "C" {
 /* The library is built with hidden visibility; only what is marked here is exported. */
 #define KLAB_API __attribute__((visibility("default")))
 
+/* ---- errors -------------------------------------------------------------------------------------------- */
+
+/* One convention: a call that can fail returns 0 (or a pointer) on success and -1 (or NULL, or a negative
+ * klab_rsp_status) on failure, and says why in the struct klab_error the caller passed (NULL: not told).
+ * The RSP client keeps its last error in its handle (klab_rsp_error). A walk that stops is not an error:
+ * where and why it stopped is the walk's answer (walk->stop, walk->why). */
+struct klab_error {
+    char msg[384];
+};
+
 /* ---- physical memory ---------------------------------------------------------------------------------- */
 
 /* Reads len bytes of guest physical memory at pa into buf: 0, or -1 (outside RAM, I/O error). */
@@ -28,7 +38,7 @@ struct klab_ram_region {
 
 /* The RAM file `klab boot` creates (memory-backend-file, share=on), mapped read-only. */
 KLAB_API struct klab_physmem *klab_physmem_open_ramfile(const char *path, const struct klab_ram_region *regions,
-                                               size_t nregions, char *err, size_t errlen);
+                                               size_t nregions, struct klab_error *err);
 /* Any reader: the gdb Python layer passes one, tests pass synthetic memory. */
 KLAB_API struct klab_physmem *klab_physmem_from_callback(klab_read_fn read, void *ctx);
 KLAB_API int klab_physmem_read(struct klab_physmem *m, uint64_t pa, void *buf, size_t len);
@@ -116,13 +126,35 @@ struct klab_geometry {
     unsigned va_bits, granule_shift;
     int nlevels;
 };
-KLAB_API int klab_geometry(const struct klab_mmu_regs *regs, bool upper, struct klab_geometry *g, char *why,
-                           size_t whylen);
+KLAB_API int klab_geometry(const struct klab_mmu_regs *regs, bool upper, struct klab_geometry *g,
+                           struct klab_error *err);
 
 /* Decodes one raw descriptor on its own. arm64: granule_shift 12/14/16 and hw_level -1..3 (3 = page level);
  * x86_64: granule_shift 12, hw_level 1 (PT) .. 5 (PML5). Returns 0, or -1 for arguments that describe no
- * level (out->bits says why). */
-KLAB_API int klab_decode_entry(enum klab_arch arch, unsigned granule_shift, int hw_level, uint64_t raw, struct klab_level *out);
+ * level (err says why). */
+KLAB_API int klab_decode_entry(enum klab_arch arch, unsigned granule_shift, int hw_level, uint64_t raw,
+                               struct klab_level *out, struct klab_error *err);
+
+/* ---- architectures: what differs, asked by name (the tables are in mmu_x86_64.c and mmu_arm64.c) ---- */
+
+/* klab's name ("x86_64", "arm64") or gdb's architecture name ("i386:x86-64", "aarch64") → the arch, or -1. */
+KLAB_API int klab_arch_from_name(const char *name);
+KLAB_API const char *klab_arch_name(enum klab_arch arch);
+/* What a descriptor decode takes on this arch: granules (bit N = a 2^N-byte granule), the hw_level of the
+ * top-most and of the page level. 0, or -1 for no such arch. */
+KLAB_API int klab_arch_levels(enum klab_arch arch, unsigned *granules, int *first_level, int *leaf_level);
+/* The stub registers (gdb's names) that define translation: the enable register (x86 cr0, arm64 SCTLR) first,
+ * NULL-terminated. A debugger reads them in that order and hands the values to klab_mmu_regs_set(). */
+KLAB_API const char *const *klab_mmu_reg_names(enum klab_arch arch);
+KLAB_API int klab_mmu_regs_set(struct klab_mmu_regs *regs, enum klab_arch arch, const uint64_t *values);
+
+/* Which translation root another address space replaces. */
+enum klab_root {
+    KLAB_ROOT_USER,     /* a process's own tables (mm->pgd): x86 CR3, arm64 TTBR0_EL1 */
+    KLAB_ROOT_FOR_VA,   /* the root that translates va: arm64 by VA bit 55 */
+    KLAB_ROOT_ALL,      /* every root */
+};
+KLAB_API int klab_replace_root(struct klab_mmu_regs *regs, enum klab_root which, uint64_t va, uint64_t root_pa);
 
 /* ---- range iteration: whole page tables as merged ranges ---------------------------------------------- */
 
@@ -172,7 +204,7 @@ typedef int (*klab_range_fn)(void *ctx, const struct klab_range *range);
  * non-zero value, or -1 with err filled (no usable root, entry budget exhausted). stats may be NULL. */
 KLAB_API int klab_walk_ranges(const struct klab_mmu_regs *regs, struct klab_physmem *mem,
                               const struct klab_range_opts *opts, klab_range_fn fn, void *ctx,
-                              struct klab_range_stats *stats, char *err, size_t errlen);
+                              struct klab_range_stats *stats, struct klab_error *err);
 
 /* ---- GDB remote serial protocol client ------------------------------------------------------------------- */
 
@@ -192,7 +224,7 @@ struct klab_rsp;
 
 /* Connects to "HOST:PORT", "unix:PATH" or a path containing '/'. timeout_ms bounds every later wait
  * (0 = 5000). Negotiates qSupported and, when offered, no-ack mode. NULL with err filled on failure. */
-KLAB_API struct klab_rsp *klab_rsp_connect(const char *where, int timeout_ms, char *err, size_t errlen);
+KLAB_API struct klab_rsp *klab_rsp_connect(const char *where, int timeout_ms, struct klab_error *err);
 KLAB_API void klab_rsp_close(struct klab_rsp *r);
 KLAB_API const char *klab_rsp_error(const struct klab_rsp *r);
 KLAB_API void klab_rsp_set_timeout(struct klab_rsp *r, int timeout_ms);
@@ -243,13 +275,42 @@ KLAB_API int klab_rsp_read_mmu_regs(struct klab_rsp *r, enum klab_arch arch, str
 
 /* Guest physical memory through the stub (Qqemu.PhyMemMode:1 while open, the previous mode restored by
  * klab_physmem_close). Reads are split to fit QEMU's reply limit. The stub connection stays the caller's. */
-KLAB_API struct klab_physmem *klab_physmem_from_rsp(struct klab_rsp *r, char *err, size_t errlen);
+KLAB_API struct klab_physmem *klab_physmem_from_rsp(struct klab_rsp *r, struct klab_error *err);
 
 /* One line per translation root describing what the registers set up, e.g.
  * "TTBR1_EL1: 64K granule, 48-bit VA, 3 levels (L1..L3), table at PA 0x41b40000". Returns the length. */
 KLAB_API size_t klab_describe_regs(const struct klab_mmu_regs *regs, char *buf, size_t len);
 
 KLAB_API const char *klab_stop_name(enum klab_stop stop);
+
+/* ---- text: the one place the walks' output is worded (klab vtop / ptdump / pte, in the shell and in gdb) -- */
+
+/* "4K", "2M", "1G", or bytes. buf needs 24 bytes. */
+KLAB_API const char *klab_size_str(uint64_t size, char buf[24]);
+/* crash's vtop layout: "VIRTUAL PHYSICAL", the address and its PA (or "(not mapped)"), the root, one line per
+ * level ("    PMD: entry-PA => raw  [hw-name name index N] bits"), then "   PAGE: base  (size)  perms" or
+ * "  STOP: reason: why". label (may be NULL) follows the address, as a symbol name. explain adds seed 002's
+ * derivation of each level's shift and index. Returns the length, as snprintf. */
+KLAB_API size_t klab_format_walk(const struct klab_walk *w, const char *label, bool explain, char *buf, size_t len);
+/* One ptdump line, after a "---[ ROOT ]---" line when the range's root differs from last_root (updated). */
+KLAB_API size_t klab_format_range(const struct klab_range *r, char last_root[12], char *buf, size_t len);
+/* A decoded descriptor: "  PTE: raw  ARCH level HW (NK granule)", kind, output address, bits. -1 (err says
+ * why) when the arguments describe no level. */
+KLAB_API int klab_format_entry(enum klab_arch arch, unsigned granule_shift, int hw_level, uint64_t raw, char *buf,
+                               size_t len, struct klab_error *err);
+/* --filter w,x,u,k (also writable, exec, user, kernel) → KLAB_FILTER_* bits; u and k exclude each other. */
+KLAB_API int klab_parse_filters(const char *s, unsigned *filters, struct klab_error *err);
+/* --page-size 4K, 2M, 1G, 64K, 512M ... → bytes. */
+KLAB_API int klab_parse_page_size(const char *s, uint64_t *size, struct klab_error *err);
+
+/* ---- the ABI: callers that mirror these structures (gdb/klab/lib.py) check their sizes first ---------- */
+
+#define KLAB_ABI_VERSION 3
+struct klab_abi {
+    unsigned version;
+    size_t mmu_regs, level, perms, walk, range, range_opts, range_stats, geometry, ram_region, error;
+};
+KLAB_API void klab_abi(struct klab_abi *out);
 /* "rwx/r-x"-style text: kernel then user permissions. buf needs 8 bytes. */
 KLAB_API const char *klab_perms_str(const struct klab_perms *p, char buf[8]);
 

@@ -153,12 +153,13 @@ static int decode(const struct granule *g, int level, bool lpa2, uint64_t raw, s
     return 0;
 }
 
-int klab_decode_arm64(unsigned granule_shift, int hw_level, bool lpa2, uint64_t raw, struct klab_level *out)
+int klab_decode_arm64(unsigned granule_shift, int hw_level, bool lpa2, uint64_t raw, struct klab_level *out,
+                      char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     const struct granule *g = granule_by_shift(granule_shift);
     if (!g || hw_level < -1 || hw_level > 3) {
-        snprintf(out->bits, sizeof out->bits, "no arm64 level %d with a %u-bit granule", hw_level, granule_shift);
+        snprintf(err, errlen, "no arm64 level %d with a %u-bit granule", hw_level, granule_shift);
         return -1;
     }
     return decode(g, hw_level, lpa2, raw, out);
@@ -274,3 +275,31 @@ static void step(const struct klab_regime *rg, int li, uint64_t raw, const struc
     /* "Any region writable at EL0 is treated as PXN" (D8.4.1.2 "Instruction access permissions"). */
     p->kernel_exec = !klab_bits(raw, 53, 53) && !parent->no_kernel_exec && !p->user_write;
 }
+
+static int decode_entry(unsigned granule_shift, int hw_level, uint64_t raw, struct klab_level *out, char *err,
+                        size_t errlen)
+{
+    return klab_decode_arm64(granule_shift, hw_level, false, raw, out, err, errlen);
+}
+
+/* SCTLR_EL1.M is bit 0 (Arm ARM D19.2.118); QEMU's system-registers.xml calls SCTLR_EL1 "SCTLR". VA bit 55
+ * selects TTBR1 or TTBR0 whether or not the top byte is ignored (D8.2.1). */
+const struct klab_arch_ops klab_arch_arm64 = {
+    .arch = KLAB_ARCH_ARM64,
+    .name = "arm64",
+    .gdb_names = { "aarch64", NULL },
+    .enable_reg = "SCTLR",
+    .enable_bit = 1ull << 0,
+    .off_text = "SCTLR_EL1.M=0",
+    .regs = { "SCTLR", "TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", NULL },
+    .reg_offset = { offsetof(struct klab_mmu_regs, ttbr0), offsetof(struct klab_mmu_regs, ttbr1),
+                    offsetof(struct klab_mmu_regs, tcr) },
+    .nroots = 2,
+    .root_offset = { offsetof(struct klab_mmu_regs, ttbr0), offsetof(struct klab_mmu_regs, ttbr1) },
+    .va_root_bit = 55,
+    .granules = 1u << 12 | 1u << 14 | 1u << 16,
+    .first_level = -1,
+    .leaf_level = 3,
+    .regime = klab_regime_arm64,
+    .decode = decode_entry,
+};

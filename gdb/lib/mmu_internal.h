@@ -2,9 +2,11 @@
 #ifndef LIBKLAB_MMU_INTERNAL_H
 #define LIBKLAB_MMU_INTERNAL_H
 
+#include "error_internal.h"
 #include "klab.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /* The shape of one level of a translation root. */
 struct klab_regime_level {
@@ -54,6 +56,38 @@ struct klab_regime {
     const void *granule;
 };
 
+/* Everything libklab knows that differs between the architectures, one table each (mmu_x86_64.c,
+ * mmu_arm64.c), as drgn's arch_info: the rest of libklab asks klab_arch() instead of testing the arch. */
+struct klab_arch_ops {
+    enum klab_arch arch;
+    const char *name;                 /* klab's: "x86_64", "arm64" */
+    const char *gdb_names[3];         /* gdb's architecture names ("i386:x86-64", "aarch64") */
+    /* Translation on/off and the registers that shape it, by their gdb-stub names (QEMU's XML). */
+    const char *enable_reg;
+    uint64_t enable_bit;
+    const char *off_text;             /* how the off state reads: "CR0.PG=0" */
+    const char *regs[5];              /* enable_reg, then the rest in the order of reg_offset; NULL-terminated */
+    size_t reg_offset[3];             /* into struct klab_mmu_regs, of regs[1..] */
+    int nroots;                       /* translation roots: 1 (CR3) or 2 (TTBR0_EL1, TTBR1_EL1) */
+    size_t root_offset[2];            /* the root register of the lower / upper half */
+    unsigned va_root_bit;             /* the VA bit that chooses the upper root (arm64: 55), 0 if one root */
+    unsigned granules;                /* bit N: a 2^N-byte granule exists */
+    int first_level, leaf_level;      /* hw_level numbers of the top-most and the page level */
+    enum klab_stop (*regime)(const struct klab_mmu_regs *regs, bool upper, struct klab_regime *rg, char *why,
+                             size_t whylen);
+    int (*decode)(unsigned granule_shift, int hw_level, uint64_t raw, struct klab_level *out, char *err,
+                  size_t errlen);
+};
+extern const struct klab_arch_ops klab_arch_x86_64, klab_arch_arm64;
+/* The table of an architecture; NULL for a value that is none. */
+const struct klab_arch_ops *klab_arch(enum klab_arch arch);
+
+/* Whether va is translated by the upper root (arm64 TTBR1); false where one root covers both halves. */
+static inline bool klab_upper_root(const struct klab_arch_ops *a, uint64_t va)
+{
+    return a->va_root_bit && ((va >> a->va_root_bit) & 1);
+}
+
 /* Fills the regime of one root: arm64 upper = TTBR1 (else TTBR0); x86_64 has one root (upper ignored).
  * Returns KLAB_WALK_OK or the reason there is none (why filled). */
 enum klab_stop klab_regime_arm64(const struct klab_mmu_regs *regs, bool upper, struct klab_regime *rg, char *why,
@@ -63,8 +97,9 @@ enum klab_stop klab_regime_x86_64(const struct klab_mmu_regs *regs, struct klab_
 enum klab_stop klab_regime(const struct klab_mmu_regs *regs, bool upper, struct klab_regime *rg, char *why,
                            size_t whylen);
 
-int klab_decode_arm64(unsigned granule_shift, int hw_level, bool lpa2, uint64_t raw, struct klab_level *out);
-int klab_decode_x86_64(int hw_level, uint64_t raw, struct klab_level *out);
+int klab_decode_arm64(unsigned granule_shift, int hw_level, bool lpa2, uint64_t raw, struct klab_level *out,
+                      char *err, size_t errlen);
+int klab_decode_x86_64(int hw_level, uint64_t raw, struct klab_level *out, char *err, size_t errlen);
 
 /* Linux's name for level i of n (top is pgd; the rest are named from the bottom: pte, pmd, pud, p4d). */
 const char *klab_linux_level_name(int i, int n);

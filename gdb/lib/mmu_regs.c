@@ -7,46 +7,49 @@
 #include <stdio.h>
 #include <string.h>
 
-struct mmu_reg {
-    const char *name;
-    size_t offset;   /* into struct klab_mmu_regs */
-};
-
-static const struct mmu_reg x86_64_regs[] = {
-    { "cr3", offsetof(struct klab_mmu_regs, cr3) },
-    { "cr4", offsetof(struct klab_mmu_regs, cr4) },
-    { "efer", offsetof(struct klab_mmu_regs, efer) },
-    { NULL, 0 },
-};
-
-static const struct mmu_reg arm64_regs[] = {
-    { "TTBR0_EL1", offsetof(struct klab_mmu_regs, ttbr0) },
-    { "TTBR1_EL1", offsetof(struct klab_mmu_regs, ttbr1) },
-    { "TCR_EL1", offsetof(struct klab_mmu_regs, tcr) },
-    { NULL, 0 },
-};
-
-/* Translation on/off: CR0.PG is bit 31 (SDM Vol. 3A, 2.5); SCTLR_EL1.M is bit 0 (Arm ARM D19.2.118). QEMU
- * names SCTLR_EL1 "SCTLR" in its system-registers.xml. */
-static const struct mmu_enable {
-    const char *name;
-    uint64_t bit;
-} mmu_enable[] = { [KLAB_ARCH_X86_64] = { "cr0", 1ull << 31 }, [KLAB_ARCH_ARM64] = { "SCTLR", 1ull << 0 } };
-
 int klab_rsp_read_mmu_regs(struct klab_rsp *r, enum klab_arch arch, struct klab_mmu_regs *regs)
 {
-    memset(regs, 0, sizeof *regs);
-    regs->arch = arch;
-    uint64_t enable;
-    int rc = klab_rsp_read_register(r, mmu_enable[arch].name, &enable);
-    if (rc)
-        return rc;
-    regs->translation_off = !(enable & mmu_enable[arch].bit);
-    const struct mmu_reg *set = arch == KLAB_ARCH_ARM64 ? arm64_regs : x86_64_regs;
-    for (; set->name; set++) {
-        int rc = klab_rsp_read_register(r, set->name, (uint64_t *)((char *)regs + set->offset));
+    const struct klab_arch_ops *a = klab_arch(arch);
+    if (!a)
+        return KLAB_RSP_EINVAL;
+    uint64_t values[4] = { 0 };
+    for (int i = 0; a->regs[i]; i++) {
+        int rc = klab_rsp_read_register(r, a->regs[i], &values[i]);
         if (rc)
             return rc;
+    }
+    return klab_mmu_regs_set(regs, arch, values);
+}
+
+const char *const *klab_mmu_reg_names(enum klab_arch arch)
+{
+    const struct klab_arch_ops *a = klab_arch(arch);
+    return a ? a->regs : NULL;
+}
+
+int klab_mmu_regs_set(struct klab_mmu_regs *regs, enum klab_arch arch, const uint64_t *values)
+{
+    const struct klab_arch_ops *a = klab_arch(arch);
+    memset(regs, 0, sizeof *regs);
+    if (!a)
+        return -1;
+    regs->arch = arch;
+    regs->translation_off = !(values[0] & a->enable_bit);
+    for (int i = 1; a->regs[i]; i++)
+        *(uint64_t *)((char *)regs + a->reg_offset[i - 1]) = values[i];
+    return 0;
+}
+
+int klab_replace_root(struct klab_mmu_regs *regs, enum klab_root which, uint64_t va, uint64_t root_pa)
+{
+    const struct klab_arch_ops *a = klab_arch(regs->arch);
+    if (!a)
+        return -1;
+    for (int upper = 0; upper < 2; upper++) {
+        bool chosen = which == KLAB_ROOT_ALL || (which == KLAB_ROOT_USER && !upper) ||
+                      (which == KLAB_ROOT_FOR_VA && upper == klab_upper_root(a, va));
+        if (chosen)
+            *(uint64_t *)((char *)regs + a->root_offset[upper]) = root_pa;
     }
     return 0;
 }
@@ -56,15 +59,17 @@ size_t klab_describe_regs(const struct klab_mmu_regs *regs, char *buf, size_t le
     struct klab_regime rg[2];
     char why[2][160] = { "", "" };
     enum klab_stop st[2];
-    const int n = regs->arch == KLAB_ARCH_ARM64 ? 2 : 1;
+    const struct klab_arch_ops *a = klab_arch(regs->arch);
+    if (!a)
+        return (size_t)snprintf(buf, len, "unknown architecture %d\n", (int)regs->arch);
+    const int n = a->nroots;
     for (int upper = 0; upper < n; upper++)
         st[upper] = klab_regime(regs, upper, &rg[upper], why[upper], sizeof why[upper]);
     size_t used = 0;
     if (len)
         buf[0] = '\0';
     if (regs->translation_off)
-        return (size_t)snprintf(buf, len, "translation is off (%s): virtual addresses are physical\n",
-                                regs->arch == KLAB_ARCH_ARM64 ? "SCTLR_EL1.M=0" : "CR0.PG=0");
+        return (size_t)snprintf(buf, len, "translation is off (%s): virtual addresses are physical\n", a->off_text);
     for (int i = 0; i < n; i++) {
         char line[320];
         if (st[i] != KLAB_WALK_OK) {

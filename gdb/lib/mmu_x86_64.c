@@ -97,13 +97,13 @@ static int decode(const struct x86_level *lv, uint64_t raw, struct klab_level *l
     return 0;
 }
 
-int klab_decode_x86_64(int hw_level, uint64_t raw, struct klab_level *out)
+int klab_decode_x86_64(int hw_level, uint64_t raw, struct klab_level *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < sizeof levels / sizeof *levels; i++)
         if (levels[i].hw_level == hw_level)
             return decode(&levels[i], raw, out);
-    snprintf(out->bits, sizeof out->bits, "no x86_64 paging level %d (1 = PT .. 5 = PML5)", hw_level);
+    snprintf(err, errlen, "no x86_64 paging level %d (1 = PT .. 5 = PML5)", hw_level);
     return -1;
 }
 
@@ -191,3 +191,40 @@ static void step(const struct klab_regime *rg, int li, uint64_t raw, const struc
                                      .user_write = !acc.no_user && !acc.no_write,
                                      .user_exec = !acc.no_user && !acc.no_user_exec };
 }
+
+static enum klab_stop regime(const struct klab_mmu_regs *regs, bool upper, struct klab_regime *rg, char *why,
+                             size_t whylen)
+{
+    (void)upper;   /* one root for both halves */
+    return klab_regime_x86_64(regs, rg, why, whylen);
+}
+
+static int decode_entry(unsigned granule_shift, int hw_level, uint64_t raw, struct klab_level *out, char *err,
+                        size_t errlen)
+{
+    if (granule_shift == 12)
+        return klab_decode_x86_64(hw_level, raw, out, err, errlen);
+    memset(out, 0, sizeof *out);
+    snprintf(err, errlen, "x86_64 has 4K pages only (a %u-bit granule was asked)", granule_shift);
+    return -1;
+}
+
+/* CR0.PG is bit 31 (SDM Vol. 3A, 2.5); QEMU names the registers cr0/cr3/cr4/efer (gdb-xml/i386-64bit.xml). */
+const struct klab_arch_ops klab_arch_x86_64 = {
+    .arch = KLAB_ARCH_X86_64,
+    .name = "x86_64",
+    .gdb_names = { "i386:x86-64", "i386", NULL },
+    .enable_reg = "cr0",
+    .enable_bit = 1ull << 31,
+    .off_text = "CR0.PG=0",
+    .regs = { "cr0", "cr3", "cr4", "efer", NULL },
+    .reg_offset = { offsetof(struct klab_mmu_regs, cr3), offsetof(struct klab_mmu_regs, cr4),
+                    offsetof(struct klab_mmu_regs, efer) },
+    .nroots = 1,
+    .root_offset = { offsetof(struct klab_mmu_regs, cr3), offsetof(struct klab_mmu_regs, cr3) },
+    .granules = 1u << 12,
+    .first_level = 5,
+    .leaf_level = 1,
+    .regime = regime,
+    .decode = decode_entry,
+};

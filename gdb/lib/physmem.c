@@ -1,6 +1,6 @@
 /* Physical-memory sources behind one read interface. */
 #define _GNU_SOURCE
-#include "klab.h"
+#include "error_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,8 +42,9 @@ static int ramfile_read(void *ctx, uint64_t pa, void *buf, size_t len)
 }
 
 struct klab_physmem *klab_physmem_open_ramfile(const char *path, const struct klab_ram_region *regions,
-                                               size_t nregions, char *err, size_t errlen)
+                                               size_t nregions, struct klab_error *error)
 {
+    KLAB_ERROR_BUF(error);
     if (nregions == 0 || nregions > MAX_REGIONS) {
         snprintf(err, errlen, "a RAM layout needs 1..%d regions", MAX_REGIONS);
         return NULL;
@@ -127,8 +128,9 @@ static void stub_close(struct klab_physmem *m)
     free(s);
 }
 
-struct klab_physmem *klab_physmem_from_rsp(struct klab_rsp *r, char *err, size_t errlen)
+struct klab_physmem *klab_physmem_from_rsp(struct klab_rsp *r, struct klab_error *error)
 {
+    KLAB_ERROR_BUF(error);
     struct stub_source *s = calloc(1, sizeof *s);
     struct klab_physmem *m = calloc(1, sizeof *m);
     if (!s || !m) {

@@ -150,8 +150,9 @@ static const uint64_t *load_table(struct range_walk *w, int li, uint64_t table_p
 static uint64_t entry_va(const struct klab_regime *rg, int li, uint64_t base, uint64_t idx)
 {
     uint64_t va = base | (idx << rg->level[li].shift);
-    /* x86_64's one root spans both halves: indices in the upper half of the top table are sign-extended. */
-    if (li == 0 && rg->arch == KLAB_ARCH_X86_64 && (va >> (rg->va_bits - 1)) & 1)
+    /* One root for both halves (va_lo > va_hi: x86_64's): indices in the upper half of the top table are
+     * sign-extended. */
+    if (li == 0 && rg->va_lo > rg->va_hi && (va >> (rg->va_bits - 1)) & 1)
         va |= ~0ull << rg->va_bits;
     return va;
 }
@@ -208,8 +209,9 @@ static void walk_table(struct range_walk *w, int li, uint64_t table_pa, uint64_t
 }
 
 int klab_walk_ranges(const struct klab_mmu_regs *regs, struct klab_physmem *mem, const struct klab_range_opts *opts,
-                     klab_range_fn fn, void *ctx, struct klab_range_stats *stats, char *err, size_t errlen)
+                     klab_range_fn fn, void *ctx, struct klab_range_stats *stats, struct klab_error *error)
 {
+    KLAB_ERROR_BUF(error);
     struct klab_range_stats local;
     struct klab_range_opts defaults = { 0 };
     if (!stats)
@@ -217,18 +219,20 @@ int klab_walk_ranges(const struct klab_mmu_regs *regs, struct klab_physmem *mem,
     if (!opts)
         opts = &defaults;
     memset(stats, 0, sizeof *stats);
-    if (errlen)
-        err[0] = '\0';
+    const struct klab_arch_ops *a = klab_arch(regs->arch);
+    if (!a) {
+        snprintf(err, errlen, "unknown architecture %d", (int)regs->arch);
+        return -1;
+    }
     if (regs->translation_off) {
-        snprintf(err, errlen, "translation is off (%s): there are no page tables in use",
-                 regs->arch == KLAB_ARCH_ARM64 ? "SCTLR_EL1.M=0" : "CR0.PG=0");
+        snprintf(err, errlen, "translation is off (%s): there are no page tables in use", a->off_text);
         return -1;
     }
     struct klab_regime regimes[2];
     int nregimes = 0;
     char why[160] = "";
     /* x86_64 has one root; arm64 two (TTBR0, then TTBR1), either of which may be disabled. */
-    for (int upper = 0; upper < (regs->arch == KLAB_ARCH_ARM64 ? 2 : 1); upper++)
+    for (int upper = 0; upper < a->nroots; upper++)
         if (klab_regime(regs, upper, &regimes[nregimes], why, sizeof why) == KLAB_WALK_OK)
             nregimes++;
     if (nregimes == 0) {
@@ -247,7 +251,8 @@ int klab_walk_ranges(const struct klab_mmu_regs *regs, struct klab_physmem *mem,
         for (int l = 0; l < KLAB_MAX_LEVELS; l++)
             w.cache[l].valid = false;
         struct klab_inherit none = { 0 };
-        uint64_t base = regimes[i].arch == KLAB_ARCH_ARM64 ? regimes[i].va_lo : 0;
+        /* A root of one half starts at its lowest VA; the one root of both halves at 0. */
+        uint64_t base = regimes[i].va_lo <= regimes[i].va_hi ? regimes[i].va_lo : 0;
         walk_table(&w, 0, regimes[i].root_pa, base, &none);
         flush(&w);
     }

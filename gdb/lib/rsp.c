@@ -1,6 +1,7 @@
 /* GDB remote serial protocol client over TCP or a Unix socket: connection, acks, requests, registers by
  * name, memory, monitor commands, breakpoints, resume and stop. Byte-level parsing is in rsp_parse.c. */
 #define _GNU_SOURCE
+#include "error_internal.h"
 #include "rsp_parse.h"
 
 #include <errno.h>
@@ -365,8 +366,9 @@ struct klab_rsp *rsp_open_fd(int fd, int timeout_ms)
     return r;
 }
 
-struct klab_rsp *klab_rsp_connect(const char *where, int timeout_ms, char *err, size_t errlen)
+struct klab_rsp *klab_rsp_connect(const char *where, int timeout_ms, struct klab_error *error)
 {
+    KLAB_ERROR_BUF(error);
     int fd = open_socket(where, err, errlen);
     if (fd < 0)
         return NULL;

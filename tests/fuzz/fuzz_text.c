@@ -2,9 +2,9 @@
  * exam room file, a task's checks — parsed from arbitrary bytes. Each parser must either accept or refuse
  * with a message, never read out of bounds, leak or crash. */
 #define _GNU_SOURCE
-#include "exam_checks.h"
-#include "room.h"
-#include "runstate.h"
+#include "exam/checks.h"
+#include "exam/room.h"
+#include "run/runstate.h"
 
 #include <stdlib.h>
 #include <string.h>

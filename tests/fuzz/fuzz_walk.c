@@ -43,12 +43,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     klab_translate(&regs, m, 0xffffffff81000000ull, &walk);
     struct klab_range_opts o = { .max_entries = 50000 };
     int n = 0;
-    char err[200];
-    klab_walk_ranges(&regs, m, &o, count, &n, NULL, err, sizeof err);
+    struct klab_error err;
+    klab_walk_ranges(&regs, m, &o, count, &n, NULL, &err);
     struct klab_level l;
     for (int lvl = -2; lvl < 6; lvl++) {
-        klab_decode_entry(KLAB_ARCH_ARM64, 12 + 2 * (unsigned)(w[0] % 3), lvl, w[3], &l);
-        klab_decode_entry(KLAB_ARCH_X86_64, 12, lvl, w[3], &l);
+        klab_decode_entry(KLAB_ARCH_ARM64, 12 + 2 * (unsigned)(w[0] % 3), lvl, w[3], &l, NULL);
+        klab_decode_entry(KLAB_ARCH_X86_64, 12, lvl, w[3], &l, NULL);
     }
     char desc[512];
     klab_describe_regs(&regs, desc, sizeof desc);

@@ -33,12 +33,12 @@ seed_text() {
   printf 'name=a\narch=x86_64\nqemu_pid=12\nsupervisor_pid=11\ngdb=tcp:127.0.0.1:1234\ngdb_port=1234\nkernel=/k\nvmlinux=/v\nkaslr=1\nram_region=0x0 0x8000000 0x0\nmem_bytes=1073741824\nname = demo\nkernel = x86_64\ntask = myhello\ntime_limit = 90m\nmemory = 256M\ncpus = 1\ncandidates = alice bob\nprogram = t.c\ncheck loads : run insmod /lib/modules/*.ko\ncheck read : output cat /dev/myhello = 111\ncheck printk : console myhello open\n' >"$1"
 }
 
-# The text parsers live in vm/ (run state, room file, checks): with the rest of klab but its main().
-vmsrc=($(ls vm/*.c | grep -v vm/main.c) rootfs/newc.c rootfs/gzseg.c rootfs/initramfs.c rootfs/init_script.c)
+# The text parsers live in vm/run and vm/exam (run state, room file, checks): with the rest of klab but its main().
+vmsrc=($(ls vm/*/*.c) rootfs/newc.c rootfs/gzseg.c rootfs/initramfs.c rootfs/init_script.c)
 status=0
 for name in rsp walk text; do
   bin=$out/fuzz_$name
-  extra=(); [ $name = text ] && extra=(-Ivm "${vmsrc[@]}" -lz -lvirt -lvirt-qemu)
+  extra=(); [ $name = text ] && extra=(-Ivm -I. "${vmsrc[@]}" -lz -lvirt -lvirt-qemu)
   if ! clang "${flags[@]}" -o "$bin" "tests/fuzz/fuzz_$name.c" "${libsrc[@]}" "${extra[@]}" 2>"$out/build-$name.log"; then
     echo "not ok - fuzz $name: build failed (see $out/build-$name.log)"
     status=1

@@ -76,7 +76,7 @@ expect_error "ptdump: translation off" "translation is off \\(CR0.PG=0\\)" "$KLA
 expect_error "regs: unknown register" "no register named nosuch" "$KLAB" regs --vm a nosuch
 expect_error "regs: no such CPU" "has no CPU 7" "$KLAB" regs --vm a --cpu 7
 out=$("$KLAB" vtop --vm a 0x1000 2>&1); rc=$?
-[ $rc -eq 1 ] && echo "$out" | grep -q "^NOT MAPPED (walks disabled): translation is off" \
+[ $rc -eq 1 ] && echo "$out" | grep -q "^  STOP: walks disabled: translation is off" \
   && ok "vtop with paging off says so (exit 1)" || fail "vtop paging off" "rc=$rc $out"
 # The stub serves one client: while another holds it, klab says so within its time-out instead of hanging.
 exec 5<>/dev/tcp/127.0.0.1/"$port_a"

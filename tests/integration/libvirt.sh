@@ -44,7 +44,7 @@ as_user "$klab" wait lv1 --timeout 90 >/dev/null 2>&1 && ok "the domain's consol
   || fail "banner" "$(tail -3 "$home/vms/lv1/console.log")"
 # The oracle is QEMU's gva2gpa asked through libvirt's own monitor passthrough (virsh), not klab's client.
 out=$(as_user "$klab" vtop --vm lv1 jiffies 2>&1)
-mine=$(echo "$out" | sed -n 's/^PHYSICAL \(0x[0-9a-f]*\) .*/\1/p')
+mine=$(echo "$out" | vtop_pa | sed -n 's/^\([0-9a-f][0-9a-f]*\)$/0x\1/p')
 jiffies=$(nm "$home/k/vmlinux" | awk '$3 == "jiffies" { print $1; exit }')
 qemu=$(as_user virsh -c qemu:///session qemu-monitor-command --hmp klab-lv1 "gva2gpa 0x$jiffies" 2>&1 | sed -n 's/^gpa: \(0x[0-9a-f]*\).*/\1/p')
 [ -n "$mine" ] && [ -n "$qemu" ] && [ "$((mine))" = "$((qemu))" ] && ok "klab vtop through the stub (no RAM file) = QEMU's gva2gpa via virsh ($mine)" \

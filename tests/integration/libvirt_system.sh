@@ -35,7 +35,7 @@ echo "$out" | grep -q "^start_kernel in section" && ok "klab gdb runs it to star
 "$KLAB" wait sys1 --timeout 90 >/dev/null 2>&1 && ok "init banner on the console (written by virtlogd)" || fail "banner" "none"
 # The oracle: QEMU's gva2gpa through libvirt's monitor passthrough (virsh), not klab's RSP client.
 out=$("$KLAB" vtop --vm sys1 jiffies 2>&1)
-mine=$(echo "$out" | sed -n 's/^PHYSICAL \(0x[0-9a-f]*\) .*/\1/p')
+mine=$(echo "$out" | vtop_pa | sed -n 's/^\([0-9a-f][0-9a-f]*\)$/0x\1/p')
 jiffies=$(nm "$dir/vmlinux" | awk '$3 == "jiffies" { print $1; exit }')
 qemu=$(virsh -c qemu:///system qemu-monitor-command --hmp klab-sys1 "gva2gpa 0x$jiffies" 2>&1 | sed -n 's/^gpa: \(0x[0-9a-f]*\).*/\1/p')
 [ -n "$mine" ] && [ -n "$qemu" ] && [ "$((mine))" = "$((qemu))" ] && ok "klab vtop through the stub = gva2gpa via virsh ($mine)" \

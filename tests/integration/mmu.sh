@@ -108,9 +108,9 @@ done
 hmp=()
 for a in "${addrs[@]}"; do hmp+=("gva2gpa $a"); done
 python3 tests/integration/hmp.py "$KLAB_RUN_DIR/$name/monitor.sock" "${hmp[@]}" >"$work/qemu" 2>&1
-block_of() { awk -v a="VIRTUAL $1" 'index($0, a) == 1 { on = 1; next } /^VIRTUAL / { on = 0 } on' "$2"; }
-pa_of() { local b; b=$(block_of "$1" "$2"); echo "$b" | grep -q '^NOT MAPPED' && { echo unmapped; return; }
-          echo "$b" | sed -n 's/^PHYSICAL \(0x[0-9a-f]*\).*/\1/p' | head -1; }
+# crash's layout: the line after each "VIRTUAL PHYSICAL" header is the address and its PA, or "(not mapped)".
+pa_of() { awk -v h="$(printf '%x' "$1")" 'prev ~ /^VIRTUAL / && $1 == h { print ($2 == "(not" ? "unmapped" : "0x" $2); exit }
+                                         { prev = $0 }' "$2"; }
 agree=0 disagree=0 mapped=0
 for i in "${!addrs[@]}"; do
   a=${addrs[$i]}
@@ -132,9 +132,9 @@ done
 
 # A translation's levels are the tables' contents as gdb itself reads them: the last entry of the first
 # mapped address, read with gdb's x/gx at its physical address (QEMU's physical mode).
-first=$(awk '/^PHYSICAL/ { found = 1 } !found && /^  [a-z]+ / { last = $0 } found { print last; exit }' "$work/vtop")
-epa=$(echo "$first" | sed -n 's/.*entry PA \(0x[0-9a-f]*\).*/\1/p')
-raw=$(echo "$first" | sed -n 's/.*entry PA 0x[0-9a-f]* *\(0x[0-9a-f]*\).*/\1/p')
+first=$(awk '/^   PAGE: / { print last; exit } /^ +[A-Z0-9]+: [0-9a-f]+ => / { last = $0 }' "$work/vtop")
+epa=$(echo "$first" | sed -n 's/^ *[A-Z0-9]*: \([0-9a-f]*\) => .*/0x\1/p')
+raw=$(echo "$first" | sed -n 's/.* => \([0-9a-f]*\) .*/0x\1/p')
 gx=$(timeout 60 "$KLAB" gdb "$name" --batch -ex 'maintenance packet Qqemu.PhyMemMode:1' -ex "x/gx $epa" \
      -ex 'maintenance packet Qqemu.PhyMemMode:0' -ex disconnect 2>&1 | awk -v e="$epa" 'index($0, e ":") == 1 { print $2 }')
 [ -n "$raw" ] && [ "$((gx))" = "$((raw))" ] && ok "$label: entry at PA $epa reads $raw in gdb too" \

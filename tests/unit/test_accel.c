@@ -1,9 +1,9 @@
 /* The KVM probe: KVM is chosen only when the probe guest prints its banner; a hang or a failure falls back to
  * TCG. Fake QEMUs (shell scripts) stand in for the three outcomes so that each path is exercised on any host. */
 #define _GNU_SOURCE
-#include "accel.h"
+#include "machine/accel.h"
 #include "check.h"
-#include "util.h"
+#include "util/util.h"
 
 #include <stdlib.h>
 #include <fcntl.h>

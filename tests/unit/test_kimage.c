@@ -1,8 +1,8 @@
 /* Image-architecture detection and banner parsing on synthetic headers built from the boot-protocol specs
  * (Documentation/arch/x86/boot.rst, Documentation/arch/arm64/booting.rst). */
 #include "check.h"
-#include "kimage.h"
-#include "kpair.h"
+#include "machine/kimage.h"
+#include "machine/kpair.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -50,18 +50,18 @@ static void test_arm64_64k_48bit_3level_seed(void)
 static void test_decode_seed_value(void)
 {
     struct klab_level l;
-    CHECK(klab_decode_entry(KLAB_ARCH_ARM64, 16, 3, 0x68000061020713ull, &l) == 0);
+    CHECK(klab_decode_entry(KLAB_ARCH_ARM64, 16, 3, 0x68000061020713ull, &l, NULL) == 0);
     CHECK(l.kind == KLAB_ENTRY_PAGE);
     CHECK_EQ_U64(l.out_pa, 0x61020000);
     /* 0x713: valid, page, AttrIndx=4, SH=11, AF; 0x68 << 48: DBM (51), PXN (53), UXN (54). */
     CHECK(strstr(l.bits, "AttrIndx=4") && strstr(l.bits, "SH=inner") && strstr(l.bits, " AF"));
     CHECK(strstr(l.bits, "DBM") && strstr(l.bits, "PXN") && strstr(l.bits, "UXN"));
     CHECK(strstr(l.bits, "AP=00") && !strstr(l.bits, "nG") && !strstr(l.bits, "CONT"));
-    CHECK(klab_decode_entry(KLAB_ARCH_ARM64, 16, 2, 0x61020001ull, &l) == 0 && l.kind == KLAB_ENTRY_BLOCK);
-    CHECK(klab_decode_entry(KLAB_ARCH_ARM64, 16, 3, 0x61020001ull, &l) == 0 && l.kind == KLAB_ENTRY_RESERVED);
-    CHECK(klab_decode_entry(KLAB_ARCH_ARM64, 14, 1, 0x61020001ull, &l) == 0 && l.kind == KLAB_ENTRY_RESERVED);
-    CHECK(klab_decode_entry(KLAB_ARCH_ARM64, 13, 3, 1, &l) != 0);
-    CHECK(klab_decode_entry(KLAB_ARCH_ARM64, 16, 7, 1, &l) != 0);
+    CHECK(klab_decode_entry(KLAB_ARCH_ARM64, 16, 2, 0x61020001ull, &l, NULL) == 0 && l.kind == KLAB_ENTRY_BLOCK);
+    CHECK(klab_decode_entry(KLAB_ARCH_ARM64, 16, 3, 0x61020001ull, &l, NULL) == 0 && l.kind == KLAB_ENTRY_RESERVED);
+    CHECK(klab_decode_entry(KLAB_ARCH_ARM64, 14, 1, 0x61020001ull, &l, NULL) == 0 && l.kind == KLAB_ENTRY_RESERVED);
+    CHECK(klab_decode_entry(KLAB_ARCH_ARM64, 13, 3, 1, &l, NULL) != 0);
+    CHECK(klab_decode_entry(KLAB_ARCH_ARM64, 16, 7, 1, &l, NULL) != 0);
 }
 
 /* 4K, 48-bit, 4 levels (Debian's arm64): a 2M block at level 2, and a 4K page. */
@@ -252,8 +252,8 @@ static void test_ramfile_layout(void)
     }
     close(fd);
     struct klab_ram_region layout[] = { { 0, 0x2000, 0 }, { 1ull << 32, 0x2000, 0x2000 } };
-    char err[256];
-    struct klab_physmem *m = klab_physmem_open_ramfile(path, layout, 2, err, sizeof err);
+    struct klab_error err;
+    struct klab_physmem *m = klab_physmem_open_ramfile(path, layout, 2, &err);
     CHECK(m != NULL);
     unsigned char b = 0;
     CHECK(klab_physmem_read(m, 0x1000, &b, 1) == 0 && b == 0x11);
@@ -261,7 +261,7 @@ static void test_ramfile_layout(void)
     CHECK(klab_physmem_read(m, 0x2000, &b, 1) != 0);              /* the hole */
     CHECK(klab_physmem_read(m, 0x1ff8, page, 16) != 0);           /* straddles the end of a region */
     klab_physmem_close(m);
-    CHECK(klab_physmem_open_ramfile("/nonexistent", layout, 2, err, sizeof err) == NULL && strstr(err, "cannot open"));
+    CHECK(klab_physmem_open_ramfile("/nonexistent", layout, 2, &err) == NULL && strstr(err.msg, "cannot open"));
     unlink(path);
 }
 

@@ -1,10 +1,10 @@
-/* vm/private_dir.c and vm/untrusted_copy.c on folders made here: what a private folder is, and copies out of
+/* vm/util/private_dir.c and vm/exam/untrusted_copy.c on folders made here: what a private folder is, and copies out of
  * a folder someone else controls. (The attacks with real second users are tests/integration/security.sh.) */
 #define _GNU_SOURCE
 #include "check.h"
-#include "private_dir.h"
-#include "untrusted_copy.h"
-#include "util.h"
+#include "util/private_dir.h"
+#include "exam/untrusted_copy.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* The QEMU command line for each profile: stub on loopback only, -S, RAM file, console, no NIC. */
 #include "check.h"
-#include "qemu_argv.h"
+#include "machine/qemu_argv.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

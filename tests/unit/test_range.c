@@ -70,8 +70,8 @@ static void test_x86_full_dump(void)
     struct klab_mmu_regs regs = build_x86();
     struct got g = { .n = 0 };
     struct klab_range_stats st;
-    char err[200];
-    CHECK(klab_walk_ranges(&regs, m, NULL, collect, &g, &st, err, sizeof err) == 0);
+    struct klab_error err;
+    CHECK(klab_walk_ranges(&regs, m, NULL, collect, &g, &st, &err) == 0);
     CHECK_EQ_U64(g.n, 7);
     /* In VA order: two user pages, the direct map, then kernel text. */
     CHECK_EQ_U64(g.r[0].va_start, 0x400000);
@@ -111,29 +111,29 @@ static void test_x86_filters_and_span(void)
 {
     struct klab_physmem *m = fresh_memory();
     struct klab_mmu_regs regs = build_x86();
-    char err[200];
+    struct klab_error err;
     struct got g = { .n = 0 };
     struct klab_range_opts o = { .filters = KLAB_FILTER_USER };
-    CHECK(klab_walk_ranges(&regs, m, &o, collect, &g, NULL, err, sizeof err) == 0);
+    CHECK(klab_walk_ranges(&regs, m, &o, collect, &g, NULL, &err) == 0);
     CHECK_EQ_U64(g.n, 2);
     g.n = 0;
     o = (struct klab_range_opts){ .filters = KLAB_FILTER_KERNEL | KLAB_FILTER_EXEC };
-    CHECK(klab_walk_ranges(&regs, m, &o, collect, &g, NULL, err, sizeof err) == 0);
+    CHECK(klab_walk_ranges(&regs, m, &o, collect, &g, NULL, &err) == 0);
     CHECK_EQ_U64(g.n, 2);   /* the 4 text pages and the RO page after the PA jump */
     CHECK_EQ_U64(g.r[0].va_start, 0xffffffff81000000ull);
     g.n = 0;
     o = (struct klab_range_opts){ .filters = KLAB_FILTER_WRITABLE, .page_size = 2ull << 20 };
-    CHECK(klab_walk_ranges(&regs, m, &o, collect, &g, NULL, err, sizeof err) == 0);
+    CHECK(klab_walk_ranges(&regs, m, &o, collect, &g, NULL, &err) == 0);
     CHECK_EQ_U64(g.n, 1);
     g.n = 0;
     o = (struct klab_range_opts){ .filters = KLAB_FILTER_NO_MERGE };
-    CHECK(klab_walk_ranges(&regs, m, &o, collect, &g, NULL, err, sizeof err) == 0);
+    CHECK(klab_walk_ranges(&regs, m, &o, collect, &g, NULL, &err) == 0);
     CHECK_EQ_U64(g.n, 11);
     /* A span starting in the middle of the second 2M page and ending inside the 1st text page. */
     g.n = 0;
     const uint64_t text = 0xffffffff81000000ull;
     o = (struct klab_range_opts){ .va_start = text + 0x800, .va_end = text + (2ull << 21) + 0x1234 };
-    CHECK(klab_walk_ranges(&regs, m, &o, collect, &g, NULL, err, sizeof err) == 0);
+    CHECK(klab_walk_ranges(&regs, m, &o, collect, &g, NULL, &err) == 0);
     CHECK_EQ_U64(g.n, 4);
     CHECK_EQ_U64(g.r[0].va_start, text + 0x800);
     CHECK_EQ_U64(g.r[0].pa_start, 0x1000800);
@@ -150,8 +150,8 @@ static void test_x86_bad_entries_and_budget(void)
     put(pml4, 301, 0x7ff00000000ull | P | RW);             /* a PDPT far outside RAM */
     struct got g = { .n = 0 };
     struct klab_range_stats st;
-    char err[200];
-    CHECK(klab_walk_ranges(&regs, m, NULL, collect, &g, &st, err, sizeof err) == 0);
+    struct klab_error err;
+    CHECK(klab_walk_ranges(&regs, m, NULL, collect, &g, &st, &err) == 0);
     CHECK_EQ_U64(st.bad, 2);
     int bad = 0;
     for (int i = 0; i < g.n && i < MAX_GOT; i++)
@@ -167,8 +167,8 @@ static void test_x86_bad_entries_and_budget(void)
         put(pml4, (uint64_t)i, pml4 | P | RW);
     struct klab_range_opts o = { .max_entries = 100000 };
     g.n = 0;
-    CHECK(klab_walk_ranges(&regs, m, &o, collect, &g, &st, err, sizeof err) == -1);
-    CHECK(strstr(err, "corrupt or cyclic") != NULL);
+    CHECK(klab_walk_ranges(&regs, m, &o, collect, &g, &st, &err) == -1);
+    CHECK(strstr(err.msg, "corrupt or cyclic") != NULL);
     CHECK(st.entries <= 100001);
     klab_physmem_close(m);
 }
@@ -196,8 +196,8 @@ static void test_arm64_64k_ranges(void)
     struct klab_mmu_regs regs = { .arch = KLAB_ARCH_ARM64, .ttbr0 = u1, .ttbr1 = l1, .tcr = tcr };
     struct got g = { .n = 0 };
     struct klab_range_stats st;
-    char err[200];
-    CHECK(klab_walk_ranges(&regs, m, NULL, collect, &g, &st, err, sizeof err) == 0);
+    struct klab_error err;
+    CHECK(klab_walk_ranges(&regs, m, NULL, collect, &g, &st, &err) == 0);
     CHECK_EQ_U64(g.n, 3);
     CHECK_STR(g.r[0].root_name, "TTBR0_EL1");
     CHECK_EQ_U64(g.r[0].va_start, uva & ~0xffffull);

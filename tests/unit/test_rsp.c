@@ -332,12 +332,13 @@ static void test_client_against_qemu_like_stub(void)
 {
     struct stub s;
     stub_start(&s, STUB_QEMU);
-    char where[128], err[256];
+    char where[128];
+    struct klab_error err;
     snprintf(where, sizeof where, "unix:%s", s.path);
-    struct klab_rsp *r = klab_rsp_connect(where, 2000, err, sizeof err);
+    struct klab_rsp *r = klab_rsp_connect(where, 2000, &err);
     CHECK(r != NULL);
     if (!r) {
-        fprintf(stderr, "  connect: %s\n", err);
+        fprintf(stderr, "  connect: %s\n", err.msg);
         stub_stop(&s);
         return;
     }
@@ -359,8 +360,8 @@ static void test_client_against_qemu_like_stub(void)
     CHECK(klab_rsp_select_cpu(r, 0) == 0);
     CHECK(klab_rsp_select_cpu(r, 5) == KLAB_RSP_ETARGET);
     /* Physical memory: 5000 bytes must take three requests of at most 2048 bytes. */
-    char merr[128];
-    struct klab_physmem *m = klab_physmem_from_rsp(r, merr, sizeof merr);
+    struct klab_error merr;
+    struct klab_physmem *m = klab_physmem_from_rsp(r, &merr);
     CHECK(m != NULL && s.physical);
     unsigned char buf[5000];
     CHECK(klab_physmem_read(m, 0x1000 + 100, buf, sizeof buf) == 0);
@@ -392,23 +393,24 @@ static void test_client_against_qemu_like_stub(void)
 
 static void test_client_failures(void)
 {
-    char err[256], where[128];
+    struct klab_error err;
+    char where[128];
     /* Nothing listening. */
-    CHECK(klab_rsp_connect("unix:/nonexistent/klab.sock", 500, err, sizeof err) == NULL);
-    CHECK(strstr(err, "cannot connect") != NULL);
-    CHECK(klab_rsp_connect("no-port-here", 500, err, sizeof err) == NULL);
-    CHECK(strstr(err, "HOST:PORT") != NULL);
+    CHECK(klab_rsp_connect("unix:/nonexistent/klab.sock", 500, &err) == NULL);
+    CHECK(strstr(err.msg, "cannot connect") != NULL);
+    CHECK(klab_rsp_connect("no-port-here", 500, &err) == NULL);
+    CHECK(strstr(err.msg, "HOST:PORT") != NULL);
     /* A stub that accepts and never answers (QEMU while gdb holds it): a time-out, with a hint. */
     struct stub s;
     stub_start(&s, STUB_SILENT);
     snprintf(where, sizeof where, "unix:%s", s.path);
-    CHECK(klab_rsp_connect(where, 300, err, sizeof err) == NULL);
-    CHECK(strstr(err, "another debugger") != NULL);
+    CHECK(klab_rsp_connect(where, 300, &err) == NULL);
+    CHECK(strstr(err.msg, "another debugger") != NULL);
     stub_stop(&s);
     /* Replies of the wrong shape are errors, not crashes. */
     stub_start(&s, STUB_GARBAGE);
     snprintf(where, sizeof where, "unix:%s", s.path);
-    struct klab_rsp *r = klab_rsp_connect(where, 1000, err, sizeof err);
+    struct klab_rsp *r = klab_rsp_connect(where, 1000, &err);
     CHECK(r != NULL);
     if (r) {
         CHECK(klab_rsp_register_number(r, "pc", NULL) == KLAB_RSP_EPROTO);
@@ -421,7 +423,7 @@ static void test_client_failures(void)
     /* A corrupted reply is nacked and the retransmission accepted. */
     stub_start(&s, STUB_BAD_CHECKSUM_ONCE);
     snprintf(where, sizeof where, "unix:%s", s.path);
-    r = klab_rsp_connect(where, 1000, err, sizeof err);
+    r = klab_rsp_connect(where, 1000, &err);
     CHECK(r != NULL);
     klab_rsp_close(r);
     stub_stop(&s);

@@ -1,0 +1,188 @@
+/* klab boot: start a kernel under QEMU, paused at its first instruction with a gdb stub on 127.0.0.1.
+ * Options → boot_resolve() (what this machine has) → boot_plan() (pure) → supervise() (run/supervisor.c). */
+#define _GNU_SOURCE
+#include "cmd/commands.h"
+#include "backend/backend.h"
+#include "machine/lab_image.h"
+#include "run/boot_plan.h"
+#include "run/runstate.h"
+#include "run/supervisor.h"
+#include "util/opts.h"
+#include "util/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { O_ADD = 256, O_RUN, O_SMP, O_MEM, O_GDB_PORT, O_ACCEL, O_BACKEND, O_ANNOUNCE };
+
+/* Plain values land in struct boot_options by themselves; the rest are checked in on_option(). */
+#define STR(name, meta, help, field) OPT_STR(name, meta, help, struct boot_options, field)
+#define FLAG(name, help, field) OPT_BOOL(name, help, struct boot_options, field)
+
+static const struct opt options[] = {
+    STR("arch", "A", "x86_64 (alias x86, amd64) or arm64 (alias arm, aarch64); default: from --kernel", arch),
+    STR("kernel", "F", "bzImage / arm64 Image (gzip'd is fine), or a registered kernel's name (debian-amd64,\n"
+                              "arm64-64k, ... as `make kernels` / `make kernel PROFILE=` made them); default: the\n"
+                              "Debian kernel fetched for --arch", kernel),
+    STR("vmlinux", "F", "the matching vmlinux (checked against the image's banner); default: vmlinux beside\n"
+                                "the image", vmlinux),
+    STR("initrd", "F", "initramfs; default: a fresh klab image (busybox shell) in the run-state folder", initrd),
+    OPT_CALL("add", O_ADD, "SRC:DEST",
+             "put a host file or folder into that fresh image (e.g. hellodrv.ko:/lib/modules/)"),
+    OPT_CALL("run", O_RUN, "CMD", "a shell command the guest runs after boot, before its shell (repeatable, in order)"),
+    OPT_CALL("smp", O_SMP, "N", "CPUs (default 2)"),
+    OPT_CALL("mem", O_MEM, "SIZE", "RAM, e.g. 1G, 512M (default 1G)"),
+    STR("cpu", "MODEL", "QEMU CPU (x86_64: max = 5-level paging, qemu64 = 4-level; arm64: cortex-a57)", cpu),
+    STR("append", "ARGS", "extra kernel arguments", append),
+    FLAG("kaslr", "keep KASLR on (default: nokaslr)", kaslr),
+    FLAG("no-wait", "run at once instead of waiting for gdb (the stub still listens)", no_wait),
+    STR("name", "NAME", "the VM's name for klab gdb/stop/status (default: the architecture)", name),
+    OPT_CALL("gdb-port", O_GDB_PORT, "P", "stub port (default 1234, or the next free one); a busy P is an error"),
+    STR("gdb-socket", "F", "the stub on a Unix socket instead (mode 0600: only its owner can attach)", gdb_socket),
+    OPT_CALL("accel", O_ACCEL, "A", "kvm or tcg (default: kvm only if a probe guest really runs under it)"),
+    FLAG("detach", "return once the stub listens; the console goes to console.log and console.sock", detach),
+    FLAG("dry-run", "print the QEMU command line (libvirt: the domain XML) and exit", dry_run),
+    OPT_CALL("backend", O_BACKEND, "B",
+             "qemu (klab runs QEMU, default) or libvirt (a transient domain klab-NAME, started\n"
+                                "paused, destroyed when klab's supervisor ends; no RAM file: klab reads through the stub)"),
+    STR("connect", "URI", "libvirt URI (default: libvirt's, e.g. qemu:///session; qemu+ssh://host/session)", connect),
+    OPT_CALL("announce", O_ANNOUNCE, "PID",
+             "boot nothing: record that process PID (e.g. `make vm-x86` fetching and building) is\n"
+                                    "starting this VM, so that `klab gdb` waits for it while PID lives"),
+    STR("qemu", "BINARY", "the system emulator to run (default: the profile's, found in PATH)", qemu),
+    OPT_END,
+};
+
+static const struct opt_cmd command = {
+    .name = "boot",
+    .about = "Boots a kernel under QEMU, stopped at its first instruction, with a gdb stub on 127.0.0.1.",
+    .epilog = "The terminal is the guest console when interactive (^A x quits QEMU); it is always logged to\n"
+              "console.log in the run-state folder. A guest panic ends QEMU and is reported (exit status 3).",
+    .opts = options,
+};
+
+static int number(const char *arg, uint64_t lo, uint64_t hi, uint64_t *v, const char *what)
+{
+    if (parse_u64(arg, v) && *v >= lo && *v <= hi)
+        return 0;
+    klab_error("%s, not '%s'", what, arg);
+    return -1;
+}
+
+static int one_of(const char *arg, const char *a, const char *b, const char **out, const char *what)
+{
+    if (strcmp(arg, a) && strcmp(arg, b)) {
+        klab_error("%s %s or %s, not '%s'", what, a, b, arg);
+        return -1;
+    }
+    *out = arg;
+    return 0;
+}
+
+static int on_option(void *ctx, int id, const char *arg)
+{
+    struct boot_options *o = ctx;
+    uint64_t v;
+    switch (id) {
+    case O_RUN: o->runs[o->nruns++] = arg; return 0;
+    case O_ADD: return lab_image_parse_add((char *)arg, &o->adds[o->nadds++]);
+    case O_ACCEL: return one_of(arg, "kvm", "tcg", &o->accel, "--accel must be");
+    case O_BACKEND: return one_of(arg, "qemu", "libvirt", &o->backend, "--backend wants");
+    case O_SMP:
+        if (number(arg, 1, 64, &v, "--smp wants a CPU count from 1 to 64") != 0)
+            return -1;
+        o->smp = (unsigned)v;
+        return 0;
+    case O_MEM:
+        if (parse_size_mib(arg, &o->mem) && o->mem >= (64ull << 20))
+            return 0;
+        klab_error("--mem wants a size of at least 64M (e.g. 512M, 2G), not '%s'", arg);
+        return -1;
+    case O_GDB_PORT:
+        if (number(arg, 1, 65535, &v, "--gdb-port wants a TCP port (1-65535)") != 0)
+            return -1;
+        o->gdb_port = (int)v;
+        return 0;
+    case O_ANNOUNCE:
+        if (number(arg, 1, 4194304, &v, "--announce wants a process id") != 0)
+            return -1;
+        o->announce = (pid_t)v;
+        return 0;
+    }
+    return -1;
+}
+
+/* Options that make no sense together: one line, exit status 2. */
+static int check_combination(const struct boot_options *o)
+{
+    bool libvirt = o->backend && !strcmp(o->backend, "libvirt");
+    if (o->connect && !libvirt)
+        klab_error("boot: --connect is for --backend libvirt");
+    else if (o->gdb_socket && o->gdb_port)
+        klab_error("boot: give --gdb-port or --gdb-socket, not both");
+    else if (o->initrd && (o->nadds || o->nruns))
+        klab_error("boot: --add and --run go into klab's fresh image; with --initrd put them in yours (klab rootfs)");
+    else
+        return 0;
+    return -1;
+}
+
+static int parse(int argc, char **argv, struct boot_options *o)
+{
+    *o = (struct boot_options){ .smp = 2, .mem = 1ull << 30 };
+    o->adds = calloc((size_t)argc, sizeof *o->adds);
+    o->runs = calloc((size_t)argc, sizeof *o->runs);
+    int first = opts_parse(&command, argc, argv, on_option, o);
+    if (first <= 0)
+        return opts_exit(first);
+    if (first < argc) {
+        klab_error("boot: unexpected argument '%s' (see klab boot --help)", argv[first]);
+        return 2;
+    }
+    return check_combination(o) == 0 ? -1 : 2;
+}
+
+/* --announce: boot nothing, say that process PID is starting this VM (for `make vm-*`). */
+static int announce_only(const struct boot_options *o)
+{
+    const struct machine_profile *p = o->arch ? profile_find(o->arch) : NULL;
+    const char *who = o->name ? o->name : p ? p->arch : NULL;
+    if (!who) {
+        klab_error("boot --announce needs --name or --arch");
+        return 2;
+    }
+    return runstate_announce(who, o->announce) == 0 ? 0 : 1;
+}
+
+static int dry_run(struct boot_plan *plan)
+{
+    plan->req.initrd = plan->req.initrd ? plan->req.initrd : "<run-state>/initramfs.cpio.gz";
+    return plan->backend->describe(plan, stdout);
+}
+
+int cmd_boot(int argc, char **argv)
+{
+    struct boot_options o;
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    if (o.announce)
+        return announce_only(&o);
+    struct boot_facts facts;
+    if ((rc = boot_resolve(&o, &facts)) != 0)
+        return rc;
+    struct boot_plan plan;
+    boot_plan(&o, &facts, &plan);
+    if (o.dry_run)
+        return dry_run(&plan);
+    if (runstate_claim(plan.rs.name) < 0)   /* the lock: held until this process and its supervisor end */
+        return 1;
+    if (!facts.initrd && !(facts.initrd = lab_image_build(facts.profile, facts.run_dir, o.adds, o.nadds, o.runs,
+                                                          o.nruns)))
+        return 1;
+    plan.req.initrd = plan.rs.initrd = facts.initrd;
+    if (facts.accel_why[0] && !o.detach)
+        klab_info("accelerator %s (%s)", facts.accel, facts.accel_why);
+    return supervise(&plan);
+}

@@ -1,0 +1,38 @@
+/* What klab regs, vtop and ptdump share: the options that pick the VM, CPU and memory path, and how an
+ * address is read (hex, or a vmlinux symbol). */
+#ifndef KLAB_CMD_TARGET_H
+#define KLAB_CMD_TARGET_H
+
+#include "run/stub.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct target_opts {
+    const char *vm;
+    int cpu;
+    bool via_stub;
+};
+
+enum { T_CPU = 200 };
+
+/* The three options, for a command's table (each lists them after its own); TYPE.MEMBER is where the
+ * command keeps its struct target_opts. */
+#define TARGET_OPTIONS(type, member)                                                                          \
+    OPT_STR("vm", "NAME", "the VM (default: the only one running)", type, member.vm),                        \
+    OPT_CALL("cpu", T_CPU, "N", "the CPU whose registers are used (default 0)"),                             \
+    OPT_BOOL("via-stub", "read memory through the gdb stub (Qqemu.PhyMemMode) instead of the RAM file", type, \
+             member.via_stub)
+
+#define TARGET_EPILOG                                                                                          \
+    "The stub serves one client: detach gdb first. A running guest is paused while klab reads it and\n"       \
+    "resumed afterwards; a paused one stays paused."
+
+/* --cpu N: 1 if id is it (taken), 0 if not, -1 on a bad value (reported). */
+int target_option(struct target_opts *o, int id, const char *arg);
+/* Hex with or without 0x, at most 64 bits (v may be NULL: only checks). */
+bool parse_hex(const char *s, uint64_t *v);
+/* An address: hex, or a vmlinux symbol (its link address: the VM must run with nokaslr). */
+bool parse_address(const struct vm_target *t, const char *s, uint64_t *va);
+
+#endif

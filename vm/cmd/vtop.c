@@ -1,0 +1,106 @@
+/* klab vtop: translate virtual addresses with a running VM's page tables, level by level (libklab's walk,
+ * libklab's text: the same layout as gdb's klab vtop). */
+#define _GNU_SOURCE
+#include "cmd/commands.h"
+#include "cmd/target.h"
+#include "util/opts.h"
+#include "util/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct vtop_options {
+    struct target_opts t;
+    bool ask_qemu;
+};
+
+static const struct opt options[] = {
+    OPT_BOOL("qemu", "also ask QEMU (monitor command gva2gpa) and say whether it agrees", struct vtop_options,
+             ask_qemu),
+    TARGET_OPTIONS(struct vtop_options, t),
+    OPT_END,
+};
+
+static const struct opt_cmd command = {
+    .name = "vtop", .args = "ADDRESS|SYMBOL...", .opts = options,
+    .about = "Translates virtual addresses with the CPU's page tables and prints every level like crash's\n"
+             "vtop: the address and its physical address, the root register, then per level the entry's\n"
+             "physical address, its raw value, the level and index and the decoded bits; then the page, its size\n"
+             "and permissions (kernel/user).",
+    .epilog = TARGET_EPILOG "\n\nExit status: 0 all mapped, 1 some address not mapped (or QEMU disagrees), 2 bad "
+                            "usage.",
+};
+
+static int on_option(void *ctx, int id, const char *arg)
+{
+    return target_option(&((struct vtop_options *)ctx)->t, id, arg) > 0 ? 0 : -1;
+}
+
+/* QEMU's own translation of va on the given CPU: 1 mapped (*pa set), 0 unmapped, -1 no answer. */
+static int qemu_gva2gpa(struct klab_rsp *rsp, int cpu, uint64_t va, uint64_t *pa)
+{
+    char cmd[64], out[512];
+    snprintf(cmd, sizeof cmd, "cpu %d", cpu);
+    if (klab_rsp_monitor(rsp, cmd, out, sizeof out) != 0)
+        return -1;
+    snprintf(cmd, sizeof cmd, "gva2gpa 0x%llx", (unsigned long long)va);
+    if (klab_rsp_monitor(rsp, cmd, out, sizeof out) != 0)
+        return -1;
+    const char *g = strstr(out, "gpa: ");
+    if (g) {
+        *pa = strtoull(g + 5, NULL, 16);
+        return 1;
+    }
+    return strstr(out, "Unmapped") ? 0 : -1;
+}
+
+/* QEMU's answer beside klab's: 0 agrees, 1 not (or no answer). */
+static int compare_with_qemu(struct vm_target *t, int cpu, const struct klab_walk *w)
+{
+    const bool mapped = w->stop == KLAB_WALK_OK;
+    uint64_t qpa = 0;
+    int q = qemu_gva2gpa(t->rsp, cpu, w->va, &qpa);
+    if (q < 0) {
+        klab_error("QEMU's gva2gpa gave no answer: %s", klab_rsp_error(t->rsp));
+        return 1;
+    }
+    if (q == 0)
+        printf("QEMU gva2gpa: unmapped (%s)\n", mapped ? "DISAGREES" : "agrees");
+    else
+        printf("QEMU gva2gpa: %llx (%s)\n", (unsigned long long)qpa, mapped && qpa == w->pa ? "agrees" : "DISAGREES");
+    return q != mapped || (mapped && qpa != w->pa) ? 1 : 0;
+}
+
+int cmd_vtop(int argc, char **argv)
+{
+    struct vtop_options o = { .t = { .cpu = 0 } };
+    int first = opts_parse(&command, argc, argv, on_option, &o);
+    if (first <= 0)
+        return opts_exit(first);
+    if (first >= argc) {
+        klab_error("vtop needs an address (see klab vtop --help)");
+        return 2;
+    }
+    struct vm_target t;
+    if (vm_target_open(o.t.vm, o.t.cpu, o.t.via_stub, &t) != 0)
+        return 1;
+    int rc = 0;
+    for (int i = first; i < argc; i++) {
+        uint64_t va;
+        if (!parse_address(&t, argv[i], &va)) {
+            rc = 2;
+            break;
+        }
+        struct klab_walk w;
+        if (klab_translate(&t.regs, t.mem, va, &w) != 0 && rc == 0)
+            rc = 1;
+        char text[4096];
+        klab_format_walk(&w, parse_hex(argv[i], NULL) ? NULL : argv[i], false, text, sizeof text);
+        printf("%s%s", i > first ? "\n" : "", text);
+        if (o.ask_qemu && compare_with_qemu(&t, o.t.cpu, &w) != 0)
+            rc = 1;
+    }
+    vm_target_close(&t);
+    return rc;
+}

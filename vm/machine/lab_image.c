@@ -1,0 +1,68 @@
+/* vm/machine/lab_image.h. */
+#define _GNU_SOURCE
+#include "machine/lab_image.h"
+#include "machine/paths.h"
+#include "util/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* --run: one hook, run by klab's /init after the banner (rootfs/init_script.c), commands in order. */
+static char *write_run_hook(const char *run_dir, const char *const *runs, size_t nruns)
+{
+    char *hook = path_join(run_dir, "run-hook.sh");
+    char *text = strdup("");
+    for (size_t i = 0; i < nruns; i++) {
+        char *n = xasprintf("%s%s\n", text, runs[i]);
+        free(text);
+        text = n;
+    }
+    write_text_file(hook, text);
+    free(text);
+    return hook;
+}
+
+char *lab_image_build(const struct machine_profile *p, const char *run_dir, const struct initramfs_add *given,
+                      size_t ngiven, const char *const *runs, size_t nruns)
+{
+    char *busybox = default_busybox(p);
+    if (!file_exists(busybox)) {
+        klab_error("no %s busybox yet (%s is missing): run `make rootfs` or pass --initrd", p->arch, busybox);
+        free(busybox);
+        return NULL;
+    }
+    char *segments = segment_cache_dir();
+    mkdir_p(segments, 0755);
+    struct initramfs_add *adds = calloc(ngiven + 1, sizeof *adds);
+    memcpy(adds, given, ngiven * sizeof *adds);
+    size_t nadds = ngiven;
+    char *hook = nruns ? write_run_hook(run_dir, runs, nruns) : NULL;
+    if (hook)
+        adds[nadds++] = (struct initramfs_add){ hook, "/etc/klab.d/90-run.sh" };
+    struct initramfs_spec spec = { .busybox = busybox, .compress = INITRAMFS_GZIP, .level = 9,
+                                   .cache_dir = segments, .adds = adds, .nadds = nadds };
+    char *out = path_join(run_dir, "initramfs.cpio.gz");
+    char err[512];
+    if (initramfs_build(&spec, out, NULL, err, sizeof err) != 0) {
+        klab_error("initramfs: %s", err);
+        free(out);
+        out = NULL;
+    }
+    free(busybox);
+    free(segments);
+    free(adds);
+    free(hook);
+    return out;
+}
+
+int lab_image_parse_add(char *arg, struct initramfs_add *out)
+{
+    char *colon = strchr(arg, ':');
+    if (!colon || colon == arg || !colon[1]) {
+        klab_error("--add wants SRC:DEST, not '%s'", arg);
+        return -1;
+    }
+    *colon = '\0';
+    *out = (struct initramfs_add){ arg, colon + 1 };
+    return 0;
+}

@@ -1,0 +1,45 @@
+/* boot_plan(): klab boot's options and what boot_resolve() found → the backend's request and the run state.
+ * Pure: no I/O (tests/unit/test_boot_plan.c). */
+#include "run/boot_plan.h"
+#include "backend/backend.h"
+
+#include <string.h>
+
+const char *boot_cpu(const struct boot_options *o, const struct machine_profile *p, unsigned page_shift)
+{
+    if (o->cpu)
+        return o->cpu;
+    if (page_shift && !(p->cpu_page_shifts & 1u << page_shift))
+        return p->full_cpu;
+    return p->default_cpu;
+}
+
+void boot_plan(const struct boot_options *o, const struct boot_facts *f, struct boot_plan *plan)
+{
+    const struct backend_ops *backend = backend_find(o->backend);
+    bool interactive = !o->detach && f->tty && backend->console_on_terminal;
+    /* -cpu is passed only when it is not the profile's default, as the user gave it. */
+    const char *cpu_arg = f->cpu && strcmp(f->cpu, f->profile->default_cpu) ? f->cpu : o->cpu;
+    *plan = (struct boot_plan){
+        .req = {
+            .profile = f->profile, .qemu = f->qemu_path, .name = o->name ? o->name : f->profile->arch,
+            .kernel = f->kernel, .initrd = f->initrd, .append = o->append, .cpu = cpu_arg, .accel = f->accel,
+            .smp = o->smp, .mem_bytes = o->mem, .kaslr = o->kaslr, .wait_for_gdb = !o->no_wait,
+            .gdb_listen = f->gdb_listen, .run_dir = f->run_dir,
+            .console = interactive ? CONSOLE_STDIO : CONSOLE_SOCKET,
+        },
+        .backend = backend,
+        .connect = o->connect,
+        .detach = o->detach,
+        .interactive = interactive,
+        .quiet = o->detach,
+    };
+    plan->rs = (struct runstate){
+        .name = (char *)plan->req.name, .dir = f->run_dir, .profile = f->profile, .gdb_listen = f->gdb_listen,
+        .gdb_port = f->gdb_port, .kernel = f->kernel, .vmlinux = f->vmlinux, .initrd = f->initrd,
+        .accel = (char *)f->accel, .cpu = (char *)f->cpu, .mem_bytes = o->mem, .kaslr = o->kaslr,
+        .backend = (char *)backend->name, .connect = (char *)(o->connect ? o->connect : ""),
+    };
+    if (backend->ram_file)
+        plan->rs.nram = f->profile->ram_layout(o->mem, plan->rs.ram);
+}

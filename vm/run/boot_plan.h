@@ -1,0 +1,66 @@
+/* What `klab boot` will start, decided before anything starts. boot_resolve() does the looking (files,
+ * kernel banners, free ports, the KVM probe); boot_plan() is pure — options and those facts in, the backend's
+ * request and the VM's run state out — so it is unit-tested like qemu_build_argv. */
+#ifndef KLAB_BOOT_PLAN_H
+#define KLAB_BOOT_PLAN_H
+
+#include "machine/qemu_argv.h"
+#include "run/runstate.h"
+#include "rootfs/initramfs.h"
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct backend_ops;
+
+/* The user's request: klab boot's options, as vm/cmd/boot.c's table parses them. */
+struct boot_options {
+    const char *arch, *kernel, *vmlinux, *initrd, *append, *cpu, *accel, *name, *qemu, *gdb_socket, *connect;
+    const char *backend;          /* "qemu" (default) or "libvirt" */
+    struct initramfs_add *adds;   /* --add, for the default image */
+    size_t nadds;
+    const char **runs;            /* --run commands */
+    size_t nruns;
+    unsigned smp;
+    uint64_t mem;
+    int gdb_port;
+    pid_t announce;   /* --announce PID: only say that PID is starting this VM (for `make vm-*`) */
+    bool kaslr, no_wait, detach, dry_run;
+};
+
+/* What boot_resolve() found on this machine. Strings malloc'ed (boot_facts_free). */
+struct boot_facts {
+    const struct machine_profile *profile;
+    char *kernel, *vmlinux;   /* absolute; vmlinux NULL when there is none (gdb will need one, booting not) */
+    char *initrd;             /* the user's --initrd, absolute; NULL: klab builds one in the run-state folder */
+    unsigned page_shift;      /* the kernel's page size, from its image */
+    char *qemu_path;
+    char *gdb_listen;         /* "tcp:127.0.0.1:PORT" or "unix:/abs/path" */
+    int gdb_port;             /* 0 for a Unix socket */
+    const char *cpu;          /* boot_cpu()'s choice */
+    const char *accel;        /* "kvm" or "tcg" */
+    char accel_why[160];      /* why, when the probe chose */
+    char *run_dir;
+    bool tty;                 /* stdin and stdout are a terminal */
+};
+
+struct boot_plan {
+    struct boot_request req;            /* what the backend starts */
+    struct runstate rs;                 /* what klab gdb / stop / status will read (pids set at start) */
+    const struct backend_ops *backend;
+    const char *connect;                /* libvirt URI, NULL for libvirt's default */
+    bool detach;
+    bool interactive;                   /* the terminal is the guest's console */
+    bool quiet;                         /* say nothing but errors (detached) */
+};
+
+/* The CPU model: --cpu, else the profile's, else its full CPU when the default lacks the kernel's granule. */
+const char *boot_cpu(const struct boot_options *o, const struct machine_profile *p, unsigned page_shift);
+/* Pure: fills plan from the options and facts (pointers into both: they must outlive it). */
+void boot_plan(const struct boot_options *o, const struct boot_facts *f, struct boot_plan *plan);
+
+/* Looks at the machine for boot_plan: 0, or the exit status after one error line. */
+int boot_resolve(const struct boot_options *o, struct boot_facts *f);
+void boot_facts_free(struct boot_facts *f);
+
+#endif

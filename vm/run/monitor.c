@@ -1,0 +1,130 @@
+#define _GNU_SOURCE
+#include "run/monitor.h"
+
+#include "util/util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static const char prompt[] = "(qemu) ";
+
+/* Retries until the socket exists and accepts, or the deadline passes. */
+static int connect_until(const char *path, uint64_t deadline)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sa.sun_path)
+        return -1;
+    strcpy(sa.sun_path, path);
+    for (;;) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -1;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+            return fd;
+        close(fd);
+        if (now_ns() >= deadline)
+            return -1;
+        sleep_ms(2);
+    }
+}
+
+/* Appends to buf until it ends with the prompt, EOF, or the deadline. true if the prompt arrived. */
+static bool read_to_prompt(int fd, char **buf, size_t *len, uint64_t deadline)
+{
+    size_t cap = *len + 4096;
+    *buf = realloc(*buf, cap);
+    for (;;) {
+        (*buf)[*len] = '\0';
+        if (*len >= sizeof prompt - 1 && !strcmp(*buf + *len - (sizeof prompt - 1), prompt))
+            return true;
+        uint64_t now = now_ns();
+        if (now >= deadline)
+            return false;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int r = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        if (*len + 1024 > cap)
+            *buf = realloc(*buf, cap *= 2);
+        ssize_t n = read(fd, *buf + *len, cap - *len - 1);
+        if (n <= 0)
+            return false;
+        *len += (size_t)n;
+    }
+}
+
+int monitor_wait_ready(const char *socket_path, int timeout_ms)
+{
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    int fd = connect_until(socket_path, deadline);
+    if (fd < 0)
+        return -1;
+    char *buf = NULL;
+    size_t len = 0;
+    bool ok = read_to_prompt(fd, &buf, &len, deadline);
+    free(buf);
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+/* Drops the echoed command line and terminal escapes, keeps the output lines. */
+static void tidy_output(char *s, const char *command)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (*p == '\033') {            /* ESC [ ... letter */
+            if (p[1] == '[')
+                for (p += 2; *p && !(*p >= '@' && *p <= '~'); p++)
+                    ;
+            if (!*p)
+                break;
+            continue;
+        }
+        if (*p != '\r')
+            *o++ = *p;
+    }
+    *o = '\0';
+    char *nl = strchr(s, '\n');
+    if (nl && !strncmp(s, command, strlen(command)))
+        memmove(s, nl + 1, strlen(nl + 1) + 1);
+    size_t n = strlen(s);
+    if (n >= sizeof prompt - 1 && !strcmp(s + n - (sizeof prompt - 1), prompt))
+        s[n - (sizeof prompt - 1)] = '\0';
+}
+
+char *monitor_command(const char *socket_path, const char *command, int timeout_ms)
+{
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    int fd = connect_until(socket_path, now_ns() + 200000000u);
+    if (fd < 0)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    char *out = NULL;
+    if (read_to_prompt(fd, &buf, &len, deadline)) {
+        char *line = xasprintf("%s\n", command);
+        bool sent = write(fd, line, strlen(line)) == (ssize_t)strlen(line);
+        free(line);
+        len = 0;   /* the reply alone, so the greeting's prompt does not end it at once */
+        if (sent) {
+            bool prompt_seen = read_to_prompt(fd, &buf, &len, deadline);
+            /* `quit` answers by closing the connection, which is success too. */
+            if (prompt_seen || !strcmp(command, "quit")) {
+                out = strdup(buf);
+                tidy_output(out, command);
+            }
+        }
+    }
+    free(buf);
+    close(fd);
+    return out;
+}

@@ -1,0 +1,186 @@
+/* vm/run/supervisor.h. */
+#define _GNU_SOURCE
+#include "run/supervisor.h"
+#include "backend/backend.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* SIGTERM and SIGHUP end the VM; so does SIGINT, unless ^C belongs to the guest (its console is the terminal). */
+static void catch_stop_signals(bool sigint)
+{
+    struct sigaction sa = { .sa_handler = on_stop };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    if (sigint)
+        sigaction(SIGINT, &sa, NULL);
+}
+
+/* The line the kernel prints when it panics (kernel/panic.c), if the console has one. malloc'ed or NULL. */
+static char *find_panic(const char *console_log)
+{
+    char *text = read_text_file(console_log);
+    if (!text)
+        return NULL;
+    char *p = strstr(text, "Kernel panic - not syncing");
+    char *line = p ? strndup(p, strcspn(p, "\r\n")) : NULL;
+    free(text);
+    return line;
+}
+
+/* Why the VM ended, from its console and its backend's wait status; *rc is klab boot's exit status. */
+static char *end_reason(const char *console, int status, int *rc)
+{
+    char *panic = find_panic(console);
+    char *why;
+    if (panic) {
+        why = xasprintf("guest panicked: %s", panic);
+        *rc = 3;
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        why = strdup("powered off");
+        *rc = 0;
+    } else if (WIFSIGNALED(status)) {
+        why = xasprintf("QEMU killed by signal %d", WTERMSIG(status));
+        *rc = WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGKILL ? 0 : 2;
+    } else {
+        why = xasprintf("QEMU exited with status %d", WEXITSTATUS(status));
+        *rc = 2;
+    }
+    free(panic);
+    return why;
+}
+
+/* Once the VM is gone: say why, remove what must not outlive it. Returns klab boot's exit status. */
+static int finish(const char *run_dir, int status, bool quiet)
+{
+    char *console = path_join(run_dir, "console.log");
+    int rc;
+    char *why = end_reason(console, status, &rc);
+    static const char *const gone[] = { "ram", "state", "monitor.sock", "console.sock", "initramfs.cpio.gz" };
+    for (size_t i = 0; i < sizeof gone / sizeof *gone; i++) {
+        char *p = path_join(run_dir, gone[i]);
+        unlink(p);
+        free(p);
+    }
+    char *exit_file = path_join(run_dir, "exit");
+    char *line = xasprintf("%s\n", why);
+    write_text_file(exit_file, line);
+    if (!quiet || rc != 0)
+        klab_info("VM ended: %s (console log: %s)", why, console);
+    free(line);
+    free(exit_file);
+    free(why);
+    free(console);
+    return rc;
+}
+
+static void announce(const struct runstate *rs, bool waiting, FILE *f)
+{
+    const char *stub = rs->gdb_listen + (strncmp(rs->gdb_listen, "tcp:", 4) ? 0 : 4);
+    fprintf(f, "klab: %s VM '%s' %s; gdb stub on %s (%s)\n", rs->profile->arch, rs->name,
+            waiting ? "is paused at its first instruction" : "is running", stub, rs->accel);
+    fprintf(f, "klab: attach with `make gdb-%s` or `klab gdb %s`; stop with `klab stop %s`\n",
+            rs->profile->make_suffix, rs->name, rs->name);
+}
+
+/* Starts the VM and says so; NULL after reporting (the folder already cleaned up). */
+static struct vm_instance *start(struct boot_plan *p)
+{
+    int status = 0;
+    struct vm_instance *vm = p->backend->start(p, &status);
+    if (!vm) {
+        finish(p->rs.dir, status, true);
+        return NULL;
+    }
+    announce(&p->rs, p->req.wait_for_gdb, stderr);
+    return vm;
+}
+
+/* Until the VM's end; then its report. */
+static int run_to_end(struct boot_plan *p, struct vm_instance *vm, bool echo, bool quiet)
+{
+    int status = p->backend->wait(vm, &stop_requested, echo);
+    p->backend->close(vm);
+    return finish(p->rs.dir, status, quiet);
+}
+
+/* The detached supervisor: errors before readiness go to the waiting parent through stderr = the pipe. */
+static _Noreturn void detached_child(struct boot_plan *p, int pipe_w)
+{
+    setsid();
+    catch_stop_signals(true);
+    dup2(pipe_w, STDERR_FILENO);
+    struct vm_instance *vm = start(p);
+    if (!vm)
+        _exit(1);
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    close(pipe_w);
+    _exit(run_to_end(p, vm, false, true));
+}
+
+/* The parent of a detached supervisor: relays what it says until it closes the pipe (ready, or failed). */
+static int await_detached(const struct boot_plan *p, pid_t sup, int pipe_r)
+{
+    char buf[1024];
+    ssize_t n;
+    bool said = false;
+    while ((n = read(pipe_r, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0 && write(STDERR_FILENO, buf, (size_t)n) > 0)
+            said = true;
+    close(pipe_r);
+    struct runstate check;
+    if (runstate_load(p->rs.name, &check) == 0) {
+        runstate_free(&check);
+        return 0;
+    }
+    int status;
+    waitpid(sup, &status, 0);
+    if (!said)
+        klab_error("the VM did not start (see %s/qemu.log)", p->rs.dir);
+    return 1;
+}
+
+int supervise(struct boot_plan *p)
+{
+    if (!p->detach) {
+        catch_stop_signals(!p->interactive);
+        struct vm_instance *vm = start(p);
+        return vm ? run_to_end(p, vm, !p->interactive, false) : 1;
+    }
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+        klab_error("pipe: %s", strerror(errno));
+        return 1;
+    }
+    fflush(NULL);
+    pid_t sup = fork();
+    if (sup < 0) {
+        klab_error("fork: %s", strerror(errno));
+        return 1;
+    }
+    if (sup == 0) {
+        close(pipefd[0]);
+        detached_child(p, pipefd[1]);
+    }
+    close(pipefd[1]);
+    return await_detached(p, sup, pipefd[0]);
+}
