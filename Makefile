@@ -54,11 +54,15 @@ deps:
 	@bash scripts/deps.sh
 
 # --- kernels and busybox, fetched once into $(KLAB_CACHE) and shared by every clone ---------------------------
+# KVER=6.12: Debian 12's 6.12 kernels (registered as debian-6.12-amd64, debian-6.12-arm64) beside the 6.1 ones
+# (debian-amd64, debian-arm64); KERNEL=debian-6.12-* implies it.
+KVER ?= $(if $(filter debian-6.12-%,$(KERNEL)),6.12,6.1)
+DEBIAN_NAME = debian$(if $(filter 6.12,$(KVER)),-6.12)
 kernels: kernel-x86 kernel-arm
 kernel-x86: deps $(KLAB)
-	@bash kernels/fetch-debian.sh amd64 $(KLAB_CACHE)/kernels/debian-amd64 $(KLAB)
+	@bash kernels/fetch-debian.sh amd64 $(KLAB_CACHE)/kernels/$(DEBIAN_NAME)-amd64 $(KLAB) $(KVER)
 kernel-arm: deps $(KLAB)
-	@bash kernels/fetch-debian.sh arm64 $(KLAB_CACHE)/kernels/debian-arm64 $(KLAB)
+	@bash kernels/fetch-debian.sh arm64 $(KLAB_CACHE)/kernels/$(DEBIAN_NAME)-arm64 $(KLAB) $(KVER)
 
 # Source-built lab kernels (kernels/configs/): make kernel PROFILE=x86_64|arm64-4k|arm64-16k|arm64-64k|arm64-64k-52
 PROFILES := x86_64 arm64-4k arm64-16k arm64-64k arm64-64k-52
@@ -87,10 +91,10 @@ vm-announce-%: $(KLAB)
 	@$(KLAB) boot --arch $* $(BOOT_ARGS) --announce $$PPID
 vm-x86: vm-announce-x86_64 kernel-x86 $(BUILD)/rootfs-x86_64.cpio.gz
 	$(source_kernel)
-	$(KLAB) boot --arch x86_64 $(if $(KERNEL),--kernel $(KERNEL)) --initrd $(BUILD)/rootfs-x86_64.cpio.gz $(BOOT_ARGS)
+	$(KLAB) boot --arch x86_64 $(if $(or $(KERNEL),$(filter 6.12,$(KVER))),--kernel $(or $(KERNEL),$(DEBIAN_NAME)-amd64)) --initrd $(BUILD)/rootfs-x86_64.cpio.gz $(BOOT_ARGS)
 vm-arm: vm-announce-arm64 kernel-arm $(BUILD)/rootfs-arm64.cpio.gz
 	$(source_kernel)
-	$(KLAB) boot --arch arm64 $(if $(KERNEL),--kernel $(KERNEL)) --initrd $(BUILD)/rootfs-arm64.cpio.gz $(BOOT_ARGS)
+	$(KLAB) boot --arch arm64 $(if $(or $(KERNEL),$(filter 6.12,$(KVER))),--kernel $(or $(KERNEL),$(DEBIAN_NAME)-arm64)) --initrd $(BUILD)/rootfs-arm64.cpio.gz $(BOOT_ARGS)
 
 gdb-x86: $(KLAB) $(BUILD)/libklab.so
 	$(KLAB) gdb x86_64 $(GDB_ARGS)

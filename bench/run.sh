@@ -8,4 +8,5 @@ mkdir -p bench/results
   bash bench/ptdump.sh
   bash bench/loop.sh
   bash bench/exam.sh
+  bash bench/gdb.sh
 } 2>&1 | tee bench/results/latest.txt

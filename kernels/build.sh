@@ -16,10 +16,13 @@ set -euo pipefail
 
 die() { echo "klab kernel: $*" >&2; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
-[ $# -eq 1 ] || die "usage: build.sh x86_64|arm64-4k|arm64-16k|arm64-64k|arm64-64k-52 | --source"
+[ $# -ge 1 ] || die "usage: build.sh x86_64|arm64-4k|arm64-16k|arm64-64k|arm64-64k-52 | --source [6.1|6.12]"
 profile=$1
-# --source: only make sure the kernel source is installed and unpacked, and print its folder.
-source_only=; [ "$profile" = --source ] && source_only=1 profile=x86_64
+# --source [SERIES]: only make sure Debian's linux-source-SERIES (6.1 by default) is installed and unpacked,
+# and print its folder (klab gdb reads a Debian kernel's source lines there).
+source_only= series=${KVER:-6.1}
+if [ "$profile" = --source ]; then source_only=1 profile=x86_64 series=${2:-$series}; fi
+case "$series" in 6.1|6.12) ;; *) die "unknown kernel series '$series' (6.1 or 6.12)" ;; esac
 case $profile in
   x86_64) arch=x86_64 karch=x86 cross= image=arch/x86/boot/bzImage target=bzImage ;;
   arm64-4k|arm64-16k|arm64-64k|arm64-64k-52)
@@ -46,20 +49,20 @@ out=$dest/build
 log=$dest/build.log
 mkdir -p "$out"
 
-# The source: the user's tree, or Debian's linux-source-6.1 unpacked once.
+# The source: the user's tree, or Debian's linux-source-$series unpacked once.
 if [ -n "${KSRC:-}" ]; then
   src=$(cd "$KSRC" 2>/dev/null && pwd) || die "KSRC=$KSRC is not a folder"
   [ -f "$src/Makefile" ] && [ -d "$src/arch/$karch" ] || die "KSRC=$KSRC is not a kernel source tree"
   [ ! -f "$src/.config" ] || die "KSRC=$src has a .config: an out-of-tree build (O=) needs a clean tree (make mrproper there)"
 else
-  tarball=/usr/src/linux-source-6.1.tar.xz
+  tarball=/usr/src/linux-source-$series.tar.xz
   if [ ! -f "$tarball" ]; then
-    echo "klab kernel: installing linux-source-6.1 (Debian's kernel source)" >&2
+    echo "klab kernel: installing linux-source-$series (Debian's kernel source)" >&2
     sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q linux-source-6.1 >/dev/null \
-      || die "apt-get install linux-source-6.1 failed"
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "linux-source-$series" >/dev/null \
+      || die "apt-get install linux-source-$series failed"
   fi
-  src=$cache/src/linux-source-6.1
+  src=$cache/src/linux-source-$series
   stamp="$(stat -c '%s %Y' "$tarball")"
   if [ ! -f "$src/.klab-unpacked" ] || [ "$(cat "$src/.klab-unpacked")" != "$stamp" ]; then
     echo "klab kernel: unpacking $tarball (once)" >&2
@@ -67,6 +70,8 @@ else
     tar -xJf "$tarball" -C "$cache/src" || die "cannot unpack $tarball"
     echo "$stamp" >"$src/.klab-unpacked"
   fi
+  # Which Debian version this tree is (klab gdb maps a Debian kernel's source lines only to its own version).
+  dpkg-query -W -f='${Version}\n' "linux-source-$series" >"$src/.klab-version" 2>/dev/null || rm -f "$src/.klab-version"
 fi
 
 [ -z "$source_only" ] || { echo "$src"; exit 0; }
@@ -86,6 +91,7 @@ identity=$( (echo "$src"; [ -f "$src/.klab-unpacked" ] && cat "$src/.klab-unpack
              [ -n "${KSRC:-}" ] && (cd "$src" && git rev-parse HEAD 2>/dev/null; true); cat "${fragments[@]}") | sha256sum | cut -c1-16)
 if [ -f "$dest/VERSION" ] && grep -qx "identity=$identity" "$dest/VERSION" && [ -s "$out/$image" ] && [ -s "$out/vmlinux" ]; then
   echo "klab kernel: $profile is built ($(sed -n 's/^release=//p' "$dest/VERSION")) in $out"
+  bash "$here/gdb-index.sh" "$out/vmlinux"
   exit 0
 fi
 
@@ -115,3 +121,4 @@ cp "$out/.config" "$dest/config"
 printf 'release=%s\nprofile=%s\nsource=%s\nidentity=%s\narch=%s\n' "$release" "$profile" "$src" "$identity" "$arch" \
   >"$dest/VERSION"
 echo "klab kernel: $profile built: $release, $(du -h "$out/$image" | cut -f1) $target in $dest"
+bash "$here/gdb-index.sh" "$out/vmlinux"

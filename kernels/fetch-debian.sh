@@ -3,7 +3,10 @@
 # installing anything: `apt-get download` the -unsigned image and the -dbg package of the newest ABI the
 # mirror carries both of, then unpack only the files klab needs with `dpkg-deb --fsys-tarfile | tar -x`.
 #
-#   kernels/fetch-debian.sh amd64|arm64 DEST_DIR [KLAB_BINARY]
+#   kernels/fetch-debian.sh amd64|arm64 DEST_DIR [KLAB_BINARY] [SERIES]
+#
+# SERIES is the kernel generation, 6.1 (default: linux-image-6.1.0-N-cloud-*) or 6.12
+# (linux-image-6.12.N+deb12-cloud-*, Debian 12's newer kernels).
 #
 # DEST_DIR ends up with: vmlinuz, vmlinux, config, System.map, VERSION (ABI and package version).
 # Already-fetched kernels of the same ABI are kept as they are. With KLAB_BINARY the pair is verified
@@ -11,8 +14,16 @@
 set -euo pipefail
 
 die() { echo "klab kernels: $*" >&2; exit 1; }
-[ $# -ge 2 ] || die "usage: fetch-debian.sh amd64|arm64 DEST_DIR [KLAB_BINARY]"
-arch=$1 dest=$2 klab=${3:-}
+here=$(cd "$(dirname "$0")" && pwd)
+# What the gdb side needs of a fetched kernel, once: its DWARF index (the first `klab gdb` is then fast) and
+# Debian's source of the same version unpacked (source lines in gdb; kernels/build.sh --source).
+for_gdb() {
+  bash "$here/gdb-index.sh" "$dest/vmlinux"
+  bash "$here/build.sh" --source "$series" >/dev/null
+}
+[ $# -ge 2 ] || die "usage: fetch-debian.sh amd64|arm64 DEST_DIR [KLAB_BINARY] [SERIES]"
+arch=$1 dest=$2 klab=${3:-} series=${4:-6.1}
+case "$series" in 6.1|6.12) ;; *) die "unknown kernel series '$series' (6.1 or 6.12)";; esac
 # The script changes folder below: make both paths absolute first (a relative build/klab was lost on the
 # first fetch of a fresh machine, after the download).
 if [ -n "$klab" ]; then
@@ -24,19 +35,22 @@ case "$arch" in amd64|arm64) ;; *) die "unknown architecture '$arch' (amd64 or a
 command -v apt-cache >/dev/null || die "apt-cache not found: this fetcher needs Debian's apt"
 
 flavour="cloud-$arch"
-# Newest ABI N for which both linux-image-6.1.0-N-<flavour>-unsigned and -dbg exist for this arch.
-abi=$(apt-cache pkgnames "linux-image-6.1.0-" 2>/dev/null \
-      | sed -n "s/^linux-image-\(6\.1\.0-[0-9]*\)-$flavour-dbg\$/\1/p" | sort -t- -k2,2n -u \
+# The newest release of the series with both linux-image-<release>-<flavour>-unsigned and -dbg for this arch:
+# 6.1.0-N (6.1) or 6.12.N+deb12 (6.12).
+esc=${series//./\\.}
+abi=$(apt-cache pkgnames "linux-image-$series." 2>/dev/null \
+      | sed -n "s/^linux-image-\($esc\.[0-9][^-]*\(-[0-9][0-9]*\)\{0,1\}\)-$flavour-dbg\$/\1/p" | sort -V -u \
       | while read -r a; do
           apt-cache show "linux-image-$a-$flavour-unsigned:$arch" >/dev/null 2>&1 &&
           apt-cache show "linux-image-$a-$flavour-dbg:$arch" >/dev/null 2>&1 && echo "$a"
         done | tail -n 1)
-[ -n "$abi" ] || die "no linux-image-6.1.0-*-$flavour-unsigned/-dbg pair on the mirror (run scripts/deps.sh: it adds arm64 and runs apt-get update)"
+[ -n "$abi" ] || die "no linux-image-$series.*-$flavour-unsigned/-dbg pair on the mirror (run scripts/deps.sh: it adds arm64 and runs apt-get update)"
 release="$abi-$flavour"
 
 if [ -f "$dest/VERSION" ] && grep -qx "release=$release" "$dest/VERSION" \
    && [ -s "$dest/vmlinuz" ] && [ -s "$dest/vmlinux" ]; then
   echo "klab kernels: $release already in $dest"
+  for_gdb
   exit 0
 fi
 
@@ -73,3 +87,4 @@ fi
 printf 'release=%s\npackage_version=%s\narch=%s\n' "$release" "$version" "$arch" > "$dest/VERSION"
 rm -rf "$dest/.debs"
 echo "klab kernels: $release ready in $dest"
+for_gdb

@@ -85,6 +85,8 @@ run --plan "gdb current/ps/page/initmem-watch/vtop --pid: arm64" bash tests/inte
 run --plan "gdb KASLR: x86_64, two boots" bash tests/integration/gdb_kaslr.sh x86_64
 run --plan "gdb KASLR: arm64, two boots" bash tests/integration/gdb_kaslr.sh arm64
 run --plan "gdb module symbols: hellodrv on x86_64" bash tests/integration/gdb_module.sh
+run --plan "gdb index cache and Debian source lines: x86_64" bash tests/integration/gdb_source.sh x86_64
+run --plan "gdb index cache and Debian source lines: arm64" bash tests/integration/gdb_source.sh arm64
 run --plan "source kernels and modules: bad input" bash tests/integration/kernel_errors.sh
 run --limit 1500 --plan "source kernel: arm64-64k (seed 002's shape)" bash tests/integration/source_kernel.sh arm64-64k
 run --limit 1500 --plan "source kernel: x86_64" bash tests/integration/source_kernel.sh x86_64

@@ -146,16 +146,38 @@ class KlabCurrentFunction(gdb.Function):
         return kernel.task_pointer(chosen, "current")
 
 
-def _rss_pages(mm):
+def _online_cpus():
+    """The CPUs in __cpu_online_mask (include/linux/cpumask.h), lowest first."""
+    bits = gdb.parse_and_eval("__cpu_online_mask")["bits"]
+    n = bits.type.range()[1] + 1
+    return [w * 64 + b for w in range(n) for b in range(64) if int(bits[w]) >> b & 1]
+
+
+def _percpu_counter_sum(counter, what):
+    """A struct percpu_counter as percpu_counter_sum() adds it up (lib/percpu_counter.c): the shared count
+    plus each online CPU's s32 delta at counters + __per_cpu_offset[cpu]."""
+    total = int(counter["count"])
+    base = int(counter["counters"])
+    for cpu in _online_cpus():
+        raw = kernel.kread(base + kernel.per_cpu_offset(cpu, what), 4, what, "a per-CPU RSS counter")
+        total += int.from_bytes(raw, "little", signed=True)
+    return total
+
+
+def _rss_pages(mm, what="ps"):
     """file + anon + shmem pages, as get_mm_rss() (include/linux/mm.h); swap entries are not resident."""
     total = 0
     stat = mm["rss_stat"]
     for name in ("MM_FILEPAGES", "MM_ANONPAGES", "MM_SHMEMPAGES"):
         i = int(gdb.parse_and_eval(name))
         counter = stat["count"][i] if kernel.has_field(stat.type, "count") else stat[i]
-        # atomic_long_t until v6.1; struct percpu_counter since v6.2 (its shared count, per-CPU deltas aside)
-        counter = counter["counter"] if kernel.has_field(counter.type, "counter") else counter["count"]
-        total += max(int(counter), 0)
+        # atomic_long_t until v6.1; struct percpu_counter since v6.2 (commit f1a7941243c1), whose per-CPU
+        # deltas are summed as get_mm_counter_sum() does
+        if kernel.has_field(counter.type, "counter"):
+            value = int(counter["counter"])
+        else:
+            value = _percpu_counter_sum(counter, what)
+        total += max(value, 0)
     return total
 
 

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "cmd/commands.h"
 #include "run/monitor.h"
+#include "machine/kernel_source.h"
 #include "machine/paths.h"
 #include "util/private_dir.h"
 #include "machine/qemu_argv.h"
@@ -173,11 +174,36 @@ static void push(struct argv *av, const char *a, const char *b)
         av->v[av->n++] = (char *)b;
 }
 
-/* gdb's command line: quiet, no pager, pending breakpoints, the vmlinux, the stub, klab's package, then the
- * first stop, the user's -ex commands and gdb's own arguments. */
+/* gdb's index of the vmlinux's DWARF, kept under klab's cache (kernels/gdb-index.sh builds it when a kernel is
+ * fetched or built, so even the first session skips the indexing: 13 s and 1.5 GB of RSS on Debian's 6.1). */
+static void index_cache(struct argv *av)
+{
+    char *cache = klab_cache_dir();
+    push(av, "-iex", xasprintf("set index-cache directory %s/gdb-index", cache));
+    push(av, "-iex", "set index-cache enabled on");
+    free(cache);
+}
+
+/* Debian's kernel source, when the unpacked linux-source is the same version (machine/kernel_source.c). */
+static void source_lines(struct argv *av, const char *vmlinux, bool quiet)
+{
+    struct kernel_source src;
+    char why[400];
+    int rc = kernel_source_find(vmlinux, &src, why, sizeof why);
+    if (rc < 0 && !quiet)
+        klab_info("%s", why);
+    if (rc != 0)
+        return;
+    push(av, "-iex", xasprintf("set substitute-path %s %s", src.prefix, src.dir));
+    push(av, "-iex", xasprintf("directory %s", src.dir));
+    kernel_source_free(&src);
+}
+
+/* gdb's command line: quiet, no pager, pending breakpoints, the DWARF index and source, the vmlinux, the stub,
+ * klab's package, then the first stop, the user's -ex commands and gdb's own arguments. */
 static struct argv gdb_argv(char *gdb, const struct runstate *rs, const struct gdb_options *o, bool first_stop)
 {
-    struct argv av = { .v = calloc((size_t)(24 + 2 * o->ex.n + o->nextra), sizeof(char *)) };
+    struct argv av = { .v = calloc((size_t)(32 + 2 * o->ex.n + o->nextra), sizeof(char *)) };
     const char *target = rs->gdb_listen;
     char *remote = xasprintf("target remote %s", target + (!strncmp(target, "tcp:", 4) ? 4 : 5));
     char *py = xasprintf("python import sys; sys.path.insert(0, '%s'); import klab", klab_gdb_dir());
@@ -191,6 +217,8 @@ static struct argv gdb_argv(char *gdb, const struct runstate *rs, const struct g
     /* The kernel's own scripts (vmlinux-gdb.py beside vmlinux: lx-symbols, lx-dmesg, ...) load with klab's. */
     if (safe_path)
         push(&av, "-iex", safe_path);
+    index_cache(&av);
+    source_lines(&av, rs->vmlinux, o->print_only);
     push(&av, rs->vmlinux, NULL);
     push(&av, "-ex", remote);
     push(&av, "-ex", py);

@@ -12,13 +12,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Errors and notes look alike on stderr ("klab: ..."); the exit status tells them apart. */
+static void say(const char *fmt, va_list ap)
+{
+    fputs("klab: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void klab_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("klab: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    say(fmt, ap);
     va_end(ap);
 }
 
@@ -26,9 +32,7 @@ void klab_info(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("klab: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    say(fmt, ap);
     va_end(ap);
 }
 
