@@ -25,7 +25,7 @@ HEADERS    := $(wildcard vm/*/*.h rootfs/*.h) $(LIBKLAB_HDR)
 # vm/ includes name their folder ("run/runstate.h"), rootfs's by "rootfs/...".
 KLAB_INC   := -Ivm -I. -Igdb/lib
 
-.PHONY: kernel test-kernels module labs all deps kernels kernel-x86 kernel-arm rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
+.PHONY: kernel test-kernels module labs all deps kernels kernel-x86 kernel-arm kernel-x86-6.12 kernel-arm-6.12 rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
         test unit bench fuzz clean
 
 all: $(KLAB) $(BUILD)/libklab.a $(BUILD)/libklab.so
@@ -63,6 +63,11 @@ kernel-x86: deps $(KLAB)
 	@bash kernels/fetch-debian.sh amd64 $(KLAB_CACHE)/kernels/$(DEBIAN_NAME)-amd64 $(KLAB) $(KVER)
 kernel-arm: deps $(KLAB)
 	@bash kernels/fetch-debian.sh arm64 $(KLAB_CACHE)/kernels/$(DEBIAN_NAME)-arm64 $(KLAB) $(KVER)
+# The other generation, for the tests that run on both (make test: x86_64; make test-kernels: both arches).
+kernel-x86-6.12: deps $(KLAB)
+	@bash kernels/fetch-debian.sh amd64 $(KLAB_CACHE)/kernels/debian-6.12-amd64 $(KLAB) 6.12
+kernel-arm-6.12: deps $(KLAB)
+	@bash kernels/fetch-debian.sh arm64 $(KLAB_CACHE)/kernels/debian-6.12-arm64 $(KLAB) 6.12
 
 # Source-built lab kernels (kernels/configs/): make kernel PROFILE=x86_64|arm64-4k|arm64-16k|arm64-64k|arm64-64k-52
 PROFILES := x86_64 arm64-4k arm64-16k arm64-64k arm64-64k-52
@@ -131,11 +136,11 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(VM_SRC) $(ROOTFS_SRC) $(LI
 
 unit: $(UNIT_TESTS)
 
-test: deps kernels rootfs all labs $(BUILD)/asan/klab unit
+test: deps kernels kernel-x86-6.12 rootfs all labs $(BUILD)/asan/klab unit
 	@bash tests/run.sh
 
 # Every source profile built and booted (minutes per profile the first time; cached after).
-test-kernels: deps kernels rootfs all labs $(BUILD)/asan/klab
+test-kernels: deps kernels kernel-x86-6.12 kernel-arm-6.12 rootfs all labs $(BUILD)/asan/klab
 	@bash tests/run.sh kernels
 
 bench: deps kernels rootfs all labs

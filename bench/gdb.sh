@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 cache=${KLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klab}
 kernels=(debian-amd64 debian-arm64)
-for k in x86_64 arm64-64k; do [ -s "$cache/kernels/$k/vmlinuz" ] && kernels+=("$k"); done
+for k in debian-6.12-amd64 debian-6.12-arm64 x86_64 arm64-64k; do [ -s "$cache/kernels/$k/vmlinuz" ] && kernels+=("$k"); done
 for kernel in "${kernels[@]}"; do
   [ -s "$cache/kernels/$kernel/vmlinux" ] || { echo "$kernel: not fetched, skipped"; continue; }
   bash kernels/gdb-index.sh "$cache/kernels/$kernel/vmlinux"

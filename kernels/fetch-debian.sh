@@ -18,6 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # What the gdb side needs of a fetched kernel, once: its DWARF index (the first `klab gdb` is then fast) and
 # Debian's source of the same version unpacked (source lines in gdb; kernels/build.sh --source).
 for_gdb() {
+  cd "$dest"   # the download folder is gone by now
   bash "$here/gdb-index.sh" "$dest/vmlinux"
   bash "$here/build.sh" --source "$series" >/dev/null
 }

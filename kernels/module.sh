@@ -5,7 +5,7 @@
 #
 # MODULE_DIR holds the module's .c files and its Kbuild (e.g. labs/hellodrv). KERNEL is a registered
 # kernel: a source build (x86_64, arm64-64k, ... from kernels/build.sh: built against its build folder,
-# cross-compiled for arm64), or debian-amd64 (against Debian's linux-headers package of the fetched ABI,
+# cross-compiled for arm64), or debian-amd64 / debian-6.12-amd64 (against Debian's linux-headers package of the fetched ABI,
 # installed here if missing; Debian's arm64 headers carry arm64 host tools, so debian-arm64 cannot be
 # built for here). The sources are copied to OUT_DIR (default build/modules/KERNEL/NAME) and built there; the
 # .ko path is printed on success. The full make output is kept in OUT_DIR/build.log; a failure prints
@@ -27,9 +27,10 @@ cache=${KLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klab}
 out=${3:-build/modules/$kernel/$name}
 
 case $kernel in
-  debian-amd64)
-    version_file=$cache/kernels/debian-amd64/VERSION
-    [ -f "$version_file" ] || die "kernel debian-amd64 is not fetched yet (make kernel-x86)"
+  debian-amd64|debian-6.12-amd64)
+    version_file=$cache/kernels/$kernel/VERSION
+    kver=; [ "$kernel" = debian-amd64 ] || kver=" KVER=6.12"
+    [ -f "$version_file" ] || die "kernel $kernel is not fetched yet (make kernel-x86$kver)"
     release=$(sed -n 's/^release=//p' "$version_file")
     kdir=/usr/src/linux-headers-$release
     if [ ! -f "$kdir/Makefile" ]; then
@@ -41,7 +42,7 @@ case $kernel in
     fi
     make_args=()
     ;;
-  debian-arm64) die "modules for debian-arm64 cannot be built here (Debian's arm64 headers carry arm64 build tools); use a source kernel: make kernel PROFILE=arm64-4k" ;;
+  debian-arm64|debian-6.12-arm64) die "modules for $kernel cannot be built here (Debian's arm64 headers carry arm64 build tools); use a source kernel: make kernel PROFILE=arm64-4k" ;;
   *)
     version_file=$cache/kernels/$kernel/VERSION
     [ -f "$version_file" ] && grep -q '^profile=' "$version_file" \

@@ -1,6 +1,9 @@
 # Shared by the integration tests: TAP-like result lines that tests/run.sh counts.
 #   ok NAME | fail NAME WHY | check NAME CMD... (ok if CMD succeeds)
 KLAB=${KLAB:-$PWD/build/asan/klab}
+# KLAB_TEST_KERNEL=NAME (e.g. debian-6.12-amd64): the registered kernel the gdb tests boot instead of the
+# architecture's default Debian 6.1 one; test_kernel holds the klab boot option for it.
+test_kernel=(${KLAB_TEST_KERNEL:+--kernel "$KLAB_TEST_KERNEL"})
 KLAB_CACHE=${KLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klab}
 export KLAB_CACHE
 # Sanitizer findings abort the program: a test that runs klab then fails loudly.

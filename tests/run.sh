@@ -64,6 +64,9 @@ if [ "${1:-}" = kernels ]; then
   done
   run --limit 1500 --plan "source kernel: x86_64 on 4-level paging" bash tests/integration/source_kernel.sh x86_64 qemu64
   run --limit 1500 --plan "source kernel: arm64-64k-52 (-cpu max, 52-bit VA)" bash tests/integration/source_kernel.sh arm64-64k-52 max
+  for t in source mmu kernel kaslr; do
+    KLAB_TEST_KERNEL=debian-6.12-arm64 run --plan "gdb $t: arm64 on Debian 6.12" bash tests/integration/gdb_$t.sh arm64
+  done
   summary
   exit
 fi
@@ -87,6 +90,11 @@ run --plan "gdb KASLR: arm64, two boots" bash tests/integration/gdb_kaslr.sh arm
 run --plan "gdb module symbols: hellodrv on x86_64" bash tests/integration/gdb_module.sh
 run --plan "gdb index cache and Debian source lines: x86_64" bash tests/integration/gdb_source.sh x86_64
 run --plan "gdb index cache and Debian source lines: arm64" bash tests/integration/gdb_source.sh arm64
+# The second kernel generation (Debian 12's 6.12), on x86_64 here and on both arches in make test-kernels.
+for t in source:"index cache and source lines" mmu:"vtop/pte/ptdump" kernel:"current/ps/page/initmem-watch/vtop --pid" \
+         kaslr:"KASLR, two boots" module:"module symbols (hellodrv)"; do
+  KLAB_TEST_KERNEL=debian-6.12-amd64 run --plan "gdb ${t#*:}: x86_64 on Debian 6.12" bash tests/integration/gdb_${t%%:*}.sh x86_64
+done
 run --plan "source kernels and modules: bad input" bash tests/integration/kernel_errors.sh
 run --limit 1500 --plan "source kernel: arm64-64k (seed 002's shape)" bash tests/integration/source_kernel.sh arm64-64k
 run --limit 1500 --plan "source kernel: x86_64" bash tests/integration/source_kernel.sh x86_64

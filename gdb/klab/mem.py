@@ -10,7 +10,8 @@ MASK64 = kernel.MASK64
 
 # include/linux/page-flags.h (v6.1): page_type shares _mapcount; a page is of type T when
 # (page_type & (PAGE_TYPE_BASE | T)) == PAGE_TYPE_BASE. Kernels with `enum pagetype` in DWARF (v6.9+) give
-# their own values and take precedence.
+# their own values and take precedence; since v6.11 (PGTY_* values) the type is the top byte:
+# page_type >> 24 == PGTY_T, and slab is one of them (it was the flag PG_slab before).
 _PAGE_TYPE_BASE_V61 = 0xf0000000
 _PAGE_TYPES_V61 = (("buddy", 0x80), ("offline", 0x100), ("table", 0x200), ("guard", 0x400))
 
@@ -116,26 +117,30 @@ def _flag_names(what):
 
 
 def _page_types():
-    """(base, [(name, bit)]) from enum pagetype when the kernel has one, else v6.1's defines."""
+    """(top_byte, base, [(name, value)]): v6.11+'s PGTY_* values compared with the top byte (top_byte True),
+    else cleared bits under PAGE_TYPE_BASE: enum pagetype's PG_* (v6.9, v6.10) or v6.1's defines."""
     try:
         t = gdb.lookup_type("enum pagetype")
     except gdb.error:
-        return _PAGE_TYPE_BASE_V61, _PAGE_TYPES_V61
+        return False, _PAGE_TYPE_BASE_V61, _PAGE_TYPES_V61
     vals = {f.name: f.enumval & 0xffffffff for f in t.fields()}
+    if any(n.startswith("PGTY_") for n in vals):
+        return True, None, [(n[5:], v) for n, v in vals.items()
+                            if n.startswith("PGTY_") and n != "PGTY_mapcount_underflow"]
     base = vals.pop("PAGE_TYPE_BASE", _PAGE_TYPE_BASE_V61)
-    return base, [(n[3:].lower(), v) for n, v in vals.items() if n.startswith("PG_")]
+    return False, base, [(n[3:].lower(), v) for n, v in vals.items() if n.startswith("PG_")]
 
 
 def page_type(page):
-    """Names of the page types set in page->page_type (buddy, table, ...), and the buddy order."""
+    """Names of the page types set in page->page_type (buddy, table, slab, ...), and the buddy order."""
     try:
         raw = int(page["page_type"]) & 0xffffffff     # (v6.1 keeps it in an anonymous union with _mapcount)
     except gdb.error:
         return []
-    base, types = _page_types()
+    top_byte, base, types = _page_types()
     out = []
-    for name, bit in types:
-        if raw & (base | bit) == base:
+    for name, value in types:
+        if (raw >> 24 == value) if top_byte else (raw & (base | value) == base):
             out.append("%s (order %d)" % (name, int(page["private"])) if name == "buddy" else name)
     return out
 

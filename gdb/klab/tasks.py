@@ -159,7 +159,8 @@ def _percpu_counter_sum(counter, what):
     total = int(counter["count"])
     base = int(counter["counters"])
     for cpu in _online_cpus():
-        raw = kernel.kread(base + kernel.per_cpu_offset(cpu, what), 4, what, "a per-CPU RSS counter")
+        addr = (base + kernel.per_cpu_offset(cpu, what)) & kernel.MASK64   # the offset may wrap (arm64)
+        raw = kernel.kread(addr, 4, what, "a per-CPU RSS counter")
         total += int.from_bytes(raw, "little", signed=True)
     return total
 

@@ -12,7 +12,7 @@ work=$(mktemp -d); trap cleanup EXIT
 echo 'echo "KALLSYMS $(grep " start_kernel$" /proc/kallsyms)"' >"$work/50-kallsyms.sh"
 "$KLAB" rootfs --arch "$arch" -o "$work/initrd.cpio.gz" --add "$work/50-kallsyms.sh:/etc/klab.d/50-kallsyms.sh" >/dev/null
 for b in a b; do
-  "$KLAB" boot --arch "$arch" --name "kaslr-$b" --initrd "$work/initrd.cpio.gz" --kaslr --detach --no-wait >/dev/null 2>&1 \
+  "$KLAB" boot --arch "$arch" "${test_kernel[@]}" --name "kaslr-$b" --initrd "$work/initrd.cpio.gz" --kaslr --detach --no-wait >/dev/null 2>&1 \
     || fail "$arch: --kaslr boot $b" "klab boot failed"
 done
 for b in a b; do
@@ -23,7 +23,7 @@ for b in a b; do
   guest=$(grep -a -m1 '^KALLSYMS ' "$KLAB_RUN_DIR/kaslr-$b/console.log" | awk '{print $2}')
   timeout 200 "$KLAB" gdb "kaslr-$b" --batch -ex 'echo @@ slide\n' -ex 'klab kaslr' \
     -ex 'echo @@ start\n' -ex "info symbol 0x${guest:-0}" \
-    -ex 'echo @@ break\n' -ex 'hbreak scheduler_tick' -ex continue -ex delete \
+    -ex 'echo @@ break\n' -ex 'hbreak update_process_times' -ex continue -ex delete \
     -ex 'echo @@ vtop\n' -ex 'klab vtop jiffies' -ex 'eval "monitor gva2gpa 0x%lx", (unsigned long)&jiffies' \
     -ex 'echo @@ current\n' -ex 'klab current' \
     -ex 'echo @@ stack\n' -ex 'p $_thread' -ex 'p ((struct task_struct *)$klab_current())->on_cpu' \
@@ -43,7 +43,7 @@ for b in a b; do
     || fail "$arch boot $b: slide vs kallsyms" "kallsyms ${guest:-?}, link ${link:-?}, slide ${slide:-?}"
   section start | grep -q "^start_kernel in section" && ok "$arch boot $b: gdb's symbols put start_kernel at $guest" \
     || fail "$arch boot $b: symbols at the slide" "$(section start)"
-  section break | grep -Eq "Breakpoint 1(\.[0-9]+)?, .*scheduler_tick" && ok "$arch boot $b: a breakpoint at a slid address hits" \
+  section break | grep -Eq "Breakpoint 1(\.[0-9]+)?, .*update_process_times" && ok "$arch boot $b: a breakpoint at a slid address hits" \
     || fail "$arch boot $b: breakpoint" "$(section break | tail -3)"
   v=$(section vtop | vtop_pa)
   q=$(section vtop | gpa_of)

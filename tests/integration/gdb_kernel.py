@@ -183,6 +183,14 @@ def guest_stat():
     return out
 
 
+def guest_rss():
+    """(pid, VmRSS in kB) of the spinning pagemap, from its /proc/PID/status (fs/proc/task_mmu.c task_mem:
+    the rss counters summed over every CPU), printed by the test hook; None if not printed."""
+    with open(CONSOLE, errors="replace") as f:
+        m = re.search(r"^RSSOF (\d+) VmRSS:\s+(\d+) kB", f.read(), re.M)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 def main():
     # --- at start_kernel: the boot task, before per-CPU areas and free_initmem -----------------------------
     init_task = ev("&init_task")
@@ -241,10 +249,10 @@ def main():
     ps = run("klab ps")
     rows = {}
     for line in ps.splitlines()[1:]:
-        m = re.match(r"([> ])\s*(\d+)\s+(\d+)\s+(\d+)\s+([0-9a-f]+)\s+(\S\S)\s+\S+\s+\d+\s+\d+\s+(.*)$", line)
+        m = re.match(r"([> ])\s*(\d+)\s+(\d+)\s+(\d+)\s+([0-9a-f]+)\s+(\S\S)\s+\S+\s+\d+\s+(\d+)\s+(.*)$", line)
         if m:
-            rows.setdefault(int(m.group(2)), (m.group(7).strip("[]"), int(m.group(3)), m.group(1) == ">",
-                                              m.group(6)))
+            rows.setdefault(int(m.group(2)), (m.group(8).strip("[]"), int(m.group(3)), m.group(1) == ">",
+                                              m.group(6), int(m.group(7))))
     guest = guest_stat()
     # /proc shows a kthread's full name and a kworker's work queue (fs/proc/array.c proc_task_name); task->comm
     # is its first 15 characters
@@ -258,6 +266,9 @@ def main():
     check("klab ps marks sync, which this CPU runs, running ('>', RU)", syncs and syncs[0][2] and syncs[0][3] == "RU",
           syncs)
     check("klab ps shows pagemap, spinning, as RU", pid in rows and rows[pid][3] == "RU", rows.get(pid))
+    rss = guest_rss()
+    check("klab ps RSS of pagemap = its /proc/%s/status VmRSS (%s kB)" % (rss and rss[0], rss and rss[1]),
+          rss and rss[0] in rows and rows[rss[0]][4] == rss[1], (rss, rows.get(rss[0]) if rss else None))
 
     # --- user-space vtop of another process against the guest's own /proc/self/pagemap ----------------------------
     out = run("klab vtop 0x%x --pid %d" % (stack_va, pid))
@@ -279,9 +290,10 @@ def main():
     pa = walked_pa(out)
     check("user mode: vtop %x with the CPU's own tables: pfn = pagemap's, PA = gva2gpa" % stack_va,
           pa is not None and pa[0] >> pa[1] == stack_pfn and gva2gpa(stack_va) == pa[0], out)
-    # the rest reads kernel memory: stop in the kernel again (the next timer tick)
+    # the rest reads kernel memory: stop in the kernel again (the next timer tick; update_process_times calls
+    # scheduler_tick, renamed sched_tick in 6.10, on every kernel generation)
     run("delete")
-    run("hbreak scheduler_tick")
+    run("hbreak update_process_times")
     run("continue")
     run("delete")
 
@@ -300,8 +312,12 @@ def main():
             same = ev("((struct slab *)0x%x)->slab_cache == task_struct_cachep" % head)
         except gdb.error:
             same = ev("((struct page *)0x%x)->slab_cache == task_struct_cachep" % head)
-        check("task_struct's page is a slab page of task_struct_cachep", hp and "slab" in hp["names"] and same == 1,
-              hp and hp["out"])
+        # a slab page is the flag PG_slab until v6.10, the page type slab since (enum pagetype PGTY_slab)
+        as_flag = gdb.lookup_type("enum pageflags").fields() and any(
+            f.name == "PG_slab" for f in gdb.lookup_type("enum pageflags").fields())
+        said = hp and ("slab" in hp["names"] if as_flag else re.search(r"^page_type: .*\bslab\b", hp["out"], re.M))
+        check("task_struct's page is a slab page of task_struct_cachep (%s)" % ("PG_slab" if as_flag else "page type"),
+              said and same == 1, hp and hp["out"])
         pa1 = gva2gpa(task1)
         out = run("klab ptov 0x%x" % pa1)
         check("ptov(gva2gpa(task %x)) gives the task's linear address back" % task1,

@@ -18,11 +18,12 @@ cat >"$work/50-probe.sh" <<'HOOK'
 for f in /proc/[0-9]*/stat; do read -r l <"$f" && echo "STAT $l"; done
 /bin/pagemap --spin &
 sleep 1
+echo "RSSOF $! $(grep VmRSS /proc/$!/status)"
 sync
 HOOK
 "$KLAB" rootfs --arch "$arch" -o "$work/initrd.cpio.gz" --add "$pagemap:/bin/pagemap" \
   --add "$work/50-probe.sh:/etc/klab.d/50-probe.sh" >/dev/null
-"$KLAB" boot --arch "$arch" --name "$name" --initrd "$work/initrd.cpio.gz" ${cpu:+--cpu "$cpu"} --detach \
+"$KLAB" boot --arch "$arch" "${test_kernel[@]}" --name "$name" --initrd "$work/initrd.cpio.gz" ${cpu:+--cpu "$cpu"} --detach \
   >/dev/null 2>&1 || { fail "$arch: boot" "klab boot failed"; finish; }
 export KLAB_TEST_ARCH=$arch${cpu:+/$cpu} KLAB_TEST_PAGEMAP=$pagemap KLAB_TEST_CONSOLE=$KLAB_RUN_DIR/$name/console.log
 timeout 400 "$KLAB" gdb "$name" --batch -ex "source $PWD/tests/integration/gdb_kernel.py" -ex disconnect >"$work/out" 2>&1

@@ -12,11 +12,12 @@ name=gdbmmu-$arch
 cleanup() { "$KLAB" stop --all >/dev/null 2>&1; rm -rf "$KLAB_RUN_DIR" "$work"; }
 work=$(mktemp -d); trap cleanup EXIT
 "$KLAB" rootfs --arch "$arch" -o "$work/initrd.cpio.gz" >/dev/null
-"$KLAB" boot --arch "$arch" --name "$name" --initrd "$work/initrd.cpio.gz" --detach --no-wait >/dev/null 2>&1 \
+"$KLAB" boot --arch "$arch" "${test_kernel[@]}" --name "$name" --initrd "$work/initrd.cpio.gz" --detach --no-wait >/dev/null 2>&1 \
   && "$KLAB" wait "$name" --timeout 120 >/dev/null 2>&1 || { fail "$arch: boot to the shell" "no banner"; finish; }
 
 syms=(jiffies init_task linux_banner schedule)
-cmds=(-ex 'hbreak scheduler_tick' -ex continue -ex 'delete')
+# The timer tick (update_process_times: it calls scheduler_tick, sched_tick since 6.10).
+cmds=(-ex 'hbreak update_process_times' -ex continue -ex 'delete')
 # QEMU's monitor parses its own expressions: give it the address as a number (gdb's eval formats it).
 for s in "${syms[@]}"; do
   cmds+=(-ex "echo @@ $s\n" -ex "klab vtop $s" -ex "eval \"monitor gva2gpa 0x%lx\", (unsigned long)&$s")

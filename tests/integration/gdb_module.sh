@@ -9,7 +9,7 @@ export KLAB_RUN_DIR=$(mktemp -d /dev/shm/klab-test-XXXXXX)
 name=gdbmod
 cleanup() { "$KLAB" stop --all >/dev/null 2>&1; rm -rf "$KLAB_RUN_DIR" "$work"; }
 work=$(mktemp -d); trap cleanup EXIT
-ko=$(bash kernels/module.sh labs/hellodrv debian-amd64 "$work/hellodrv" 2>"$work/module.err") && [ -f "$ko" ] \
+ko=$(bash kernels/module.sh labs/hellodrv "${KLAB_TEST_KERNEL:-debian-amd64}" "$work/hellodrv" 2>"$work/module.err") && [ -f "$ko" ] \
   && ok "hellodrv builds against Debian's headers" || { fail "hellodrv build" "$ko $(tail -2 "$work/module.err")"; finish; }
 cat >"$work/50-hello.sh" <<'HOOK'
 insmod /lib/modules/hellodrv.ko
@@ -19,7 +19,7 @@ echo "READ $(cat /dev/myhello)"
 HOOK
 "$KLAB" rootfs --arch $arch -o "$work/initrd.cpio.gz" --add "$ko:/lib/modules/hellodrv.ko" \
   --add "$work/50-hello.sh:/etc/klab.d/50-hello.sh" >/dev/null
-"$KLAB" boot --arch $arch --name $name --initrd "$work/initrd.cpio.gz" --detach >/dev/null 2>&1 \
+"$KLAB" boot --arch $arch "${test_kernel[@]}" --name $name --initrd "$work/initrd.cpio.gz" --detach >/dev/null 2>&1 \
   || { fail "boot" "klab boot failed"; finish; }
 # gdb stops at start_kernel, leaves `break hello_open` pending, and resumes; the guest's hook insmods and
 # opens /dev/myhello. After the checks gdb deletes the breakpoint and detaches, so the guest goes on.

@@ -10,7 +10,10 @@ arch=$1
 case $arch in x86_64) deb=amd64 ;; arm64) deb=arm64 ;; *) echo "usage: gdb_source.sh x86_64|arm64"; exit 2 ;; esac
 export KLAB_RUN_DIR=$(mktemp -d /dev/shm/klab-test-XXXXXX)
 cache=${KLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klab}
-kdir=$cache/kernels/debian-$deb
+kname=${KLAB_TEST_KERNEL:-debian-$deb}
+kdir=$cache/kernels/$kname
+# The kernel's linux-source series (6.1, 6.12), from its package version.
+series=$(sed -n 's/^package_version=\([0-9]*\.[0-9]*\)\..*/\1/p' "$kdir/VERSION")
 work=$(mktemp -d)
 cleanup() { "$KLAB" stop --all >/dev/null 2>&1; rm -rf "$KLAB_RUN_DIR" "$work"; }
 trap cleanup EXIT
@@ -22,7 +25,7 @@ id=$(readelf -n "$kdir/vmlinux" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p' | 
   || fail "$arch: gdb index" "no $cache/gdb-index/$id.gdb-index"
 
 "$KLAB" rootfs --arch "$arch" -o "$work/initrd.cpio.gz" >/dev/null
-"$KLAB" boot --arch "$arch" --name src-$arch --initrd "$work/initrd.cpio.gz" --detach >/dev/null 2>&1 \
+"$KLAB" boot --arch "$arch" "${test_kernel[@]}" --name src-$arch --initrd "$work/initrd.cpio.gz" --detach >/dev/null 2>&1 \
   || { fail "$arch: boot" "klab boot failed"; finish; }
 timeout 300 "$KLAB" gdb src-$arch --batch -ex 'echo @@ line\n' \
   -ex 'python print("decl_line", gdb.lookup_global_symbol("start_kernel").line)' \
@@ -35,7 +38,7 @@ echo "$out" | grep -q "^\[index-cache\] trying to read $cache/gdb-index/$id.gdb-
   && ! echo "$out" | grep -q "^\[index-cache\] couldn't read\|writing index cache" \
   && ok "$arch: gdb read its index from the cache instead of indexing the DWARF" \
   || fail "$arch: index cache" "$(echo "$out" | grep index-cache | head -4)"
-src=$(bash kernels/build.sh --source 2>/dev/null)
+src=$(bash kernels/build.sh --source "$series" 2>/dev/null)
 n=$(section line | sed -n 's/^decl_line \([0-9]*\)$/\1/p' | head -1)
 file=$(section source | sed -n 's/^Located in //p')
 [ "$file" = "$src/init/main.c" ] && ok "$arch: gdb reads start_kernel's source from Debian's linux-source tree ($file)" \
@@ -49,16 +52,16 @@ section list | grep -q "start_kernel(void)" && ok "$arch: list start_kernel show
 
 # Another version of the tree: one line saying so, and gdb shows no source at all.
 fake=$work/cache
-mkdir -p "$fake/kernels" "$fake/src/linux-source-6.1/init"
-ln -s "$kdir" "$fake/kernels/debian-$deb"
+mkdir -p "$fake/kernels" "$fake/src/linux-source-$series/init"
+ln -s "$kdir" "$fake/kernels/$kname"
 ln -s "$cache/gdb-index" "$fake/gdb-index"
-printf 'VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 1\n' >"$fake/src/linux-source-6.1/Makefile"
-cp "$src/init/main.c" "$fake/src/linux-source-6.1/init/main.c"
-"$KLAB" boot --arch "$arch" --name src2-$arch --initrd "$work/initrd.cpio.gz" --detach >/dev/null 2>&1
+printf 'VERSION = %s\nPATCHLEVEL = %s\nSUBLEVEL = 1\n' "${series%.*}" "${series#*.}" >"$fake/src/linux-source-$series/Makefile"
+cp "$src/init/main.c" "$fake/src/linux-source-$series/init/main.c"
+"$KLAB" boot --arch "$arch" "${test_kernel[@]}" --name src2-$arch --initrd "$work/initrd.cpio.gz" --detach >/dev/null 2>&1
 KLAB_CACHE=$fake timeout 300 "$KLAB" gdb src2-$arch --batch --no-start -ex 'echo @@ list\n' \
   -ex 'list start_kernel' -ex 'echo @@ end\n' -ex 'kill' >"$work/out" 2>&1
 out=$(cat "$work/out")
-echo "$out" | grep -q "^klab: no source lines: the kernel is .*, but $fake/src/linux-source-6.1 holds 6.1.1 " \
+echo "$out" | grep -q "^klab: no source lines: the kernel is .*, but $fake/src/linux-source-$series holds $series.1 " \
   && ok "$arch: a source tree of another version is refused in one line" \
   || fail "$arch: mismatched source" "$(echo "$out" | grep -m2 'klab:')"
 section list | grep -q "start_kernel(void)" && fail "$arch: mismatched source" "gdb showed lines from the wrong tree" \

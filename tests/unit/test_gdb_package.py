@@ -9,6 +9,7 @@ import gdb
 
 sys.path.insert(0, os.path.join(os.getcwd(), "gdb"))
 import klab  # noqa: E402  (registers the commands)
+import klab.command  # noqa: E402
 from klab import arch, lib  # noqa: E402
 
 
@@ -84,4 +85,20 @@ err = gdb_error("klab pte 1 --arch x86_64 --granule 64K")
 check("klab pte --granule 64K on x86_64: one line", err and "--granule must be one of 4K on x86_64" in err, err)
 err = gdb_error("klab vtop 0x1000")
 check("klab vtop without a VM: one line", err and "no process attached" in err, err)
+
+
+class KlabBoom(klab.command.KlabCommand):
+    """A command with a bug."""
+
+    def __init__(self):
+        super().__init__("klab boom-test")
+
+    def invoke(self, arg, from_tty):
+        return 1 << 70 > int(gdb.Value(1 << 70))   # OverflowError inside gdb's Python
+
+
+KlabBoom()
+err = gdb_error("klab boom-test")
+check("a Python error inside a command ends in one klab line, not a Python exception",
+      err and "klab boom-test: internal error (OverflowError" in err and "\n" not in err, err)
 print("# test_gdb_package: done")
