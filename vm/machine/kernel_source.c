@@ -13,9 +13,11 @@
 static char *file_value(const char *path, const char *key)
 {
     char *text = read_text_file(path), *found = NULL, *k, *v;
+    if (!text)
+        return NULL;
     struct kv_reader r;
-    kv_begin(&r, text ? text : (char[]){ "" }, KV_NO_COMMENTS);
-    while (text && !found && kv_next(&r, '=', &k, &v))
+    kv_begin(&r, text, KV_NO_COMMENTS);
+    while (!found && kv_next(&r, '=', &k, &v))
         if (v && !strcmp(k, key))
             found = strdup(v);
     free(text);
