@@ -268,7 +268,8 @@ def main():
     check("klab ps shows pagemap, spinning, as RU", pid in rows and rows[pid][3] == "RU", rows.get(pid))
     rss = guest_rss()
     check("klab ps RSS of pagemap = its /proc/%s/status VmRSS (%s kB)" % (rss and rss[0], rss and rss[1]),
-          rss and rss[0] in rows and rows[rss[0]][4] == rss[1], (rss, rows.get(rss[0]) if rss else None))
+          rss and rss[0] == pid and rss[0] in rows and rows[rss[0]][4] == rss[1],
+          (rss, pid, rows.get(rss[0]) if rss else None))
 
     # --- user-space vtop of another process against the guest's own /proc/self/pagemap ----------------------------
     out = run("klab vtop 0x%x --pid %d" % (stack_va, pid))

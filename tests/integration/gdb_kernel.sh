@@ -13,12 +13,14 @@ work=$(mktemp -d); trap cleanup EXIT
 pagemap=$PWD/build/labs/pagemap-$arch
 [ -x "$pagemap" ] || { fail "$arch: $pagemap" "not built (make labs)"; finish; }
 # The guest prints its own task list, starts pagemap (which prints where its stack is, then spins in user
-# mode), and makes one system call gdb stops in.
+# mode) and its VmRSS once it spins, and makes one system call gdb stops in (after a pause: the console
+# drains the tty's output asynchronously, and gdb reads the log when it stops).
 cat >"$work/50-probe.sh" <<'HOOK'
 for f in /proc/[0-9]*/stat; do read -r l <"$f" && echo "STAT $l"; done
 /bin/pagemap --spin &
-sleep 1
+sleep 2
 echo "RSSOF $! $(grep VmRSS /proc/$!/status)"
+sleep 1
 sync
 HOOK
 "$KLAB" rootfs --arch "$arch" -o "$work/initrd.cpio.gz" --add "$pagemap:/bin/pagemap" \
