@@ -62,14 +62,6 @@ static const struct opt_cmd command = {
     .opts = options,
 };
 
-static int number(const char *arg, uint64_t lo, uint64_t hi, uint64_t *v, const char *what)
-{
-    if (parse_u64(arg, v) && *v >= lo && *v <= hi)
-        return 0;
-    klab_error("%s, not '%s'", what, arg);
-    return -1;
-}
-
 static int one_of(const char *arg, const char *a, const char *b, const char **out, const char *what)
 {
     if (strcmp(arg, a) && strcmp(arg, b)) {
@@ -90,7 +82,7 @@ static int on_option(void *ctx, int id, const char *arg)
     case O_ACCEL: return one_of(arg, "kvm", "tcg", &o->accel, "--accel must be");
     case O_BACKEND: return one_of(arg, "qemu", "libvirt", &o->backend, "--backend wants");
     case O_SMP:
-        if (number(arg, 1, 64, &v, "--smp wants a CPU count from 1 to 64") != 0)
+        if (opts_number(arg, 1, 64, &v, "--smp wants a CPU count from 1 to 64") != 0)
             return -1;
         o->smp = (unsigned)v;
         return 0;
@@ -100,12 +92,12 @@ static int on_option(void *ctx, int id, const char *arg)
         klab_error("--mem wants a size of at least 64M (e.g. 512M, 2G), not '%s'", arg);
         return -1;
     case O_GDB_PORT:
-        if (number(arg, 1, 65535, &v, "--gdb-port wants a TCP port (1-65535)") != 0)
+        if (opts_number(arg, 1, 65535, &v, "--gdb-port wants a TCP port (1-65535)") != 0)
             return -1;
         o->gdb_port = (int)v;
         return 0;
     case O_ANNOUNCE:
-        if (number(arg, 1, 4194304, &v, "--announce wants a process id") != 0)
+        if (opts_number(arg, 1, 4194304, &v, "--announce wants a process id") != 0)
             return -1;
         o->announce = (pid_t)v;
         return 0;

@@ -60,10 +60,7 @@ static int on_option(void *ctx, int id, const char *arg)
         klab_error("%s", err.msg);
         return -1;
     case P_REPEAT:
-        if (parse_u64(arg, &p->repeat) && p->repeat > 0 && p->repeat <= 100000)
-            return 0;
-        klab_error("--repeat wants a count from 1 to 100000, not '%s'", arg);
-        return -1;
+        return opts_number(arg, 1, 100000, &p->repeat, "--repeat wants a count from 1 to 100000");
     }
     return target_option(&p->t, id, arg) > 0 ? 0 : -1;
 }

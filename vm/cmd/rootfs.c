@@ -51,14 +51,6 @@ static const struct opt_cmd command = {
              "rebuild only compresses what changed.",
 };
 
-static int number(const char *arg, uint64_t max, uint64_t *v, const char *what)
-{
-    if (parse_u64(arg, v) && *v <= max)
-        return 0;
-    klab_error("%s, not '%s'", what, arg);
-    return -1;
-}
-
 static int on_option(void *ctx, int id, const char *arg)
 {
     struct rootfs_options *o = ctx;
@@ -75,12 +67,12 @@ static int on_option(void *ctx, int id, const char *arg)
         o->spec.compress = strcmp(arg, "gzip") ? INITRAMFS_NONE : INITRAMFS_GZIP;
         return 0;
     case R_LEVEL:
-        if (number(arg, 9, &v, "--level wants 0-9") != 0)
+        if (opts_number(arg, 0, 9, &v, "--level wants 0-9") != 0)
             return -1;
         o->spec.level = (int)v;
         return 0;
     case R_MTIME:
-        if (number(arg, UINT32_MAX, &v, "--mtime wants seconds since 1970") != 0)
+        if (opts_number(arg, 0, UINT32_MAX, &v, "--mtime wants seconds since 1970") != 0)
             return -1;
         o->spec.mtime = (uint32_t)v;
         return 0;

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "cmd/target.h"
 #include "machine/kimage.h"
+#include "util/opts.h"
 #include "util/util.h"
 
 #include <stdlib.h>
@@ -13,10 +14,8 @@ int target_option(struct target_opts *o, int id, const char *arg)
     uint64_t v;
     if (id != T_CPU)
         return 0;
-    if (!parse_u64(arg, &v) || v > 4095) {
-        klab_error("--cpu wants a CPU number, not '%s'", arg);
+    if (opts_number(arg, 0, 4095, &v, "--cpu wants a CPU number") != 0)
         return -1;
-    }
     o->cpu = (int)v;
     return 1;
 }

@@ -34,10 +34,7 @@ static int on_option(void *ctx, int id, const char *arg)
 {
     struct wait_options *o = ctx;
     (void)id;   /* --timeout */
-    if (parse_u64(arg, &o->timeout) && o->timeout > 0 && o->timeout <= 86400)
-        return 0;
-    klab_error("--timeout wants seconds (1-86400), not '%s'", arg);
-    return -1;
+    return opts_number(arg, 1, 86400, &o->timeout, "--timeout wants seconds (1-86400)");
 }
 
 struct watch {

@@ -112,3 +112,11 @@ int opts_parse(const struct opt_cmd *c, int argc, char **argv, opt_handler on, v
     free(lo);
     return r == -2 ? optind : r;
 }
+
+int opts_number(const char *arg, uint64_t lo, uint64_t hi, uint64_t *v, const char *what)
+{
+    if (parse_u64(arg, v) && *v >= lo && *v <= hi)
+        return 0;
+    klab_error("%s, not '%s'", what, arg);
+    return -1;
+}
