@@ -8,7 +8,9 @@
 # SERIES is the kernel generation, 6.1 (default: linux-image-6.1.0-N-cloud-*) or 6.12
 # (linux-image-6.12.N+deb12-cloud-*, Debian 12's newer kernels).
 #
-# DEST_DIR ends up with: vmlinuz, vmlinux, config, System.map, VERSION (ABI and package version).
+# DEST_DIR ends up with: vmlinuz, vmlinux, config, System.map, VERSION (ABI and package version), and
+# modules/: the virtio block driver and what it needs (Debian builds them as modules), uncompressed, with
+# load.order, for `klab boot --swap`.
 # Already-fetched kernels of the same ABI are kept as they are. With KLAB_BINARY the pair is verified
 # (`klab inspect`: the image's banner must equal linux_banner in vmlinux) before it is declared ready.
 set -euo pipefail
@@ -22,6 +24,39 @@ for_gdb() {
   bash "$here/gdb-index.sh" "$dest/vmlinux"
   bash "$here/build.sh" --source "$series" >/dev/null
 }
+# The virtio block driver for `klab boot --swap`, from the image package: virtio_blk and the virtio core and
+# PCI transport where this kernel builds them as modules, decompressed (6.12's are .ko.xz), in load order
+# (each after the modules `modinfo -F depends` names).
+modules() {
+  local deb=$1 out="$dest/modules" tmpm
+  [ -f "$out/load.order" ] && grep -qx "# $release" "$out/load.order" && return 0
+  tmpm=$(mktemp -d "$dest/.modules.XXXXXX")
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmpm" --wildcards \
+    "./lib/modules/$release/kernel/drivers/virtio/*" "./lib/modules/$release/kernel/drivers/block/virtio_blk.ko*" \
+    2>/dev/null || true
+  find "$tmpm" -name '*.ko.xz' -exec xz -d {} +
+  rm -rf "$out" && mkdir -p "$out"
+  local order=()
+  # add NAME [dep]: NAME after what it depends on; a top-level module that is not there is built in.
+  add() {
+    local m=$1 f d
+    [[ " ${order[*]} " == *" $m "* ]] && return 0
+    f=$(find "$tmpm" -name "$m.ko" | head -n 1)
+    if [ -z "$f" ]; then
+      [ -z "${2:-}" ] || die "$release: a virtio module needs $m, which is not in drivers/virtio"
+      grep -qx "CONFIG_$(echo "$m" | tr a-z A-Z)=y" "$dest/config" || die "$release has no $m (module or built in)"
+      return 0
+    fi
+    for d in $("$modinfo" -F depends "$f" | tr , ' '); do add "$d" dep; done
+    cp "$f" "$out/" && order+=("$m")
+  }
+  add virtio_blk
+  add virtio_pci
+  rm -rf "$tmpm"
+  { echo "# $release"; printf '%s.ko\n' "${order[@]}"; } > "$out/load.order"
+}
+modinfo=$(command -v modinfo || echo /usr/sbin/modinfo)
+
 [ $# -ge 2 ] || die "usage: fetch-debian.sh amd64|arm64 DEST_DIR [KLAB_BINARY] [SERIES]"
 arch=$1 dest=$2 klab=${3:-} series=${4:-6.1}
 case "$series" in 6.1|6.12) ;; *) die "unknown kernel series '$series' (6.1 or 6.12)";; esac
@@ -51,6 +86,14 @@ release="$abi-$flavour"
 if [ -f "$dest/VERSION" ] && grep -qx "release=$release" "$dest/VERSION" \
    && [ -s "$dest/vmlinuz" ] && [ -s "$dest/vmlinux" ]; then
   echo "klab kernels: $release already in $dest"
+  if ! { [ -f "$dest/modules/load.order" ] && grep -qx "# $release" "$dest/modules/load.order"; }; then
+    apt_opts=()
+    [ "$(id -u)" -ne 0 ] || apt_opts=(-o APT::Sandbox::User=root)
+    mkdir -p "$dest/.debs" && (cd "$dest/.debs" && apt-get download -q "${apt_opts[@]}" \
+      "linux-image-$release-unsigned:$arch") || die "apt-get download linux-image-$release-unsigned:$arch failed"
+    modules "$(ls "$dest/.debs/linux-image-$release-unsigned_"*"_$arch.deb")"
+    rm -rf "$dest/.debs"
+  fi
   for_gdb
   exit 0
 fi
@@ -85,6 +128,7 @@ if [ -n "$klab" ]; then
   "$klab" inspect --kernel "$dest/vmlinuz" --vmlinux "$dest/vmlinux" >/dev/null \
     || die "the image and vmlinux of $release do not match; refusing them"
 fi
+modules "$dest/.debs/$image_deb"
 printf 'release=%s\npackage_version=%s\narch=%s\n' "$release" "$version" "$arch" > "$dest/VERSION"
 rm -rf "$dest/.debs"
 echo "klab kernels: $release ready in $dest"

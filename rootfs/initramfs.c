@@ -345,9 +345,27 @@ static void free_builder(struct builder *b)
     free(b->items);
 }
 
+bool initramfs_dest_climbs(const char *dest)
+{
+    for (const char *p = dest; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            return true;
+        p += n + (p[n] == '/');
+    }
+    return false;
+}
+
 int initramfs_build(const struct initramfs_spec *spec, const char *out_path, struct initramfs_stats *stats,
                     char *err, size_t errlen)
 {
+    /* A ".." component would name a file outside the root when the archive is unpacked (GNU cpio warns of
+     * such names; the kernel's own unpacker does not check). */
+    for (size_t i = 0; i < spec->nadds; i++)
+        if (initramfs_dest_climbs(spec->adds[i].dest)) {
+            snprintf(err, errlen, "archive path %s has a '..' component", spec->adds[i].dest);
+            return -1;
+        }
     struct builder b = { .err = err, .errlen = errlen };
     int rc = add_base(&b, spec);
     if (rc == 0 && spec->overlay)

@@ -4,6 +4,7 @@
 #ifndef KLAB_INITRAMFS_H
 #define KLAB_INITRAMFS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,8 @@ struct initramfs_stats {
 };
 
 /* Writes the image to out_path (through a temporary file, renamed at the end). 0 or -1 with err set. */
+/* Whether an archive path has a ".." component (refused: it would land outside the root). */
+bool initramfs_dest_climbs(const char *dest);
 int initramfs_build(const struct initramfs_spec *spec, const char *out_path, struct initramfs_stats *stats,
                     char *err, size_t errlen);
 

@@ -9,6 +9,7 @@ packages=(
   gdb-multiarch python3                              # the debugger and its Python layer
   cpio libarchive-tools bc binutils                  # independent cpio readers, nm and bc (tests, bench)
   dpkg-dev ca-certificates                           # apt-get download / dpkg-deb for kernels and busybox
+  kmod xz-utils                                      # modinfo and xz for the kernels' virtio modules (boot --swap)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross        # arm64 guest programs (labs/) and kernels
   flex bison libelf-dev libssl-dev linux-source-6.1  # source-built lab kernels (kernels/build.sh)
   libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients   # klab boot --backend libvirt

@@ -130,6 +130,24 @@ def kread_u64(addr, what, describe):
     return int.from_bytes(kread(addr, 8, what, describe), "little")
 
 
+def kstruct(addr, type_name, what, describe):
+    """*(type *)addr read whole with kread (so also while the CPU runs user code), as a gdb.Value whose fields
+    are in hand; pointers in it are followed with another kstruct."""
+    t = lookup_type(type_name, what)
+    return gdb.Value(kread(addr & MASK64, t.sizeof, what, describe), t)
+
+
+def kstring(addr, what, describe, limit=256):
+    """A NUL-terminated string of kernel memory, read with kread a piece at a time."""
+    out = b""
+    while len(out) < limit:
+        piece = kread((addr + len(out)) & MASK64, 16, what, describe)
+        if b"\0" in piece:
+            return (out + piece[:piece.index(b"\0")]).decode(errors="replace")
+        out += piece
+    return out.decode(errors="replace")
+
+
 def field_offset(type_name, field, what):
     try:
         return int(gdb.parse_and_eval("(unsigned long)&((%s *)0)->%s" % (type_name, field)))

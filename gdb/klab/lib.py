@@ -10,9 +10,12 @@ import gdb
 from klab import vm
 
 FILTER_NO_MERGE = 16
+FILTER_NON_PRESENT = 32
+RANGE_NON_PRESENT = 2
 RANGE_MAPPED = 0
 ROOT_USER, ROOT_FOR_VA, ROOT_ALL = 0, 1, 2
-ABI_VERSION = 3
+ABI_VERSION = 4
+STOP_NOT_PRESENT = 1
 MASK64 = (1 << 64) - 1
 
 
@@ -44,7 +47,8 @@ class Walk(ctypes.Structure):
 class Range(ctypes.Structure):
     _fields_ = [("kind", ctypes.c_int), ("root_name", ctypes.c_char * 12), ("va_start", ctypes.c_uint64),
                 ("va_end", ctypes.c_uint64), ("pa_start", ctypes.c_uint64), ("page_size", ctypes.c_uint64),
-                ("leaves", ctypes.c_uint64), ("level_name", ctypes.c_char * 8), ("perms", Perms),
+                ("leaves", ctypes.c_uint64), ("level_name", ctypes.c_char * 8), ("hw_level", ctypes.c_int),
+                ("granule_shift", ctypes.c_uint), ("perms", Perms),
                 ("first_raw", ctypes.c_uint64), ("attrs", ctypes.c_char * 200)]
 
 
@@ -75,16 +79,29 @@ class Error(ctypes.Structure):
         return self.msg.decode(errors="replace")
 
 
+class KernelMm(ctypes.Structure):
+    """struct klab_kernel_mm: what the kernel's non-present entries depend on (gdb/klab/swap.py fills it)."""
+    _fields_ = [("version", ctypes.c_uint), ("max_swapfiles", ctypes.c_int), ("config", ctypes.c_uint),
+                ("config_known", ctypes.c_uint), ("max_physmem_bits", ctypes.c_uint)]
+
+
+class Swp(ctypes.Structure):
+    _fields_ = [("kind", ctypes.c_int), ("type", ctypes.c_uint), ("offset", ctypes.c_uint64),
+                ("pfn", ctypes.c_uint64), ("has_pfn", ctypes.c_bool), ("soft_dirty", ctypes.c_bool),
+                ("exclusive", ctypes.c_bool), ("uffd_wp", ctypes.c_bool), ("young", ctypes.c_bool),
+                ("dirty", ctypes.c_bool), ("why", ctypes.c_char * 160)]
+
+
 class Abi(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint)] + [(n, ctypes.c_size_t) for n in (
         "mmu_regs", "level", "perms", "walk", "range", "range_opts", "range_stats", "geometry", "ram_region",
-        "error")]
+        "error", "kernel_mm", "swp")]
 
 
 # The structures above and the fields of struct klab_abi that give their C sizes.
 _MIRRORS = (("mmu_regs", MmuRegs), ("level", Level), ("perms", Perms), ("walk", Walk), ("range", Range),
             ("range_opts", RangeOpts), ("range_stats", RangeStats), ("geometry", Geometry),
-            ("ram_region", RamRegion), ("error", Error))
+            ("ram_region", RamRegion), ("error", Error), ("kernel_mm", KernelMm), ("swp", Swp))
 
 READ_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_size_t)
 RANGE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(Range))
@@ -139,6 +156,15 @@ def lib():
         l.klab_parse_page_size.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(Error)]
         l.klab_walk_ranges.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_void_p, ctypes.POINTER(RangeOpts), RANGE_FN,
                                        ctypes.c_void_p, ctypes.POINTER(RangeStats), ctypes.POINTER(Error)]
+        l.klab_decode_swp.argtypes = [ctypes.c_int, ctypes.POINTER(KernelMm), ctypes.c_uint, ctypes.c_int, ctypes.c_bool,
+                                      ctypes.c_uint64, ctypes.POINTER(Swp), ctypes.POINTER(Error)]
+        l.klab_walk_swp.argtypes = [ctypes.POINTER(Walk), ctypes.POINTER(KernelMm), ctypes.POINTER(Swp),
+                                    ctypes.POINTER(Error)]
+        l.klab_range_swp.argtypes = [ctypes.POINTER(Range), ctypes.POINTER(KernelMm), ctypes.POINTER(Swp),
+                                     ctypes.POINTER(Error)]
+        l.klab_swp_kind_name.restype = ctypes.c_char_p
+        l.klab_format_swp.restype = ctypes.c_size_t
+        l.klab_format_swp.argtypes = [ctypes.POINTER(Swp), ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
         _lib = l
     return _lib
 
@@ -284,6 +310,38 @@ def format_entry(a, granule, level, raw, what):
     if lib().klab_format_entry(a, granule, level, raw, buf, 1024, ctypes.byref(err)) != 0:
         raise gdb.GdbError("klab %s: %s" % (what, err))
     return buf.value.decode(errors="replace")
+
+
+def walk_swp(walk, kmm, what):
+    """The software entry a walk stopped at (klab_walk_swp), or None when it did not stop at a non-present one."""
+    if walk.stop != STOP_NOT_PRESENT:
+        return None
+    s, err = Swp(), Error()
+    if lib().klab_walk_swp(ctypes.byref(walk), ctypes.byref(kmm), ctypes.byref(s), ctypes.byref(err)) != 0:
+        raise gdb.GdbError("klab %s: %s" % (what, err))
+    return s
+
+
+def range_swp(r, kmm, what):
+    s, err = Swp(), Error()
+    if lib().klab_range_swp(ctypes.byref(r), ctypes.byref(kmm), ctypes.byref(s), ctypes.byref(err)) != 0:
+        raise gdb.GdbError("klab %s: %s" % (what, err))
+    return s
+
+
+def decode_swp(a, kmm, granule, level, upper, raw, what):
+    s, err = Swp(), Error()
+    if lib().klab_decode_swp(a, ctypes.byref(kmm), granule, level, upper, raw, ctypes.byref(s), ctypes.byref(err)) != 0:
+        raise gdb.GdbError("klab %s: %s" % (what, err))
+    return s
+
+
+def swp_kind_name(s):
+    return lib().klab_swp_kind_name(s.kind).decode()
+
+
+def format_swp(s, swap_name=None):
+    return _text(lib().klab_format_swp, ctypes.byref(s), swap_name.encode() if swap_name else None, size=512)[1]
 
 
 def walk_ranges(regs, mem, opts, fn, what):

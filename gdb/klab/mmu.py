@@ -1,11 +1,12 @@
 """klab vtop / pte / ptdump in gdb: libklab walks the tables, this file parses arguments and prints."""
 
 import ctypes
+import re
 
 import gdb
 
 from klab.command import KlabCommand
-from klab import kernel, lib
+from klab import kernel, lib, swap
 
 MASK64 = (1 << 64) - 1
 
@@ -116,6 +117,9 @@ Usage: klab vtop ADDRESS [--pid N | --mm PTR | --pgd PA] [--explain]
   --pgd PA    walk from this top-level table instead of CR3 / TTBR0_EL1 / TTBR1_EL1
   --explain   derive each level's shift, table size and index from the address bits (seed 002's
               PGDIR_SHIFT = 42, PTRS_PER_PGD = 64 for 64K pages, 48-bit VA, 3 levels)
+A non-present user entry is decoded as the kernel wrote it: SWAP (type, the swap file, offset), MIGRATE
+(and the PFN), POISON, MARKER, PROTNONE, by this kernel's version and config; what klab cannot justify
+says "unknown non-present entry".
 Tables are read from the VM's RAM file when klab gdb started this session, else through the stub."""
 
     OPTIONS = ("--pid", "--mm", "--pgd", "--explain")
@@ -132,23 +136,26 @@ Tables are read from the VM's RAM file when klab gdb started this session, else 
         with lib.PhysMem() as mem:
             walk = translate(regs, mem, va)
         print_walk(walk, "--explain" in opts)
+        gdb.write(swap.describe_walk(walk, regs, "vtop"))
 
 
 class KlabPte(KlabCommand):
     """Decode a raw page-table entry.
 
-Usage: klab pte VALUE [--level L] [--granule 4K|16K|64K] [--arch x86_64|arm64]
+Usage: klab pte VALUE [--level L] [--granule 4K|16K|64K] [--arch x86_64|arm64] [--kver X.Y]
   arm64: --level 0..3 (3 = page level, the default), --granule from TCR_EL1 when attached (else 4K);
   x86_64: --level 1 (PT, default) .. 5 (PML5).
+  A non-present entry is decoded as a user entry of the loaded kernel (swap, migration, ...); --kver
+  says which kernel version's layout to use when no kernel is loaded.
 Example (seed 002, arm64 64K pages): klab pte 0x68000061020713 --granule 64K"""
 
-    OPTIONS = ("--level", "--granule", "--arch")
+    OPTIONS = ("--level", "--granule", "--arch", "--kver")
 
     def __init__(self):
         super().__init__("klab pte")
 
     def invoke(self, arg, from_tty):
-        pos, opts = split_args(arg, "pte", set(), {"--level", "--granule", "--arch"})
+        pos, opts = split_args(arg, "pte", set(), {"--level", "--granule", "--arch", "--kver"})
         if len(pos) != 1:
             raise gdb.GdbError("klab pte: give one value (see help klab pte)")
         raw = value(pos[0], "pte")
@@ -169,6 +176,20 @@ Example (seed 002, arm64 64K pages): klab pte 0x68000061020713 --granule 64K"""
             except ValueError:
                 raise gdb.GdbError("klab pte: --level wants a number")
         gdb.write(lib.format_entry(a, granule, level, raw, "pte"))
+        entry, err = lib.Level(), lib.Error()
+        if lib.lib().klab_decode_entry(a, granule, level, raw, ctypes.byref(entry), ctypes.byref(err)) == 0 \
+                and entry.kind == 0:
+            # The loaded kernel's facts apply to its own architecture only.
+            own = a == lib.arch() and kernel.has_symbol("init_uts_ns")
+            kmm = swap.kernel_mm(lib.mmu_regs() if own and gdb.selected_inferior().pid else None, "pte") if own \
+                else lib.KernelMm()
+            if "--kver" in opts:
+                m = re.match(r"(\d+)\.(\d+)$", opts["--kver"])
+                if not m:
+                    raise gdb.GdbError("klab pte: --kver wants MAJOR.MINOR, e.g. 6.12")
+                kmm.version = int(m.group(1)) << 16 | int(m.group(2)) << 8
+            s = lib.decode_swp(a, kmm, granule, level, False, raw, "pte")
+            gdb.write(lib.format_swp(s, swap.swap_name(s.type) if lib.swp_kind_name(s) == "swap" else None))
 
 
 class KlabPtdump(KlabCommand):
@@ -177,18 +198,20 @@ class KlabPtdump(KlabCommand):
 Each line: VA span, size, PA, page size x count, level, permissions, attributes.
 
 Usage: klab ptdump [--pid N | --mm PTR | --pgd PA] [--range START-END] [--filter w,x,u,k]
-                   [--page-size 4K|2M|1G|64K|...] [--no-merge]
+                   [--page-size 4K|2M|1G|64K|...] [--no-merge] [--non-present]
   --pid N / --mm PTR: that process's page tables (user half from its mm->pgd; the kernel half is shared).
   Leaves merge while VA and PA continue and the attributes stay equal. Permissions are kernel/user rwx.
-  --filter: w writable, x executable, u user-accessible, k kernel-only (all given must hold)."""
+  --filter: w writable, x executable, u user-accessible, k kernel-only (all given must hold).
+  --non-present: instead of the mappings, every non-present entry that still holds something, decoded as
+  klab vtop does (swapped and migrating pages of --pid N, PROT_NONE, ...)."""
 
-    OPTIONS = ("--pid", "--mm", "--pgd", "--range", "--filter", "--page-size", "--no-merge")
+    OPTIONS = ("--pid", "--mm", "--pgd", "--range", "--filter", "--page-size", "--no-merge", "--non-present")
 
     def __init__(self):
         super().__init__("klab ptdump")
 
     def invoke(self, arg, from_tty):
-        pos, opts = split_args(arg, "ptdump", {"--no-merge"},
+        pos, opts = split_args(arg, "ptdump", {"--no-merge", "--non-present"},
                                {"--range", "--filter", "--page-size", "--pid", "--mm", "--pgd"})
         if pos:
             raise gdb.GdbError("klab ptdump: unexpected argument '%s'" % pos[0])
@@ -204,14 +227,26 @@ Usage: klab ptdump [--pid N | --mm PTR | --pgd PA] [--range START-END] [--filter
             o.filters |= lib.parse_filters(opts["--filter"], "ptdump")
         if "--no-merge" in opts:
             o.filters |= lib.FILTER_NO_MERGE
+        if "--non-present" in opts:
+            o.filters |= lib.FILTER_NON_PRESENT
         if "--page-size" in opts:
             o.page_size = lib.parse_page_size(opts["--page-size"], "ptdump")
         regs = address_space(lib.mmu_regs(), opts, "ptdump")
         lines = []
         last_root = ctypes.create_string_buffer(12)
 
+        kmm = swap.kernel_mm(regs, "ptdump") if "--non-present" in opts else None
+
+        def line(r):
+            text = lib.format_range(r, last_root)
+            if r.kind == lib.RANGE_NON_PRESENT:
+                s = lib.range_swp(r, kmm, "ptdump")
+                name = swap.swap_name(s.type, "ptdump") if lib.swp_kind_name(s) == "swap" else None
+                text = text.rstrip("\n") + " " + lib.format_swp(s, name).strip() + "\n"
+            lines.append(text)
+
         with lib.PhysMem() as mem:
-            lib.walk_ranges(regs, mem, o, lambda r: lines.append(lib.format_range(r, last_root)), "ptdump")
+            lib.walk_ranges(regs, mem, o, line, "ptdump")
         gdb.write("".join(lines))
 
 

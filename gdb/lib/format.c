@@ -102,7 +102,10 @@ size_t klab_format_range(const struct klab_range *r, char last_root[12], char *b
     }
     char sz[24], ps[24], perms[8];
     const uint64_t span = r->va_end - r->va_start;
-    if (r->kind == KLAB_RANGE_BAD)
+    if (r->kind == KLAB_RANGE_NON_PRESENT)
+        add(buf, len, &used, "0x%016llx-0x%016llx %6s  %-4s entry 0x%016llx:", (unsigned long long)r->va_start,
+            (unsigned long long)r->va_end, klab_size_str(span, sz), r->level_name, (unsigned long long)r->first_raw);
+    else if (r->kind == KLAB_RANGE_BAD)
         add(buf, len, &used, "0x%016llx-0x%016llx %6s  BAD %s entry 0x%016llx: %s\n", (unsigned long long)r->va_start,
             (unsigned long long)r->va_end, klab_size_str(span, sz), r->level_name, (unsigned long long)r->first_raw,
             r->attrs);
@@ -177,6 +180,80 @@ int klab_parse_page_size(const char *s, uint64_t *size, struct klab_error *error
     return 0;
 }
 
+/* The swap PTE's own bits, then a migration entry's saved young/dirty bits. */
+static void swp_bits(const struct klab_swp *s, char *buf, size_t len, size_t *used)
+{
+    const struct { bool on; const char *name; } bits[] = {
+        { s->exclusive, "exclusive" }, { s->soft_dirty, "soft-dirty" }, { s->uffd_wp, "uffd-wp" },
+        { s->young, "young" }, { s->dirty, "dirty" },
+    };
+    for (size_t i = 0; i < sizeof bits / sizeof *bits; i++)
+        if (bits[i].on)
+            add(buf, len, used, "  %s", bits[i].name);
+}
+
+static void swp_pfn(const struct klab_swp *s, char *buf, size_t len, size_t *used)
+{
+    if (s->has_pfn)
+        add(buf, len, used, "PFN %#llx", (unsigned long long)s->pfn);
+    else
+        add(buf, len, used, "PFN unknown (%s)", s->why);
+}
+
+size_t klab_format_swp(const struct klab_swp *s, const char *swap_name, char *buf, size_t len)
+{
+    size_t used = 0;
+    const char *kind = klab_swp_kind_name(s->kind);
+    switch (s->kind) {
+    case KLAB_SWP_NONE:
+        add(buf, len, &used, "  EMPTY: an empty entry: nothing mapped, nothing kept");
+        break;
+    case KLAB_SWP_SWAP:
+        add(buf, len, &used, "   SWAP: type %u%s%s%s  offset %#llx", s->type, swap_name ? " (" : "",
+            swap_name ? swap_name : "", swap_name ? ")" : "", (unsigned long long)s->offset);
+        swp_bits(s, buf, len, &used);
+        break;
+    case KLAB_SWP_MIGRATION_READ:
+    case KLAB_SWP_MIGRATION_READ_EXCLUSIVE:
+    case KLAB_SWP_MIGRATION_WRITE:
+    case KLAB_SWP_DEVICE_WRITE:
+    case KLAB_SWP_DEVICE_READ:
+    case KLAB_SWP_DEVICE_EXCLUSIVE_WRITE:
+    case KLAB_SWP_DEVICE_EXCLUSIVE_READ:
+    case KLAB_SWP_HWPOISON:
+        add(buf, len, &used, "%7s: %s (swap type %u)  ", s->kind == KLAB_SWP_HWPOISON ? "POISON"
+                             : s->kind <= KLAB_SWP_MIGRATION_WRITE ? "MIGRATE" : "DEVICE", kind, s->type);
+        swp_pfn(s, buf, len, &used);
+        swp_bits(s, buf, len, &used);
+        break;
+    case KLAB_SWP_PTE_MARKER:
+        add(buf, len, &used, " MARKER: pte-marker (swap type %u)%s%s", s->type, s->offset & 1 ? "  uffd-wp" : "",
+            s->offset & 2 ? "  poisoned" : "");
+        if (s->offset & 4)
+            add(buf, len, &used, "  guard");
+        break;
+    case KLAB_SWP_SWAPIN_ERROR:
+        add(buf, len, &used, "  ERROR: swapin-error (swap type %u): reading the page back from swap failed", s->type);
+        break;
+    case KLAB_SWP_PROT_NONE:
+    case KLAB_SWP_INVALIDATED:
+        add(buf, len, &used, "%7s: ", s->kind == KLAB_SWP_PROT_NONE ? "PROTNONE" : "INVALID");
+        swp_pfn(s, buf, len, &used);
+        add(buf, len, &used, "  %s", s->kind == KLAB_SWP_PROT_NONE
+                                         ? "present to the kernel, not to the MMU: PROT_NONE or a NUMA-hinting fault"
+                                         : "a huge page made invalid while it is split or changed (pmdp_invalidate)");
+        break;
+    case KLAB_SWP_KERNEL:
+        add(buf, len, &used, "   SOFT: not present in a kernel mapping: %s", s->why);
+        break;
+    default:
+        add(buf, len, &used, "   SOFT: unknown non-present entry: %s", s->why);
+        break;
+    }
+    add(buf, len, &used, "\n");
+    return used;
+}
+
 void klab_abi(struct klab_abi *out)
 {
     *out = (struct klab_abi){
@@ -184,6 +261,6 @@ void klab_abi(struct klab_abi *out)
         .perms = sizeof(struct klab_perms), .walk = sizeof(struct klab_walk), .range = sizeof(struct klab_range),
         .range_opts = sizeof(struct klab_range_opts), .range_stats = sizeof(struct klab_range_stats),
         .geometry = sizeof(struct klab_geometry), .ram_region = sizeof(struct klab_ram_region),
-        .error = sizeof(struct klab_error),
+        .error = sizeof(struct klab_error), .kernel_mm = sizeof(struct klab_kernel_mm), .swp = sizeof(struct klab_swp),
     };
 }

@@ -135,6 +135,74 @@ KLAB_API int klab_geometry(const struct klab_mmu_regs *regs, bool upper, struct 
 KLAB_API int klab_decode_entry(enum klab_arch arch, unsigned granule_shift, int hw_level, uint64_t raw,
                                struct klab_level *out, struct klab_error *err);
 
+/* ---- non-present entries: what the kernel keeps in them ----------------------------------------------- */
+
+/* A non-present leaf means nothing to the MMU, but Linux stores a software entry in it: a swap entry (swap
+ * type and offset), or, in the swap types above MAX_SWAPFILES, a migration, device-private, hwpoison or PTE
+ * marker entry (include/linux/swap.h, swapops.h), each in the architecture's bit layout
+ * (arch/x86/include/asm/pgtable_64.h, arch/arm64/include/asm/pgtable.h). The numbering of the special types
+ * depends on the kernel's version and configuration, so the caller says what it knows of the kernel. */
+enum {
+    KLAB_KCONFIG_MIGRATION = 1 << 0,       /* CONFIG_MIGRATION: 3 migration types */
+    KLAB_KCONFIG_MEMORY_FAILURE = 1 << 1,  /* CONFIG_MEMORY_FAILURE: the hwpoison type */
+    KLAB_KCONFIG_DEVICE_PRIVATE = 1 << 2,  /* CONFIG_DEVICE_PRIVATE: 4 device types */
+    KLAB_KCONFIG_PTE_MARKER = 1 << 3,      /* CONFIG_PTE_MARKER (5.19 .. 6.11): the PTE marker type */
+    KLAB_KCONFIG_SOFT_DIRTY = 1 << 4,      /* CONFIG_MEM_SOFT_DIRTY: x86's swap soft-dirty bit */
+    KLAB_KCONFIG_UFFD_WP = 1 << 5,         /* CONFIG_PTE_MARKER_UFFD_WP: the swap uffd-wp bit */
+};
+struct klab_kernel_mm {
+    unsigned version;           /* major << 16 | minor << 8 (as KERNEL_VERSION); 0: unknown */
+    int max_swapfiles;          /* MAX_SWAPFILES = ARRAY_SIZE(swap_info), from the kernel's DWARF; 0: unknown */
+    unsigned config;            /* KLAB_KCONFIG_* that are =y */
+    unsigned config_known;      /* KLAB_KCONFIG_* the caller read from the kernel's config (the rest: unknown) */
+    unsigned max_physmem_bits;  /* MAX_PHYSMEM_BITS (x86: 52 with LA57, else 46; arm64: CONFIG_ARM64_PA_BITS) */
+};
+
+enum klab_swp_kind {
+    KLAB_SWP_NONE,               /* pte_none(): an empty entry */
+    KLAB_SWP_SWAP,               /* a page in swap area `type` at page `offset` */
+    KLAB_SWP_MIGRATION_READ,     /* a page under migration, mapped read-only */
+    KLAB_SWP_MIGRATION_READ_EXCLUSIVE,
+    KLAB_SWP_MIGRATION_WRITE,
+    KLAB_SWP_DEVICE_WRITE,       /* device-private memory (HMM) */
+    KLAB_SWP_DEVICE_READ,
+    KLAB_SWP_DEVICE_EXCLUSIVE_WRITE,
+    KLAB_SWP_DEVICE_EXCLUSIVE_READ,
+    KLAB_SWP_HWPOISON,           /* a page with a memory error */
+    KLAB_SWP_PTE_MARKER,         /* offset = marker bits: uffd-wp, poisoned / swapin error */
+    KLAB_SWP_SWAPIN_ERROR,       /* 5.19 .. 6.1: a page whose swap-in failed */
+    KLAB_SWP_PROT_NONE,          /* present to the kernel, not to the MMU: PROT_NONE or NUMA hinting */
+    KLAB_SWP_INVALIDATED,        /* a huge PMD made invalid while it is split or changed (pmdp_invalidate) */
+    KLAB_SWP_KERNEL,             /* not present in a kernel mapping: no software entry there */
+    KLAB_SWP_UNKNOWN,            /* an encoding klab cannot justify (why says why) */
+};
+
+struct klab_swp {
+    enum klab_swp_kind kind;
+    unsigned type;               /* swp_type(): the swap area, or the special type's number */
+    uint64_t offset;             /* swp_offset() */
+    uint64_t pfn;                /* migration, device, hwpoison, PROT_NONE, invalidated: the page frame */
+    bool has_pfn;
+    bool soft_dirty, exclusive, uffd_wp;   /* the swap PTE's own bits (x86 bit 1, x86 bit 3 / arm64 bit 2, ...) */
+    bool young, dirty;           /* a migration entry's saved A/D bits (swapops.h SWP_MIG_YOUNG/DIRTY) */
+    char why[160];               /* UNKNOWN: why klab does not decode it; KERNEL: what such entries are */
+};
+
+/* Decodes the non-present entry raw at hw_level (as klab_decode_entry) of a user-half table (upper_half
+ * false) or a kernel-half one. 0, or -1 when the arguments describe no level or raw is present. */
+KLAB_API int klab_decode_swp(enum klab_arch arch, const struct klab_kernel_mm *k, unsigned granule_shift,
+                             int hw_level, bool upper_half, uint64_t raw, struct klab_swp *out,
+                             struct klab_error *err);
+/* The same for the entry a walk stopped at (walk->stop == KLAB_STOP_NOT_PRESENT), in the walk's half. */
+KLAB_API int klab_walk_swp(const struct klab_walk *walk, const struct klab_kernel_mm *k, struct klab_swp *out,
+                           struct klab_error *err);
+/* The same for a KLAB_RANGE_NON_PRESENT range of klab_walk_ranges (below). */
+struct klab_range;
+KLAB_API int klab_range_swp(const struct klab_range *range, const struct klab_kernel_mm *k, struct klab_swp *out,
+                            struct klab_error *err);
+/* The kind's name: "swap", "migration-write", ... */
+KLAB_API const char *klab_swp_kind_name(enum klab_swp_kind kind);
+
 /* ---- architectures: what differs, asked by name (the tables are in mmu_x86_64.c and mmu_arm64.c) ---- */
 
 /* klab's name ("x86_64", "arm64") or gdb's architecture name ("i386:x86-64", "aarch64") → the arch, or -1. */
@@ -161,6 +229,8 @@ KLAB_API int klab_replace_root(struct klab_mmu_regs *regs, enum klab_root which,
 enum klab_range_kind {
     KLAB_RANGE_MAPPED,   /* leaves with contiguous VA and PA and equal attributes */
     KLAB_RANGE_BAD,      /* an entry the hardware would fault on (reserved encoding) or a table outside RAM */
+    KLAB_RANGE_NON_PRESENT, /* one non-present, non-zero entry (KLAB_FILTER_NON_PRESENT): klab_decode_swp says
+                             * what the kernel keeps in it */
 };
 
 struct klab_range {
@@ -171,6 +241,8 @@ struct klab_range {
     uint64_t page_size;          /* size of each leaf: 4K, 2M, 1G, 64K, 512M, ... */
     uint64_t leaves;             /* leaf entries merged into this range */
     char level_name[8];          /* Linux's name of the leaf level (pte, pmd, pud) */
+    int hw_level;                /* the architecture's number of that level (as klab_decode_entry) */
+    unsigned granule_shift;      /* the root's granule */
     struct klab_perms perms;
     uint64_t first_raw;          /* raw value of the first leaf (or of the bad entry) */
     char attrs[200];             /* the first leaf decoded (or why the range is bad) */
@@ -183,6 +255,7 @@ enum {
     KLAB_FILTER_USER = 1 << 2,       /* accessible from user space */
     KLAB_FILTER_KERNEL = 1 << 3,     /* kernel-only */
     KLAB_FILTER_NO_MERGE = 1 << 4,   /* report every leaf on its own */
+    KLAB_FILTER_NON_PRESENT = 1 << 5,/* report the non-present, non-zero entries instead of the mapped leaves */
 };
 
 struct klab_range_opts {
@@ -298,6 +371,10 @@ KLAB_API size_t klab_format_range(const struct klab_range *r, char last_root[12]
  * why) when the arguments describe no level. */
 KLAB_API int klab_format_entry(enum klab_arch arch, unsigned granule_shift, int hw_level, uint64_t raw, char *buf,
                                size_t len, struct klab_error *err);
+/* One line for a decoded non-present entry, crash's "SWAP ... OFFSET" made explicit:
+ * "   SWAP: type 0 (/dev/vdb)  offset 0x1f  exclusive soft-dirty", "  MIGRATION: write  PFN 0x1234 ...".
+ * swap_name (may be NULL) names swap area `type`. */
+KLAB_API size_t klab_format_swp(const struct klab_swp *s, const char *swap_name, char *buf, size_t len);
 /* --filter w,x,u,k (also writable, exec, user, kernel) → KLAB_FILTER_* bits; u and k exclude each other. */
 KLAB_API int klab_parse_filters(const char *s, unsigned *filters, struct klab_error *err);
 /* --page-size 4K, 2M, 1G, 64K, 512M ... → bytes. */
@@ -305,10 +382,10 @@ KLAB_API int klab_parse_page_size(const char *s, uint64_t *size, struct klab_err
 
 /* ---- the ABI: callers that mirror these structures (gdb/klab/lib.py) check their sizes first ---------- */
 
-#define KLAB_ABI_VERSION 3
+#define KLAB_ABI_VERSION 4
 struct klab_abi {
     unsigned version;
-    size_t mmu_regs, level, perms, walk, range, range_opts, range_stats, geometry, ram_region, error;
+    size_t mmu_regs, level, perms, walk, range, range_opts, range_stats, geometry, ram_region, error, kernel_mm, swp;
 };
 KLAB_API void klab_abi(struct klab_abi *out);
 /* "rwx/r-x"-style text: kernel then user permissions. buf needs 8 bytes. */

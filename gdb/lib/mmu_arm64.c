@@ -282,6 +282,65 @@ static int decode_entry(unsigned granule_shift, int hw_level, uint64_t raw, stru
     return klab_decode_arm64(granule_shift, hw_level, false, raw, out, err, errlen);
 }
 
+/* Linux's software use of a non-valid entry (arch/arm64/include/asm/pgtable.h "Encode and decode a swap entry",
+ * pgtable-prot.h). Bits 0-1 are zero and bit 2 remembers PG_anon_exclusive in both layouts; the rest moved in
+ * 6.10 with userfaultfd write-protect ("arm64/mm: Remove PTE_PROT_NONE bit", "arm64/mm: Move
+ * PTE_PRESENT_INVALID to overlay PTE_NG", "arm64/mm: Add uffd write-protect support"). */
+#define KV(a, b) ((a) << 16 | (b) << 8)
+struct swp_layout {
+    unsigned since;           /* first kernel version with this layout */
+    unsigned type_shift, offset_shift;   /* __SWP_TYPE_SHIFT (5 bits), __SWP_OFFSET_SHIFT (50 bits) */
+    unsigned pte_present_bit;            /* PTE_PROT_NONE / PTE_PRESENT_INVALID: present to the kernel */
+    unsigned pmd_present_bit;            /* PMD_PRESENT_INVALID / PTE_PRESENT_INVALID: pmdp_invalidate() */
+    int uffd_wp_bit;                     /* PTE_SWP_UFFD_WP, -1: none */
+};
+static const struct swp_layout swp_layouts[] = {
+    { KV(6, 10), 6, 12, 11, 11, 3 },    /* 6.12: type 6-10, PTE_PRESENT_INVALID = PTE_NG (11), offset 12-61 */
+    { KV(5, 19), 3, 8, 58, 59, -1 },    /* 6.1: type 3-7, offset 8-57, PTE_PROT_NONE 58, PMD_PRESENT_INVALID 59 */
+};
+
+static void swp(const struct klab_kernel_mm *k, unsigned granule_shift, int hw_level, uint64_t raw,
+                struct klab_swp_arch *o)
+{
+    memset(o, 0, sizeof *o);
+    if (!raw) {   /* pte_none() */
+        o->what = SWP_ARCH_NONE;
+        return;
+    }
+    const struct swp_layout *l = NULL;
+    for (size_t i = 0; i < sizeof swp_layouts / sizeof *swp_layouts && !l; i++)
+        if (k->version >= swp_layouts[i].since)
+            l = &swp_layouts[i];
+    if (!l) {
+        o->what = SWP_ARCH_UNKNOWN;
+        o->why = k->version ? "klab knows arm64's swap layout from Linux 5.19 on" :
+                              "arm64's swap layout depends on the kernel version, which is not known";
+        return;
+    }
+    const unsigned present_bit = hw_level == 2 ? l->pmd_present_bit : l->pte_present_bit;
+    if (klab_bits(raw, present_bit, present_bit) || (hw_level == 2 && klab_bits(raw, l->pte_present_bit,
+                                                                                l->pte_present_bit))) {
+        /* The PFN is where a valid entry has it (__pte_to_phys): the output address of the same descriptor. */
+        const struct granule *g = granule_by_shift(granule_shift);
+        const bool lpa2 = k->max_physmem_bits == 52 && granule_shift != 16;
+        o->what = SWP_ARCH_PRESENT;
+        o->present_kind = hw_level == 2 && klab_bits(raw, l->pmd_present_bit, l->pmd_present_bit) &&
+                                  l->pmd_present_bit != l->pte_present_bit ? KLAB_SWP_INVALIDATED : KLAB_SWP_PROT_NONE;
+        o->pfn = g ? output_address(g, lpa2, raw) >> granule_shift : 0;
+        return;
+    }
+    if (raw & 2) {
+        o->what = SWP_ARCH_UNKNOWN;
+        o->why = "bit 1 is set in a non-valid entry: Linux's swap entries keep bits 0-1 zero";
+        return;
+    }
+    o->what = SWP_ARCH_ENTRY;
+    o->type = (unsigned)klab_bits(raw, l->type_shift + 4, l->type_shift);
+    o->offset = klab_bits(raw, l->offset_shift + 49, l->offset_shift);
+    o->exclusive = klab_bits(raw, 2, 2);
+    o->uffd_wp = l->uffd_wp_bit >= 0 && klab_bits(raw, (unsigned)l->uffd_wp_bit, (unsigned)l->uffd_wp_bit);
+}
+
 /* SCTLR_EL1.M is bit 0 (Arm ARM D19.2.118); QEMU's system-registers.xml calls SCTLR_EL1 "SCTLR". VA bit 55
  * selects TTBR1 or TTBR0 whether or not the top byte is ignored (D8.2.1). */
 const struct klab_arch_ops klab_arch_arm64 = {
@@ -302,4 +361,5 @@ const struct klab_arch_ops klab_arch_arm64 = {
     .leaf_level = 3,
     .regime = klab_regime_arm64,
     .decode = decode_entry,
+    .swp = swp,
 };

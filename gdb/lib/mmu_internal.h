@@ -56,6 +56,17 @@ struct klab_regime {
     const void *granule;
 };
 
+/* A non-present entry split by the architecture's software layout (swp.c gives the types their meaning). */
+struct klab_swp_arch {
+    enum { SWP_ARCH_NONE, SWP_ARCH_PRESENT, SWP_ARCH_ENTRY, SWP_ARCH_UNKNOWN } what;
+    enum klab_swp_kind present_kind;   /* PRESENT: KLAB_SWP_PROT_NONE or KLAB_SWP_INVALIDATED */
+    uint64_t pfn;                      /* PRESENT */
+    unsigned type;                     /* ENTRY: __swp_type() */
+    uint64_t offset;                   /* ENTRY: __swp_offset() */
+    bool soft_dirty, exclusive, uffd_wp;
+    const char *why;                   /* UNKNOWN */
+};
+
 /* Everything libklab knows that differs between the architectures, one table each (mmu_x86_64.c,
  * mmu_arm64.c), as drgn's arch_info: the rest of libklab asks klab_arch() instead of testing the arch. */
 struct klab_arch_ops {
@@ -77,6 +88,9 @@ struct klab_arch_ops {
                              size_t whylen);
     int (*decode)(unsigned granule_shift, int hw_level, uint64_t raw, struct klab_level *out, char *err,
                   size_t errlen);
+    /* Splits a non-present entry of a user table at hw_level by the kernel's layout for this arch. */
+    void (*swp)(const struct klab_kernel_mm *k, unsigned granule_shift, int hw_level, uint64_t raw,
+                struct klab_swp_arch *out);
 };
 extern const struct klab_arch_ops klab_arch_x86_64, klab_arch_arm64;
 /* The table of an architecture; NULL for a value that is none. */

@@ -209,6 +209,52 @@ static int decode_entry(unsigned granule_shift, int hw_level, uint64_t raw, stru
     return -1;
 }
 
+/* Linux's software use of a non-present entry, the same in 6.1 and 6.12 (arch/x86/include/asm/pgtable_64.h
+ * "Encode and de-code a swap entry", pgtable_types.h, pgtable_64_types.h):
+ *   | TYPE (59-63) | ~OFFSET (9-58) | 0 (bit 8, PROTNONE) | 0 (bit 7) | X X X | E | F | SD | 0 (P) |
+ * The offset is stored inverted, and so is the PFN of any non-present entry that keeps one (PROT_NONE, an
+ * invalidated huge PMD), so that a speculative L1TF load of it hits no real memory (pgtable-invert.h). */
+#define PTE_PROTNONE PTE_G          /* _PAGE_PROTNONE: _PAGE_BIT_GLOBAL while P is clear */
+#define SWP_TYPE_BITS 5
+#define SWP_OFFSET_SHIFT (8 + 1 + SWP_TYPE_BITS)
+#define SWP_SOFT_DIRTY PTE_RW       /* _PAGE_SWP_SOFT_DIRTY */
+#define SWP_UFFD_WP PTE_US          /* _PAGE_SWP_UFFD_WP */
+#define SWP_EXCLUSIVE PTE_PWT       /* _PAGE_SWP_EXCLUSIVE: PG_anon_exclusive, remembered */
+
+static void swp(const struct klab_kernel_mm *k, unsigned granule_shift, int hw_level, uint64_t raw,
+                struct klab_swp_arch *o)
+{
+    (void)k;
+    (void)granule_shift;
+    memset(o, 0, sizeof *o);
+    /* pte_none() ignores Accessed and Dirty: Knights Landing may set them in a non-present entry
+     * (pgtable.h, _PAGE_KNL_ERRATUM_MASK). */
+    if (!(raw & ~(PTE_A | PTE_D))) {
+        o->what = SWP_ARCH_NONE;
+        return;
+    }
+    /* pte_present() is P or PROTNONE; pmd_present() also PSE, which pmdp_invalidate() keeps on a huge PMD. */
+    const bool large = hw_level == 2 && (raw & PTE_PS);
+    if ((raw & PTE_PROTNONE) || large) {
+        const uint64_t mask = large ? klab_mask(51, 21) : ADDR_MASK;
+        o->what = SWP_ARCH_PRESENT;
+        o->present_kind = (raw & PTE_PROTNONE) ? KLAB_SWP_PROT_NONE : KLAB_SWP_INVALIDATED;
+        o->pfn = (~raw & mask) >> 12;
+        return;
+    }
+    if (raw & PTE_PS) {
+        o->what = SWP_ARCH_UNKNOWN;
+        o->why = "bit 7 is set: pmd_present() would take it for a huge page, so Linux never writes it so";
+        return;
+    }
+    o->what = SWP_ARCH_ENTRY;
+    o->type = (unsigned)(raw >> (64 - SWP_TYPE_BITS));
+    o->offset = ~raw << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT;
+    o->soft_dirty = raw & SWP_SOFT_DIRTY;
+    o->uffd_wp = raw & SWP_UFFD_WP;
+    o->exclusive = raw & SWP_EXCLUSIVE;
+}
+
 /* CR0.PG is bit 31 (SDM Vol. 3A, 2.5); QEMU names the registers cr0/cr3/cr4/efer (gdb-xml/i386-64bit.xml). */
 const struct klab_arch_ops klab_arch_x86_64 = {
     .arch = KLAB_ARCH_X86_64,
@@ -227,4 +273,5 @@ const struct klab_arch_ops klab_arch_x86_64 = {
     .leaf_level = 1,
     .regime = regime,
     .decode = decode_entry,
+    .swp = swp,
 };

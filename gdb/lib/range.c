@@ -103,6 +103,8 @@ static void leaf(struct range_walk *w, int li, uint64_t va, uint64_t raw, const 
     p->page_size = size;
     p->leaves = 1;
     snprintf(p->level_name, sizeof p->level_name, "%s", w->rg->level[li].name);
+    p->hw_level = w->rg->level[li].hw_level;
+    p->granule_shift = w->rg->granule_shift;
     p->perms = st->perms;
     p->first_raw = raw;
     struct klab_level l = { 0 };
@@ -115,11 +117,23 @@ static void leaf(struct range_walk *w, int li, uint64_t va, uint64_t raw, const 
 static void bad(struct range_walk *w, int li, uint64_t va, uint64_t span, uint64_t raw, const char *why)
 {
     flush(w);
-    struct klab_range r = { .kind = KLAB_RANGE_BAD, .va_start = va, .va_end = va + span, .first_raw = raw };
+    struct klab_range r = { .kind = KLAB_RANGE_BAD, .va_start = va, .va_end = va + span, .first_raw = raw,
+                            .hw_level = w->rg->level[li].hw_level, .granule_shift = w->rg->granule_shift };
     snprintf(r.root_name, sizeof r.root_name, "%s", w->rg->root_name);
     snprintf(r.level_name, sizeof r.level_name, "%s", w->rg->level[li].name);
     snprintf(r.attrs, sizeof r.attrs, "%s", why);
     w->stats->bad++;
+    emit(w, &r);
+}
+
+/* A non-present entry that still holds something (a swap or migration entry, PROT_NONE, ...). */
+static void non_present(struct range_walk *w, int li, uint64_t va, uint64_t span, uint64_t raw)
+{
+    struct klab_range r = { .kind = KLAB_RANGE_NON_PRESENT, .va_start = va, .va_end = va + span, .first_raw = raw,
+                            .page_size = span, .leaves = 1, .hw_level = w->rg->level[li].hw_level,
+                            .granule_shift = w->rg->granule_shift };
+    snprintf(r.root_name, sizeof r.root_name, "%s", w->rg->root_name);
+    snprintf(r.level_name, sizeof r.level_name, "%s", w->rg->level[li].name);
     emit(w, &r);
 }
 
@@ -189,6 +203,8 @@ static void walk_table(struct range_walk *w, int li, uint64_t table_pa, uint64_t
         w->rg->step(w->rg, li, raw, limits, &st);
         switch (st.kind) {
         case KLAB_ENTRY_INVALID:
+            if (raw && (w->opts->filters & KLAB_FILTER_NON_PRESENT))
+                non_present(w, li, va, span, raw);
             break;
         case KLAB_ENTRY_TABLE:
             if (li + 1 >= w->rg->nlevels) {
@@ -199,7 +215,8 @@ static void walk_table(struct range_walk *w, int li, uint64_t table_pa, uint64_t
             break;
         case KLAB_ENTRY_BLOCK:
         case KLAB_ENTRY_PAGE:
-            leaf(w, li, va, raw, &st);
+            if (!(w->opts->filters & KLAB_FILTER_NON_PRESENT))
+                leaf(w, li, va, raw, &st);
             break;
         case KLAB_ENTRY_RESERVED:
             bad(w, li, va, span, raw, st.reserved_why);

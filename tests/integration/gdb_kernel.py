@@ -6,67 +6,13 @@ and /proc/self/pagemap). Prints "ok - ..." / "not ok - ..." lines."""
 
 import os
 import re
-import subprocess
-import time
+import sys
 
 import gdb
 
-ARCH = os.environ["KLAB_TEST_ARCH"]
-PAGEMAP_BIN = os.environ["KLAB_TEST_PAGEMAP"]
-CONSOLE = os.environ["KLAB_TEST_CONSOLE"]
-MASK64 = (1 << 64) - 1
-
-
-def ok(name):
-    print("ok - %s: %s" % (ARCH, name))
-
-
-def fail(name, why):
-    # the later lines of a long why are indented: none of them may read as a result line of its own
-    print(("not ok - %s: %s: %s" % (ARCH, name, why)).replace("\n", "\n    "))
-
-
-def check(name, cond, why=""):
-    ok(name) if cond else fail(name, why)
-    return cond
-
-
-def run(cmd):
-    return gdb.execute(cmd, to_string=True)
-
-
-def monitor(cmd):
-    return run("monitor " + cmd).replace("\r", "")
-
-
-def gva2gpa(va):
-    """QEMU's translation with the page tables of the CPU gdb stopped on (the monitor's CPU is set to it)."""
-    monitor("cpu %d" % (gdb.selected_thread().ptid[1] - 1))
-    m = re.search(r"gpa: 0x([0-9a-f]+)", monitor("gva2gpa 0x%x" % va))
-    return int(m.group(1), 16) if m else None
-
-
-def qemu_bytes(pa, n=16):
-    """QEMU's own read of guest-physical memory (xp), independent of the page tables."""
-    out = monitor("xp /%dxb 0x%x" % (n, pa))
-    return bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})\b", out.split(":", 1)[1] if ":" in out else ""))[:n]
-
-
-def ev(expr):
-    return int(gdb.parse_and_eval(expr)) & MASK64
-
-
-def current_rows(out):
-    """klab current's table: {method: (task, pid, comm) or None}, and the mode line."""
-    rows = {}
-    for line in out.splitlines():
-        m = re.match(r"  (\S.*?\S)\s+([0-9a-f]{16})\s+(\d+)\s+(\S+)$", line)
-        if m:
-            rows[m.group(1)] = (int(m.group(2), 16), int(m.group(3)), m.group(4))
-        m = re.match(r"  (\S.*?\S)\s+-\s+-\s+not usable: (.*)$", line)
-        if m:
-            rows[m.group(1)] = None
-    return rows, out.splitlines()[0] if out else ""
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "integration"))
+from gdb_checks import (ARCH, CONSOLE, MASK64, check, ev, expect_error, fail, gva2gpa, nm,  # noqa: E402
+                        current_rows, page_line, qemu_bytes, run, walked_pa)
 
 
 def stack_holds_sp(task, sp):
@@ -103,14 +49,6 @@ def check_current(where, want_pid=None, want_task=None, want_comm=None, user=Fal
     return task, pid, comm
 
 
-def page_line(out):
-    m = re.search(r"^([0-9a-f]{16})\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(-?\d+) ([0-9a-f]+) ?(\S*)$", out, re.M)
-    if not m:
-        return None
-    return {"page": int(m.group(1), 16), "pa": int(m.group(2), 16), "flags": int(m.group(6), 16),
-            "names": [n for n in m.group(7).split(",") if n]}
-
-
 def check_page(what, cmd):
     """klab page's flags against the struct page gdb reads and the kernel's enum pageflags values."""
     try:
@@ -133,32 +71,6 @@ def check_page(what, cmd):
           got == want, "named bits %s, set bits %s" % (sorted(got), sorted(want)))
     p["out"] = out
     return p
-
-
-def expect_error(cmd):
-    try:
-        out = run(cmd)
-    except gdb.error as e:
-        msg = str(e)
-        check("'%s' -> one klab error line: %s" % (cmd, msg), msg.startswith("klab ") and "\n" not in msg.strip()
-              and "Python" not in msg, msg)
-        return
-    fail("'%s' gives an error" % cmd, "no error: %s" % out.strip()[:200])
-
-
-def nm(symbol):
-    out = subprocess.run(["nm", PAGEMAP_BIN], capture_output=True, text=True).stdout
-    m = re.search(r"^([0-9a-f]+) \w %s$" % symbol, out, re.M)
-    return int(m.group(1), 16)
-
-
-def walked_pa(out):
-    """(PA, page shift) from klab vtop's output, or None when not mapped."""
-    m = re.search(r"^[0-9a-f]+\s+([0-9a-f]+)$", out, re.M)
-    size = re.search(r"PAGE: [0-9a-f]+\s+\((\d+)([KMG])\)", out)
-    if not m or not size:
-        return None
-    return int(m.group(1), 16), (int(size.group(1)) << {"K": 10, "M": 20, "G": 30}[size.group(2)]).bit_length() - 1
 
 
 def guest_pagemap():

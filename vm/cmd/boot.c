@@ -4,6 +4,7 @@
 #include "cmd/commands.h"
 #include "backend/backend.h"
 #include "machine/lab_image.h"
+#include "machine/swap_disk.h"
 #include "run/boot_plan.h"
 #include "run/runstate.h"
 #include "run/supervisor.h"
@@ -14,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { O_ADD = 256, O_RUN, O_SMP, O_MEM, O_GDB_PORT, O_ACCEL, O_BACKEND, O_ANNOUNCE };
+enum { O_ADD = 256, O_RUN, O_SMP, O_MEM, O_SWAP, O_GDB_PORT, O_ACCEL, O_BACKEND, O_ANNOUNCE };
 
 /* Plain values land in struct boot_options by themselves; the rest are checked in on_option(). */
 #define STR(name, meta, help, field) OPT_STR(name, meta, help, struct boot_options, field)
@@ -33,6 +34,9 @@ static const struct opt options[] = {
     OPT_CALL("run", O_RUN, "CMD", "a shell command the guest runs after boot, before its shell (repeatable, in order)"),
     OPT_CALL("smp", O_SMP, "N", "CPUs (default 2)"),
     OPT_CALL("mem", O_MEM, "SIZE", "RAM, e.g. 1G, 512M (default 1G)"),
+    OPT_CALL("swap", O_SWAP, "SIZE",
+             "a swap disk of SIZE (e.g. 256M) in the run-state folder: virtio-blk, made swap by the\n"
+                               "guest's init before the lab's hooks run (needs klab's fresh image)"),
     STR("cpu", "MODEL", "QEMU CPU (x86_64: max = 5-level paging, qemu64 = 4-level; arm64: cortex-a57)", cpu),
     STR("append", "ARGS", "extra kernel arguments", append),
     FLAG("kaslr", "keep KASLR on (default: nokaslr)", kaslr),
@@ -91,6 +95,12 @@ static int on_option(void *ctx, int id, const char *arg)
             return 0;
         klab_error("--mem wants a size of at least 64M (e.g. 512M, 2G), not '%s'", arg);
         return -1;
+    case O_SWAP:
+        /* mkswap needs at least 10 pages (util-linux, busybox); 16M leaves room on 64K-page kernels too. */
+        if (parse_size_mib(arg, &o->swap) && o->swap >= (16ull << 20) && o->swap <= (64ull << 30))
+            return 0;
+        klab_error("--swap wants a size from 16M to 64G (e.g. 256M), not '%s'", arg);
+        return -1;
     case O_GDB_PORT:
         if (opts_number(arg, 1, 65535, &v, "--gdb-port wants a TCP port (1-65535)") != 0)
             return -1;
@@ -113,6 +123,10 @@ static int check_combination(const struct boot_options *o)
         klab_error("boot: --connect is for --backend libvirt");
     else if (o->gdb_socket && o->gdb_port)
         klab_error("boot: give --gdb-port or --gdb-socket, not both");
+    else if (o->swap && libvirt)
+        klab_error("boot: --swap is for --backend qemu");
+    else if (o->initrd && o->swap)
+        klab_error("boot: --swap puts its modules and swapon hook into klab's fresh image; it cannot with --initrd");
     else if (o->initrd && (o->nadds || o->nruns))
         klab_error("boot: --add and --run go into klab's fresh image; with --initrd put them in yours (klab rootfs)");
     else
@@ -170,8 +184,11 @@ int cmd_boot(int argc, char **argv)
         return dry_run(&plan);
     if (runstate_claim(plan.rs.name) < 0)   /* the lock: held until this process and its supervisor end */
         return 1;
+    if (facts.swap_image && swap_disk_create(facts.swap_image, o.swap) != 0)
+        return 1;
+    const struct lab_image_swap swap = { .on = facts.swap_image != NULL, .modules = facts.swap_modules };
     if (!facts.initrd && !(facts.initrd = lab_image_build(facts.profile, facts.run_dir, o.adds, o.nadds, o.runs,
-                                                          o.nruns)))
+                                                          o.nruns, &swap)))
         return 1;
     plan.req.initrd = plan.rs.initrd = facts.initrd;
     if (facts.accel_why[0] && !o.detach)

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "machine/lab_image.h"
 #include "machine/paths.h"
+#include "machine/swap_disk.h"
 #include "util/util.h"
 
 #include <stdlib.h>
@@ -23,7 +24,7 @@ static char *write_run_hook(const char *run_dir, const char *const *runs, size_t
 }
 
 char *lab_image_build(const struct machine_profile *p, const char *run_dir, const struct initramfs_add *given,
-                      size_t ngiven, const char *const *runs, size_t nruns)
+                      size_t ngiven, const char *const *runs, size_t nruns, const struct lab_image_swap *swap)
 {
     char *busybox = default_busybox(p);
     if (!file_exists(busybox)) {
@@ -33,9 +34,14 @@ char *lab_image_build(const struct machine_profile *p, const char *run_dir, cons
     }
     char *segments = segment_cache_dir();
     mkdir_p(segments, 0755);
-    struct initramfs_add *adds = calloc(ngiven + 1, sizeof *adds);
+    struct initramfs_add *adds = calloc(ngiven + 3, sizeof *adds);
     memcpy(adds, given, ngiven * sizeof *adds);
     size_t nadds = ngiven;
+    char *swap_hook = swap && swap->on ? swap_disk_hook(run_dir) : NULL;
+    if (swap_hook)
+        adds[nadds++] = (struct initramfs_add){ swap_hook, "/etc/klab.d/05-swap.sh" };
+    if (swap_hook && swap->modules)
+        adds[nadds++] = (struct initramfs_add){ swap->modules, "/lib/modules/klab-swap" };
     char *hook = nruns ? write_run_hook(run_dir, runs, nruns) : NULL;
     if (hook)
         adds[nadds++] = (struct initramfs_add){ hook, "/etc/klab.d/90-run.sh" };
@@ -52,6 +58,7 @@ char *lab_image_build(const struct machine_profile *p, const char *run_dir, cons
     free(segments);
     free(adds);
     free(hook);
+    free(swap_hook);
     return out;
 }
 
@@ -60,6 +67,10 @@ int lab_image_parse_add(char *arg, struct initramfs_add *out)
     char *colon = strchr(arg, ':');
     if (!colon || colon == arg || !colon[1]) {
         klab_error("--add wants SRC:DEST, not '%s'", arg);
+        return -1;
+    }
+    if (initramfs_dest_climbs(colon + 1)) {
+        klab_error("--add: DEST %s has a '..' component (it would land outside the guest's root)", colon + 1);
         return -1;
     }
     *colon = '\0';

@@ -6,9 +6,17 @@
 #include "machine/profile.h"
 #include "rootfs/initramfs.h"
 
-/* The image's path (malloc'ed), or NULL after one error line. */
+#include <stdbool.h>
+
+/* klab boot --swap: the swapon hook, and the kernel's virtio modules when they are not built in. */
+struct lab_image_swap {
+    bool on;
+    const char *modules;   /* a folder with load.order and the .ko files, or NULL */
+};
+
+/* The image's path (malloc'ed), or NULL after one error line. swap may be NULL. */
 char *lab_image_build(const struct machine_profile *p, const char *run_dir, const struct initramfs_add *adds,
-                      size_t nadds, const char *const *runs, size_t nruns);
+                      size_t nadds, const char *const *runs, size_t nruns, const struct lab_image_swap *swap);
 
 /* "SRC:DEST" (an --add of klab boot or klab rootfs), split in place: 0, or -1 after one error line. */
 int lab_image_parse_add(char *arg, struct initramfs_add *out);

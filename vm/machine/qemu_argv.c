@@ -74,6 +74,11 @@ int qemu_build_argv(const struct boot_request *r, struct argv *a, char *err, siz
         push2(a, "-chardev", xasprintf("socket,id=klab-con,path=%s/console.sock,server=on,wait=off,"
                                        "logfile=%s/console.log", r->run_dir, r->run_dir));
     push2(a, "-serial", strdup("chardev:klab-con"));
+    if (r->swap_image) {
+        /* virtio-blk on PCI on both machines (q35/pc, virt); the serial lets the guest's hook find it. */
+        push2(a, "-drive", xasprintf("file=%s,if=none,id=klab-swap,format=raw,cache=unsafe", r->swap_image));
+        push2(a, "-device", strdup("virtio-blk-pci,drive=klab-swap,serial=klab-swap"));
+    }
     push2(a, "-monitor", xasprintf("unix:%s/monitor.sock,server=on,wait=off", r->run_dir));
     /* Never -s: it listens on every interface. */
     /* A Unix socket is created 0600 (umask set by the supervisor), so only its owner can attach. */

@@ -26,6 +26,7 @@ struct boot_request {
     bool wait_for_gdb;         /* -S: stopped at the first instruction */
     const char *gdb_listen;    /* "tcp:127.0.0.1:1234" or "unix:/path" */
     const char *run_dir;       /* ram, console.log, console.sock, monitor.sock live here */
+    const char *swap_image;    /* a raw disk for the guest's swap (virtio-blk, serial klab-swap), or NULL */
     enum console_mode console;
 };
 

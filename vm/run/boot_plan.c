@@ -25,7 +25,7 @@ void boot_plan(const struct boot_options *o, const struct boot_facts *f, struct 
             .profile = f->profile, .qemu = f->qemu_path, .name = o->name ? o->name : f->profile->arch,
             .kernel = f->kernel, .initrd = f->initrd, .append = o->append, .cpu = cpu_arg, .accel = f->accel,
             .smp = o->smp, .mem_bytes = o->mem, .kaslr = o->kaslr, .wait_for_gdb = !o->no_wait,
-            .gdb_listen = f->gdb_listen, .run_dir = f->run_dir,
+            .gdb_listen = f->gdb_listen, .run_dir = f->run_dir, .swap_image = f->swap_image,
             .console = interactive ? CONSOLE_STDIO : CONSOLE_SOCKET,
         },
         .backend = backend,

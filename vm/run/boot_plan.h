@@ -23,6 +23,7 @@ struct boot_options {
     size_t nruns;
     unsigned smp;
     uint64_t mem;
+    uint64_t swap;                /* --swap SIZE: bytes of the swap disk, 0 for none */
     int gdb_port;
     pid_t announce;   /* --announce PID: only say that PID is starting this VM (for `make vm-*`) */
     bool kaslr, no_wait, detach, dry_run;
@@ -41,6 +42,8 @@ struct boot_facts {
     const char *accel;        /* "kvm" or "tcg" */
     char accel_why[160];      /* why, when the probe chose */
     char *run_dir;
+    char *swap_image;         /* --swap: run_dir/swap.img */
+    char *swap_modules;       /* --swap: the kernel's virtio modules folder; NULL when they are built in */
     bool tty;                 /* stdin and stdout are a terminal */
 };
 

@@ -2,6 +2,7 @@
  * other), QEMU, the gdb stub's address, the CPU and the accelerator (probed) — each failure one line. */
 #define _GNU_SOURCE
 #include "run/boot_plan.h"
+#include "machine/swap_disk.h"
 #include "machine/accel.h"
 #include "machine/kimage.h"
 #include "machine/kpair.h"
@@ -177,6 +178,14 @@ int boot_resolve(const struct boot_options *o, struct boot_facts *f)
     free(cache);
     f->run_dir = runstate_dir_for(name);
     f->initrd = o->initrd ? realpath(o->initrd, NULL) : NULL;
+    if (o->swap) {
+        char err[512];
+        if (swap_disk_resolve(f->kernel, &f->swap_modules, err, sizeof err) != 0) {
+            klab_error("%s", err);
+            return 1;
+        }
+        f->swap_image = path_join(f->run_dir, "swap.img");
+    }
     make_absolute(&f->kernel);
     make_absolute(&f->vmlinux);
     f->tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
@@ -191,5 +200,7 @@ void boot_facts_free(struct boot_facts *f)
     free(f->qemu_path);
     free(f->gdb_listen);
     free(f->run_dir);
+    free(f->swap_image);
+    free(f->swap_modules);
     *f = (struct boot_facts){ 0 };
 }
