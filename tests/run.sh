@@ -64,9 +64,11 @@ if [ "${1:-}" = kernels ]; then
   done
   run --limit 1500 --plan "source kernel: x86_64 on 4-level paging" bash tests/integration/source_kernel.sh x86_64 qemu64
   run --limit 1500 --plan "source kernel: arm64-64k-52 (-cpu max, 52-bit VA)" bash tests/integration/source_kernel.sh arm64-64k-52 max
-  for t in source mmu kernel kaslr; do
+  for t in source mmu kernel kaslr umem; do
     KLAB_TEST_KERNEL=debian-6.12-arm64 run --plan "gdb $t: arm64 on Debian 6.12" bash tests/integration/gdb_$t.sh arm64
   done
+  KLAB_TEST_KERNEL=debian-6.12-arm64 run --plan "gdb umem: arm64 -cpu max (PAN, LPA2) on Debian 6.12" \
+    bash tests/integration/gdb_umem.sh arm64 max
   summary
   exit
 fi
@@ -85,6 +87,9 @@ run --plan "gdb commands vtop/pte/ptdump: arm64" bash tests/integration/gdb_mmu.
 run --plan "gdb current/ps/page/initmem-watch/vtop --pid: x86_64 5-level" bash tests/integration/gdb_kernel.sh x86_64
 run --plan "gdb current/ps/page/initmem-watch/vtop --pid: x86_64 4-level" bash tests/integration/gdb_kernel.sh x86_64 qemu64
 run --plan "gdb current/ps/page/initmem-watch/vtop --pid: arm64" bash tests/integration/gdb_kernel.sh arm64
+run --plan "gdb user memory (swap, migration, pagemap): x86_64" bash tests/integration/gdb_umem.sh x86_64
+run --plan "gdb user memory (swap, migration, pagemap): arm64" bash tests/integration/gdb_umem.sh arm64
+run --plan "gdb user memory: arm64 -cpu max (QEMU's PAN blind spot)" bash tests/integration/gdb_umem.sh arm64 max
 run --plan "gdb KASLR: x86_64, two boots" bash tests/integration/gdb_kaslr.sh x86_64
 run --plan "gdb KASLR: arm64, two boots" bash tests/integration/gdb_kaslr.sh arm64
 run --plan "gdb module symbols: hellodrv on x86_64" bash tests/integration/gdb_module.sh
@@ -92,7 +97,7 @@ run --plan "gdb index cache and Debian source lines: x86_64" bash tests/integrat
 run --plan "gdb index cache and Debian source lines: arm64" bash tests/integration/gdb_source.sh arm64
 # The second kernel generation (Debian 12's 6.12), on x86_64 here and on both arches in make test-kernels.
 for t in source:"index cache and source lines" mmu:"vtop/pte/ptdump" kernel:"current/ps/page/initmem-watch/vtop --pid" \
-         kaslr:"KASLR, two boots" module:"module symbols (hellodrv)"; do
+         kaslr:"KASLR, two boots" module:"module symbols (hellodrv)" umem:"user memory (swap, migration, pagemap)"; do
   KLAB_TEST_KERNEL=debian-6.12-amd64 run --plan "gdb ${t#*:}: x86_64 on Debian 6.12" bash tests/integration/gdb_${t%%:*}.sh x86_64
 done
 run --plan "source kernels and modules: bad input" bash tests/integration/kernel_errors.sh

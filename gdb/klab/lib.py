@@ -162,6 +162,9 @@ def lib():
                                     ctypes.POINTER(Error)]
         l.klab_range_swp.argtypes = [ctypes.POINTER(Range), ctypes.POINTER(KernelMm), ctypes.POINTER(Swp),
                                      ctypes.POINTER(Error)]
+        l.klab_qemu_verdict.argtypes = [ctypes.POINTER(Walk), ctypes.c_bool, ctypes.c_uint64, ctypes.c_uint64,
+                                        ctypes.c_char_p, ctypes.c_size_t]
+        l.klab_qemu_state_reg.restype = ctypes.c_char_p
         l.klab_swp_kind_name.restype = ctypes.c_char_p
         l.klab_format_swp.restype = ctypes.c_size_t
         l.klab_format_swp.argtypes = [ctypes.POINTER(Swp), ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
@@ -310,6 +313,17 @@ def format_entry(a, granule, level, raw, what):
     if lib().klab_format_entry(a, granule, level, raw, buf, 1024, ctypes.byref(err)) != 0:
         raise gdb.GdbError("klab %s: %s" % (what, err))
     return buf.value.decode(errors="replace")
+
+
+def qemu_verdict(walk, qemu_pa):
+    """libklab's line for QEMU's gva2gpa answer (qemu_pa None: unmapped) beside the walk, and its verdict."""
+    name = lib().klab_qemu_state_reg(walk_arch(walk))
+    state = reg(name.decode()) if name else 0
+    return _text(lib().klab_qemu_verdict, ctypes.byref(walk), qemu_pa is not None, qemu_pa or 0, state, size=512)
+
+
+def walk_arch(walk):
+    return lib().klab_arch_from_name(b"x86_64" if walk.root_name == b"CR3" else b"arm64")
 
 
 def walk_swp(walk, kmm, what):

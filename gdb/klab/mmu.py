@@ -95,6 +95,25 @@ def address_space(regs, opts, what, va=None):
     return regs
 
 
+def given_space(opts):
+    return any(o in opts for o in ("--pid", "--mm", "--pgd"))
+
+
+def qemu_gva2gpa(va):
+    """QEMU's own translation on the selected CPU (HMP gva2gpa through the stub): the PA, or None."""
+    try:
+        gdb.execute("monitor cpu %d" % (gdb.selected_thread().ptid[1] - 1), to_string=True)
+        out = gdb.execute("monitor gva2gpa 0x%x" % va, to_string=True)
+    except gdb.error as e:
+        raise gdb.GdbError("klab vtop: QEMU's gva2gpa gave no answer: %s" % e)
+    m = re.search(r"gpa: 0x([0-9a-f]+)", out)
+    if m:
+        return int(m.group(1), 16)
+    if "Unmapped" not in out:
+        raise gdb.GdbError("klab vtop: QEMU's gva2gpa gave no answer: %s" % out.strip())
+    return None
+
+
 def translate(regs, mem, va):
     walk = lib.Walk()
     lib.lib().klab_translate(ctypes.byref(regs), mem.handle, va, ctypes.byref(walk))
@@ -109,7 +128,7 @@ def print_walk(walk, explain=False):
 class KlabVtop(KlabCommand):
     """Translate a virtual address, printing every page-table level (crash's vtop layout).
 
-Usage: klab vtop ADDRESS [--pid N | --mm PTR | --pgd PA] [--explain]
+Usage: klab vtop ADDRESS [--pid N | --mm PTR | --pgd PA] [--explain] [--qemu]
   ADDRESS     any expression: 0xffff800008000000, $sp, init_task.stack; a bare variable name means
               its address (jiffies = &jiffies), a pointer variable where it points
   --pid N     walk process N's page tables (its mm->pgd), e.g. for one of its user addresses
@@ -117,18 +136,20 @@ Usage: klab vtop ADDRESS [--pid N | --mm PTR | --pgd PA] [--explain]
   --pgd PA    walk from this top-level table instead of CR3 / TTBR0_EL1 / TTBR1_EL1
   --explain   derive each level's shift, table size and index from the address bits (seed 002's
               PGDIR_SHIFT = 42, PTRS_PER_PGD = 64 for 64K pages, 48-bit VA, 3 levels)
+  --qemu      also ask QEMU (monitor gva2gpa, the selected CPU's tables) and say whether it agrees; where
+              QEMU cannot see a page (arm64 EL1 with PSTATE.PAN set: EL0's pages) klab says so
 A non-present user entry is decoded as the kernel wrote it: SWAP (type, the swap file, offset), MIGRATE
 (and the PFN), POISON, MARKER, PROTNONE, by this kernel's version and config; what klab cannot justify
 says "unknown non-present entry".
 Tables are read from the VM's RAM file when klab gdb started this session, else through the stub."""
 
-    OPTIONS = ("--pid", "--mm", "--pgd", "--explain")
+    OPTIONS = ("--pid", "--mm", "--pgd", "--explain", "--qemu")
 
     def __init__(self):
         super().__init__("klab vtop")
 
     def invoke(self, arg, from_tty):
-        pos, opts = split_args(arg, "vtop", {"--explain"}, {"--pgd", "--pid", "--mm"})
+        pos, opts = split_args(arg, "vtop", {"--explain", "--qemu"}, {"--pgd", "--pid", "--mm"})
         if len(pos) != 1:
             raise gdb.GdbError("klab vtop: give one address (see help klab vtop)")
         va = address(pos[0], "vtop")
@@ -137,6 +158,10 @@ Tables are read from the VM's RAM file when klab gdb started this session, else 
             walk = translate(regs, mem, va)
         print_walk(walk, "--explain" in opts)
         gdb.write(swap.describe_walk(walk, regs, "vtop"))
+        if "--qemu" in opts:
+            if given_space(opts):
+                raise gdb.GdbError("klab vtop: --qemu asks QEMU with the CPU's own tables: not with --pid, --mm or --pgd")
+            gdb.write(lib.qemu_verdict(walk, qemu_gva2gpa(va))[1])
 
 
 class KlabPte(KlabCommand):

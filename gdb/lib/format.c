@@ -254,6 +254,28 @@ size_t klab_format_swp(const struct klab_swp *s, const char *swap_name, char *bu
     return used;
 }
 
+int klab_qemu_verdict(const struct klab_walk *w, bool qemu_mapped, uint64_t qemu_pa, uint64_t cpu_state, char *buf,
+                      size_t len)
+{
+    size_t used = 0;
+    const bool mapped = w->stop == KLAB_WALK_OK;
+    const enum klab_arch arch = strcmp(w->root_name, "CR3") ? KLAB_ARCH_ARM64 : KLAB_ARCH_X86_64;
+    const struct klab_arch_ops *a = klab_arch(arch);
+    const char *blind = !qemu_mapped && a->qemu_blind ? a->qemu_blind(w, cpu_state) : NULL;
+    const int verdict = blind ? 2 : qemu_mapped != mapped || (mapped && qemu_pa != w->pa) ? 1 : 0;
+    char pa[24] = "unmapped";
+    if (qemu_mapped)
+        snprintf(pa, sizeof pa, "%llx", (unsigned long long)qemu_pa);
+    add(buf, len, &used, "QEMU gva2gpa: %s (%s)\n", pa, blind ? blind : verdict ? "DISAGREES" : "agrees");
+    return verdict;
+}
+
+const char *klab_qemu_state_reg(enum klab_arch arch)
+{
+    const struct klab_arch_ops *a = klab_arch(arch);
+    return a ? a->state_reg : NULL;
+}
+
 void klab_abi(struct klab_abi *out)
 {
     *out = (struct klab_abi){

@@ -375,6 +375,15 @@ KLAB_API int klab_format_entry(enum klab_arch arch, unsigned granule_shift, int 
  * "   SWAP: type 0 (/dev/vdb)  offset 0x1f  exclusive soft-dirty", "  MIGRATION: write  PFN 0x1234 ...".
  * swap_name (may be NULL) names swap area `type`. */
 KLAB_API size_t klab_format_swp(const struct klab_swp *s, const char *swap_name, char *buf, size_t len);
+/* QEMU's own translation (HMP gva2gpa) beside klab's walk, as one line: "QEMU gva2gpa: PA (agrees)",
+ * "... (DISAGREES)", or why QEMU's answer does not count: QEMU translates with the CPU's current rights, and
+ * an arm64 CPU at EL1 with PSTATE.PAN set may not touch EL0's pages, so QEMU calls them unmapped. cpu_state
+ * is the register klab_qemu_state_reg() names (arm64: PSTATE as QEMU's cpsr), 0 where there is none.
+ * Returns 0 agrees, 1 disagrees, 2 QEMU cannot see this page (not a disagreement). */
+KLAB_API int klab_qemu_verdict(const struct klab_walk *w, bool qemu_mapped, uint64_t qemu_pa, uint64_t cpu_state,
+                               char *buf, size_t len);
+/* The stub register klab_qemu_verdict wants for arch, or NULL. */
+KLAB_API const char *klab_qemu_state_reg(enum klab_arch arch);
 /* --filter w,x,u,k (also writable, exec, user, kernel) → KLAB_FILTER_* bits; u and k exclude each other. */
 KLAB_API int klab_parse_filters(const char *s, unsigned *filters, struct klab_error *err);
 /* --page-size 4K, 2M, 1G, 64K, 512M ... → bytes. */

@@ -341,6 +341,18 @@ static void swp(const struct klab_kernel_mm *k, unsigned granule_shift, int hw_l
     o->uffd_wp = l->uffd_wp_bit >= 0 && klab_bits(raw, (unsigned)l->uffd_wp_bit, (unsigned)l->uffd_wp_bit);
 }
 
+/* QEMU translates gva2gpa with the CPU's current translation regime and rights (target/arm/ptw.c,
+ * arm_cpu_get_phys_page_attrs_debug with the current mmu_idx): at EL1 with PSTATE.PAN set that is
+ * ARMMMUIdx_E10_1_PAN, which may not access EL0-accessible pages (Arm ARM D8.4.2 "About PSTATE.PAN"), so QEMU
+ * calls every user page unmapped. PSTATE as QEMU's cpsr: EL in bits 3:2, PAN in bit 22 (SPSR layout). */
+static const char *qemu_blind(const struct klab_walk *w, uint64_t pstate)
+{
+    const bool el1 = ((pstate >> 2) & 3) == 1, pan = (pstate >> 22) & 1;
+    if (w->stop == KLAB_WALK_OK && w->perms.user_read && el1 && pan)
+        return "QEMU cannot translate EL0 pages while PSTATE.PAN is set at EL1; klab's walk is the table's";
+    return NULL;
+}
+
 /* SCTLR_EL1.M is bit 0 (Arm ARM D19.2.118); QEMU's system-registers.xml calls SCTLR_EL1 "SCTLR". VA bit 55
  * selects TTBR1 or TTBR0 whether or not the top byte is ignored (D8.2.1). */
 const struct klab_arch_ops klab_arch_arm64 = {
@@ -361,5 +373,7 @@ const struct klab_arch_ops klab_arch_arm64 = {
     .leaf_level = 3,
     .regime = klab_regime_arm64,
     .decode = decode_entry,
+    .state_reg = "cpsr",
+    .qemu_blind = qemu_blind,
     .swp = swp,
 };

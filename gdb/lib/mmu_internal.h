@@ -88,6 +88,10 @@ struct klab_arch_ops {
                              size_t whylen);
     int (*decode)(unsigned granule_shift, int hw_level, uint64_t raw, struct klab_level *out, char *err,
                   size_t errlen);
+    /* Why QEMU's debug translation (gva2gpa) cannot see a page the walk w mapped, given the stub register
+     * state_reg (NULL: none); NULL when it can. */
+    const char *state_reg;
+    const char *(*qemu_blind)(const struct klab_walk *w, uint64_t state);
     /* Splits a non-present entry of a user table at hw_level by the kernel's layout for this arch. */
     void (*swp)(const struct klab_kernel_mm *k, unsigned granule_shift, int hw_level, uint64_t raw,
                 struct klab_swp_arch *out);

@@ -44,6 +44,27 @@ expect_error "missing initrd" "initrd /nonexistent.cpio not found" "$KLAB" boot 
 expect_error "gdb with no VM" "no VM is running" "$KLAB" gdb
 expect_error "stop an unknown VM" "no running VM named 'ghost'" "$KLAB" stop ghost
 expect_error "unknown command" "unknown command 'frob'" "$KLAB" frob
+# --swap: a size, klab's own image, the QEMU backend, and a kernel that can swap to virtio-blk (its config).
+expect_error "bad --swap" "--swap wants a size from 16M" "$KLAB" boot --arch x86_64 --swap 1M --dry-run
+expect_error "--swap with --initrd" "--swap puts its modules" \
+  "$KLAB" boot --arch x86_64 --swap 64M --initrd "$work/x86.cpio.gz" --dry-run
+expect_error "--swap with libvirt" "--swap is for --backend qemu" "$KLAB" boot --arch x86_64 --swap 64M --backend libvirt
+deb=$KLAB_CACHE/kernels/debian-amd64
+mkdir -p "$work/noswap" "$work/nomod" "$work/noconfig"
+for d in noswap nomod noconfig; do ln -sf "$deb/vmlinuz" "$work/$d/vmlinuz"; done
+grep -v '^CONFIG_SWAP=' "$deb/config" >"$work/noswap/config"
+cp "$deb/config" "$work/nomod/config"
+expect_error "--swap, a kernel without CONFIG_SWAP" "this kernel has no CONFIG_SWAP" \
+  "$KLAB" boot --kernel "$work/noswap/vmlinuz" --swap 64M --dry-run
+expect_error "--swap, virtio-blk a module that is not there" "builds virtio-blk as a module and .*load.order is missing" \
+  "$KLAB" boot --kernel "$work/nomod/vmlinuz" --swap 64M --dry-run
+expect_error "--swap, no config beside the kernel" "no kernel config beside" \
+  "$KLAB" boot --kernel "$work/noconfig/vmlinuz" --swap 64M --dry-run
+# An archive path may not climb out of the root (GNU cpio warns of such names).
+expect_error "rootfs --add DEST with .." "DEST ../../x has a '..' component" \
+  "$KLAB" rootfs --arch x86_64 -o "$work/climb.cpio.gz" --add /etc/passwd:../../x
+expect_error "boot --add DEST with .." "DEST /etc/../../x has a '..' component" \
+  "$KLAB" boot --arch x86_64 --add /etc/passwd:/etc/../../x --dry-run
 
 # Busy port: a VM holds the port, a second boot asking for it is refused; without --gdb-port it moves on.
 "$KLAB" boot --arch x86_64 --name a --initrd "$work/x86.cpio.gz" --detach >/dev/null 2>&1

@@ -13,7 +13,7 @@ import sys
 import gdb
 
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "integration"))
-from gdb_checks import check, console, ok, current_rows, ev, expect_error, fail, nm, run, skip, walked_pa  # noqa: E402
+from gdb_checks import ARCH, check, console, ok, current_rows, ev, expect_error, fail, nm, run, skip, walked_pa  # noqa: E402
 
 MIGRATION = os.environ.get("KLAB_TEST_MIGRATION") == "1"
 SOFT_DIRTY = os.environ.get("KLAB_TEST_SOFT_DIRTY") == "1"
@@ -135,6 +135,36 @@ def check_ptdump(pid, pages, dev):
     check("ptdump --non-present: one SWAP line per swapped page, as pagemap says (%d)" % len(want), got == want, out)
 
 
+def qemu_line(out):
+    m = re.search(r"^QEMU gva2gpa: (\S+) \((.*)\)$", out, re.M)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def check_qemu_view(pages):
+    """klab vtop --qemu of a present user page from the kernel, in pagemap's context. arm64 at EL1 with PSTATE.PAN
+    set (FEAT_PAN: -cpu max): QEMU's gva2gpa translates with the CPU's rights and calls EL0's pages unmapped;
+    klab must say so, not DISAGREES, and with PAN cleared QEMU must give klab's answer."""
+    e = pages[12]
+    out = run("klab vtop --qemu 0x%x" % e["va"])
+    q = qemu_line(out)
+    pan = ARCH.startswith("arm64") and (ev("$cpsr") >> 22) & 1
+    if not pan:
+        check("kernel mode: vtop --qemu of a user page agrees with QEMU", q is not None and q[1] == "agrees", out)
+        return
+    pa = walked_pa(out)
+    check("PAN: klab's walk of um12 gives pagemap's PFN %#x" % e["pfn"], pa is not None and pa[0] >> pa[1] == e["pfn"],
+          out)
+    check("PAN: QEMU calls it unmapped and klab says why, not DISAGREES",
+          q is not None and q[0] == "unmapped" and "PSTATE.PAN" in q[1], out)
+    cpsr = ev("$cpsr")
+    run("set $cpsr = %d" % (cpsr & ~(1 << 22)))
+    try:
+        out = run("klab vtop --qemu 0x%x" % e["va"])
+        check("PAN cleared from gdb: QEMU's gva2gpa agrees with klab", qemu_line(out) == ("%x" % pa[0], "agrees"), out)
+    finally:
+        run("set $cpsr = %d" % cpsr)
+
+
 def first_stop(symbol_or_addr):
     """Continue until the pagemap process, having printed its 16 pages, is the one stopped there; in
     move_to_new_folio also until um15 is under migration (the kernel migrates other pages too, and the
@@ -196,7 +226,9 @@ def main():
     check_swapped(pid, pages, dev, "spinning")
     check_present(pid, pages, "spinning", skip_page=MIGRATE_PAGE)
     check_ptdump(pid, pages, dev)
-    for bad in ("klab pte 0x2 --kver 6", "klab pte 0x2 --kver six.one", "klab vtop --pid 99999 0x1000"):
+    check_qemu_view(pages)
+    for bad in ("klab pte 0x2 --kver 6", "klab pte 0x2 --kver six.one", "klab vtop --pid 99999 0x1000",
+                "klab vtop --qemu --pid %d 0x1000" % pid, "klab ptdump --non-present --frob"):
         expect_error(bad)
 
 

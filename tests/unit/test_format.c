@@ -156,6 +156,36 @@ static void test_abi(void)
     CHECK_EQ_U64(abi.range, sizeof(struct klab_range));
 }
 
+/* QEMU's answer beside a walk: PSTATE as QEMU's cpsr, EL in bits 3:2 and PAN in bit 22. */
+static void test_qemu_verdict(void)
+{
+    struct klab_walk w = { .va = 0x400000, .stop = KLAB_WALK_OK, .pa = 0x41a06000, .page_size = 4096 };
+    strcpy(w.root_name, "TTBR0_EL1");
+    w.perms = (struct klab_perms){ .kernel_read = true, .user_read = true };
+    char line[256];
+    const uint64_t el1 = 1u << 2, pan = 1u << 22;
+    CHECK_EQ_U64(klab_qemu_verdict(&w, true, 0x41a06000, el1 | pan, line, sizeof line), 0);
+    CHECK_STR(line, "QEMU gva2gpa: 41a06000 (agrees)\n");
+    CHECK_EQ_U64(klab_qemu_verdict(&w, false, 0, el1 | pan, line, sizeof line), 2);
+    CHECK(strstr(line, "QEMU gva2gpa: unmapped (QEMU cannot translate EL0 pages while PSTATE.PAN") == line);
+    /* Without PAN, at EL0, or for a kernel-only page, QEMU's "unmapped" is a disagreement. */
+    CHECK_EQ_U64(klab_qemu_verdict(&w, false, 0, el1, line, sizeof line), 1);
+    CHECK_STR(line, "QEMU gva2gpa: unmapped (DISAGREES)\n");
+    CHECK_EQ_U64(klab_qemu_verdict(&w, false, 0, pan, line, sizeof line), 1);
+    w.perms.user_read = false;
+    CHECK_EQ_U64(klab_qemu_verdict(&w, false, 0, el1 | pan, line, sizeof line), 1);
+    CHECK_EQ_U64(klab_qemu_verdict(&w, true, 0x1000, el1 | pan, line, sizeof line), 1);
+    /* x86: QEMU's debug walk ignores SMAP; there is no state register and no excuse. */
+    strcpy(w.root_name, "CR3");
+    w.perms.user_read = true;
+    CHECK(klab_qemu_state_reg(KLAB_ARCH_X86_64) == NULL);
+    CHECK_STR(klab_qemu_state_reg(KLAB_ARCH_ARM64), "cpsr");
+    CHECK_EQ_U64(klab_qemu_verdict(&w, false, 0, el1 | pan, line, sizeof line), 1);
+    w.stop = KLAB_STOP_NOT_PRESENT;
+    CHECK_EQ_U64(klab_qemu_verdict(&w, false, 0, 0, line, sizeof line), 0);
+    CHECK_STR(line, "QEMU gva2gpa: unmapped (agrees)\n");
+}
+
 int main(void)
 {
     RUN(test_sizes);
@@ -167,5 +197,6 @@ int main(void)
     RUN(test_roots);
     RUN(test_entry_text);
     RUN(test_abi);
+    RUN(test_qemu_verdict);
     return CHECK_DONE();
 }

@@ -144,6 +144,22 @@ static void test_ram_layouts(void)
     CHECK(profile_find("amd64") == x86);
 }
 
+/* --swap: one raw virtio-blk disk with klab's serial (the guest's hook finds it by that), nothing without it. */
+static void test_swap_disk(void)
+{
+    struct boot_request r = request("arm64");
+    struct argv a;
+    char err[128];
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
+    CHECK(!has(&a, "-drive") && !has(&a, "-device"));
+    argv_free(&a);
+    r.swap_image = "/run/klab/t/swap.img";
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
+    CHECK_STR(value_of(&a, "-drive"), "file=/run/klab/t/swap.img,if=none,id=klab-swap,format=raw,cache=unsafe");
+    CHECK_STR(value_of(&a, "-device"), "virtio-blk-pci,drive=klab-swap,serial=klab-swap");
+    argv_free(&a);
+}
+
 int main(void)
 {
     RUN(test_x86_defaults);
@@ -153,5 +169,6 @@ int main(void)
     RUN(test_rejects_bad_requests);
     RUN(test_shell_quoting);
     RUN(test_ram_layouts);
+    RUN(test_swap_disk);
     return CHECK_DONE();
 }

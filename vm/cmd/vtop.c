@@ -55,21 +55,25 @@ static int qemu_gva2gpa(struct klab_rsp *rsp, int cpu, uint64_t va, uint64_t *pa
     return strstr(out, "Unmapped") ? 0 : -1;
 }
 
-/* QEMU's answer beside klab's: 0 agrees, 1 not (or no answer). */
+/* QEMU's answer beside klab's, in libklab's words: 0 agrees (or QEMU cannot see the page, and says why), 1
+ * not (or no answer). */
 static int compare_with_qemu(struct vm_target *t, int cpu, const struct klab_walk *w)
 {
-    const bool mapped = w->stop == KLAB_WALK_OK;
-    uint64_t qpa = 0;
+    uint64_t qpa = 0, state = 0;
     int q = qemu_gva2gpa(t->rsp, cpu, w->va, &qpa);
     if (q < 0) {
         klab_error("QEMU's gva2gpa gave no answer: %s", klab_rsp_error(t->rsp));
         return 1;
     }
-    if (q == 0)
-        printf("QEMU gva2gpa: unmapped (%s)\n", mapped ? "DISAGREES" : "agrees");
-    else
-        printf("QEMU gva2gpa: %llx (%s)\n", (unsigned long long)qpa, mapped && qpa == w->pa ? "agrees" : "DISAGREES");
-    return q != mapped || (mapped && qpa != w->pa) ? 1 : 0;
+    const char *reg = klab_qemu_state_reg(t->regs.arch);
+    if (reg && klab_rsp_read_register(t->rsp, reg, &state) != 0) {
+        klab_error("cannot read %s: %s", reg, klab_rsp_error(t->rsp));
+        return 1;
+    }
+    char line[256];
+    const int verdict = klab_qemu_verdict(w, q == 1, qpa, state, line, sizeof line);
+    fputs(line, stdout);
+    return verdict == 1;
 }
 
 int cmd_vtop(int argc, char **argv)
