@@ -111,15 +111,16 @@ M ?= labs/hellodrv
 module: $(KLAB)
 	@bash kernels/module.sh $(M) $(or $(KERNEL),debian-amd64)
 
-# Guest programs from labs/ (static, so they run in the busybox initramfs), one per architecture.
-LAB_CFLAGS := -std=c11 -Wall -Wextra -Werror -O2 -g -static
+# Guest programs from labs/ (static, so they run in the busybox initramfs), one per architecture. They link at
+# 0x10000000, away from busybox's 0x400000: a hardware breakpoint on their code stops in them only.
+LAB_CFLAGS := -std=c11 -Wall -Wextra -Werror -O2 -g -static -Wl,-Ttext-segment=0x10000000
 labs: $(BUILD)/labs/pagemap-x86_64 $(BUILD)/labs/pagemap-arm64
-$(BUILD)/labs/%-x86_64: labs/%/*.c
+$(BUILD)/labs/%-x86_64: labs/%/*.c Makefile
 	@mkdir -p $(dir $@)
-	x86_64-linux-gnu-gcc $(LAB_CFLAGS) -o $@ $^
-$(BUILD)/labs/%-arm64: labs/%/*.c
+	x86_64-linux-gnu-gcc $(LAB_CFLAGS) -o $@ $(filter %.c,$^)
+$(BUILD)/labs/%-arm64: labs/%/*.c Makefile
 	@mkdir -p $(dir $@)
-	aarch64-linux-gnu-gcc $(LAB_CFLAGS) -o $@ $^
+	aarch64-linux-gnu-gcc $(LAB_CFLAGS) -o $@ $(filter %.c,$^)
 
 # --- tests and benchmarks ------------------------------------------------------------------------------------
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))

@@ -43,14 +43,29 @@ static const struct type_rules type_rules[] = {
       4 },
 };
 
+static const struct type_rules *rules_of(const struct klab_kernel_mm *k)
+{
+    for (size_t i = 0; i < sizeof type_rules / sizeof *type_rules; i++)
+        if (k->version >= type_rules[i].since && k->version < type_rules[i].until)
+            return &type_rules[i];
+    return NULL;
+}
+
+/* Types below this are swap areas whatever the config: MAX_SWAPFILES with every special type configured. */
+static unsigned swap_floor(const struct klab_kernel_mm *k)
+{
+    const struct type_rules *r = rules_of(k);
+    int n = 0;
+    for (int g = 0; r && g < r->ngroups; g++)
+        n += r->groups[g].n;
+    return r ? (unsigned)((1 << MAX_SWAPFILES_SHIFT) - n) : 0;
+}
+
 /* The number of each swap type: map[t] for t in [0, 32), SWAP below MAX_SWAPFILES. The config bits the caller
  * does not know are tried both ways; exactly one choice may match the kernel's MAX_SWAPFILES. */
 static int type_map(const struct klab_kernel_mm *k, enum klab_swp_kind map[32], char *why, size_t whylen)
 {
-    const struct type_rules *r = NULL;
-    for (size_t i = 0; i < sizeof type_rules / sizeof *type_rules; i++)
-        if (k->version >= type_rules[i].since && k->version < type_rules[i].until)
-            r = &type_rules[i];
+    const struct type_rules *r = rules_of(k);
     if (!r) {
         if (k->version)
             snprintf(why, whylen, "klab knows the special swap types of Linux 5.19 to 6.14, not of %u.%u",
@@ -154,7 +169,7 @@ static void special(const struct klab_kernel_mm *k, const struct klab_arch_ops *
     enum klab_swp_kind map[32];
     if (type_map(k, map, out->why, sizeof out->why) == 0)
         out->kind = map[out->type];
-    else if (k->max_swapfiles && out->type < (unsigned)k->max_swapfiles)
+    else if (out->type < (k->max_swapfiles ? (unsigned)k->max_swapfiles : swap_floor(k)))
         out->kind = KLAB_SWP_SWAP;   /* below MAX_SWAPFILES every type is a swap area, whatever the rest is */
     else {
         out->kind = KLAB_SWP_UNKNOWN;

@@ -19,10 +19,27 @@ static int read_ram(void *ctx, uint64_t pa, void *buf, size_t len)
     return 0;
 }
 
+/* Every non-present entry a walk finds is decoded as the kernel's, with kernel facts from the input. */
+static struct klab_kernel_mm kernel_of(const uint64_t *w)
+{
+    return (struct klab_kernel_mm){ .version = (unsigned)(w[2] >> 40) & 0xffff00, .max_swapfiles = (int)(w[2] & 63) - 8,
+                                    .config = (unsigned)(w[3] >> 32), .config_known = (unsigned)(w[3] >> 48),
+                                    .max_physmem_bits = (unsigned)(w[1] >> 58) };
+}
+
+struct ctx {
+    int n;
+    struct klab_kernel_mm k;
+};
+
 static int count(void *ctx, const struct klab_range *range)
 {
-    (void)range;
-    return ++*(int *)ctx > 100000;
+    struct ctx *c = ctx;
+    struct klab_swp s;
+    char line[512];
+    if (range->kind == KLAB_RANGE_NON_PRESENT && klab_range_swp(range, &c->k, &s, NULL) == 0)
+        klab_format_swp(&s, "/dev/vda", line, sizeof line);
+    return ++c->n > 100000;
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
@@ -41,14 +58,22 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         klab_translate(&regs, m, w[i] ^ w[6], &walk);
     klab_translate(&regs, m, 0xffff800008000000ull, &walk);
     klab_translate(&regs, m, 0xffffffff81000000ull, &walk);
-    struct klab_range_opts o = { .max_entries = 50000 };
-    int n = 0;
+    struct ctx c = { .k = kernel_of(w) };
+    struct klab_swp s;
+    char line[512];
+    if (klab_walk_swp(&walk, &c.k, &s, NULL) == 0)
+        klab_format_swp(&s, NULL, line, sizeof line);
+    struct klab_range_opts o = { .max_entries = 50000, .filters = (w[5] & 1) ? KLAB_FILTER_NON_PRESENT : 0 };
     struct klab_error err;
-    klab_walk_ranges(&regs, m, &o, count, &n, NULL, &err);
+    klab_walk_ranges(&regs, m, &o, count, &c, NULL, &err);
     struct klab_level l;
     for (int lvl = -2; lvl < 6; lvl++) {
         klab_decode_entry(KLAB_ARCH_ARM64, 12 + 2 * (unsigned)(w[0] % 3), lvl, w[3], &l, NULL);
         klab_decode_entry(KLAB_ARCH_X86_64, 12, lvl, w[3], &l, NULL);
+        for (int a = 0; a < 2; a++)
+            if (klab_decode_swp(a ? KLAB_ARCH_ARM64 : KLAB_ARCH_X86_64, &c.k, 12 + 2 * (unsigned)(w[0] % 3), lvl,
+                                w[4] & 1, w[3] & ~1ull, &s, NULL) == 0)
+                klab_format_swp(&s, "x", line, sizeof line);
     }
     char desc[512];
     klab_describe_regs(&regs, desc, sizeof desc);

@@ -184,6 +184,13 @@ static void test_rules_cross_checked(void)
     s = decode(KLAB_ARCH_X86_64, &k, 1, false, x86_swp(28, 5));
     CHECK_EQ_U64(s.kind, KLAB_SWP_UNKNOWN);
     CHECK(strstr(s.why, "more than one") != NULL);
+    /* Only the version (klab pte --kver): below 32 minus every special type (6.12: 9) a type is a swap area. */
+    k = (struct klab_kernel_mm){ .version = KV(6, 12) };
+    CHECK_EQ_U64(decode(KLAB_ARCH_X86_64, &k, 1, false, x86_swp(22, 5)).kind, KLAB_SWP_SWAP);
+    CHECK_EQ_U64(decode(KLAB_ARCH_X86_64, &k, 1, false, x86_swp(23, 5)).kind, KLAB_SWP_UNKNOWN);
+    k.version = KV(6, 1);   /* 6.1 has the swapin-error type too: 10 */
+    CHECK_EQ_U64(decode(KLAB_ARCH_X86_64, &k, 1, false, x86_swp(22, 5)).kind, KLAB_SWP_UNKNOWN);
+    CHECK_EQ_U64(decode(KLAB_ARCH_X86_64, &k, 1, false, x86_swp(21, 5)).kind, KLAB_SWP_SWAP);
     /* Outside the versions klab has read. */
     k = deb612_amd64;
     k.version = KV(6, 16);
