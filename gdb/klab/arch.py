@@ -9,22 +9,10 @@ import gdb
 from klab import lib
 
 
-def kernel_geometry_va_bits(regs):
-    """The VA size libklab reads from the registers (57 with LA57)."""
-    from klab import kernel
-    return kernel.geometry(regs, True, "vtop").va_bits
-
-
 class X86_64:
     name = "x86_64"
     # do_init_module(struct module *mod): SysV AMD64 passes the first argument in rdi.
     first_arg_reg = "rdi"
-
-    @staticmethod
-    def max_physmem_bits(regs, config):
-        """arch/x86/include/asm/sparsemem.h: MAX_PHYSMEM_BITS is 52 with 5-level paging (pgtable_l5_enabled),
-        else 46."""
-        return 52 if kernel_geometry_va_bits(regs) == 57 else 46
 
     @staticmethod
     def cpu_mode():
@@ -92,18 +80,6 @@ class Arm64:
     name = "arm64"
     # do_init_module(struct module *mod): AAPCS64 passes the first argument in x0.
     first_arg_reg = "x0"
-
-    @staticmethod
-    def max_physmem_bits(regs, config):
-        """arch/arm64/include/asm/sparsemem.h: MAX_PHYSMEM_BITS is CONFIG_ARM64_PA_BITS (6.1), PHYS_MASK_SHIFT
-        (6.12), which with CONFIG_ARM64_LPA2 is 48 unless LPA2 is on, i.e. TCR_EL1.DS (bit 59, Arm ARM
-        D19.2.139) is set (asm/pgtable-prot.h lpa2_is_enabled); 0 (unknown) without the kernel's config."""
-        value = config.get("CONFIG_ARM64_PA_BITS") if config is not None else None
-        if not value or not value.isdigit():
-            return 0
-        if config.get("CONFIG_ARM64_LPA2") == "y" and not (regs.tcr >> 59) & 1:
-            return 48
-        return int(value)
 
     @staticmethod
     def cpu_mode():

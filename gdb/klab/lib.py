@@ -165,6 +165,12 @@ def lib():
         l.klab_qemu_verdict.argtypes = [ctypes.POINTER(Walk), ctypes.c_bool, ctypes.c_uint64, ctypes.c_uint64,
                                         ctypes.c_char_p, ctypes.c_size_t]
         l.klab_qemu_state_reg.restype = ctypes.c_char_p
+        l.klab_max_physmem_bits.restype = ctypes.c_uint
+        l.klab_max_physmem_bits.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_uint, ctypes.c_bool]
+        l.klab_kconfig_names.restype = ctypes.POINTER(ctypes.c_char_p)
+        l.klab_format_range_swp.restype = ctypes.c_size_t
+        l.klab_format_range_swp.argtypes = [ctypes.POINTER(Range), ctypes.POINTER(Swp), ctypes.c_char_p, ctypes.c_char_p,
+                                            ctypes.c_char_p, ctypes.c_size_t]
         l.klab_swp_kind_name.restype = ctypes.c_char_p
         l.klab_format_swp.restype = ctypes.c_size_t
         l.klab_format_swp.argtypes = [ctypes.POINTER(Swp), ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
@@ -305,6 +311,11 @@ def format_walk(walk, label=None, explain=False):
 
 def format_range(r, last_root):
     return _text(lib().klab_format_range, ctypes.byref(r), last_root, size=1024)[1]
+
+
+def format_range_swp(r, s, swap_name, last_root):
+    return _text(lib().klab_format_range_swp, ctypes.byref(r), ctypes.byref(s),
+                 swap_name.encode() if swap_name else None, last_root, size=1024)[1]
 
 
 def format_entry(a, granule, level, raw, what):

@@ -263,12 +263,12 @@ Usage: klab ptdump [--pid N | --mm PTR | --pgd PA] [--range START-END] [--filter
         kmm = swap.kernel_mm(regs, "ptdump") if "--non-present" in opts else None
 
         def line(r):
-            text = lib.format_range(r, last_root)
-            if r.kind == lib.RANGE_NON_PRESENT:
-                s = lib.range_swp(r, kmm, "ptdump")
-                name = swap.swap_name(s.type, "ptdump") if lib.swp_kind_name(s) == "swap" else None
-                text = text.rstrip("\n") + " " + lib.format_swp(s, name).strip() + "\n"
-            lines.append(text)
+            if r.kind != lib.RANGE_NON_PRESENT:
+                lines.append(lib.format_range(r, last_root))
+                return
+            s = lib.range_swp(r, kmm, "ptdump")
+            name = swap.swap_name(s.type, "ptdump") if lib.swp_kind_name(s) == "swap" else None
+            lines.append(lib.format_range_swp(r, s, name, last_root))
 
         with lib.PhysMem() as mem:
             lib.walk_ranges(regs, mem, o, line, "ptdump")

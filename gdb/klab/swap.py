@@ -3,17 +3,13 @@ reads them for libklab's decoder (gdb/lib/swp.c) — the version from init_uts_n
 of swap_info[MAX_SWAPFILES], the config from the file beside the vmlinux (Debian's /boot/config, a source
 build's .config) — and names a swap area by the path of swap_info[type]->swap_file. No bit layout lives here."""
 
+import ctypes
 import os
 import re
 
 import gdb
 
-from klab import arch, kernel, lib
-
-# struct klab_kernel_mm's KLAB_KCONFIG_* bits (gdb/lib/klab.h).
-CONFIG_BITS = (("CONFIG_MIGRATION", 1 << 0), ("CONFIG_MEMORY_FAILURE", 1 << 1), ("CONFIG_DEVICE_PRIVATE", 1 << 2),
-               ("CONFIG_PTE_MARKER", 1 << 3), ("CONFIG_MEM_SOFT_DIRTY", 1 << 4),
-               ("CONFIG_PTE_MARKER_UFFD_WP", 1 << 5))
+from klab import kernel, lib
 
 _cache = {}
 
@@ -70,13 +66,20 @@ def kernel_mm(regs, what):
         config = kernel_config(vmlinux)
         on = known = 0
         if config is not None:
-            known = sum(bit for _, bit in CONFIG_BITS)
-            on = sum(bit for name, bit in CONFIG_BITS if config.get(name) == "y")
+            names = lib.lib().klab_kconfig_names()   # struct klab_kernel_mm's bits, in libklab's order
+            i = 0
+            while names[i]:
+                known |= 1 << i
+                on |= (1 << i) if config.get(names[i].decode()) == "y" else 0
+                i += 1
         _cache[vmlinux] = (kernel_version(what), max_swapfiles(), on, known, config)
     version, nswap, on, known, config = _cache[vmlinux]
     k = lib.KernelMm(version=version, max_swapfiles=nswap, config=on, config_known=known)
     if regs is not None:
-        k.max_physmem_bits = arch.of(regs).max_physmem_bits(regs, config)
+        # MAX_PHYSMEM_BITS is libklab's rule, from the registers and CONFIG_ARM64_PA_BITS / CONFIG_ARM64_LPA2.
+        pa_bits = (config or {}).get("CONFIG_ARM64_PA_BITS", "0")
+        k.max_physmem_bits = lib.lib().klab_max_physmem_bits(ctypes.byref(regs), int(pa_bits) if pa_bits.isdigit() else 0,
+                                                             (config or {}).get("CONFIG_ARM64_LPA2") == "y")
     return k
 
 

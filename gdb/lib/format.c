@@ -103,7 +103,7 @@ size_t klab_format_range(const struct klab_range *r, char last_root[12], char *b
     char sz[24], ps[24], perms[8];
     const uint64_t span = r->va_end - r->va_start;
     if (r->kind == KLAB_RANGE_NON_PRESENT)
-        add(buf, len, &used, "0x%016llx-0x%016llx %6s  %-4s entry 0x%016llx:", (unsigned long long)r->va_start,
+        add(buf, len, &used, "0x%016llx-0x%016llx %6s  %-4s entry 0x%016llx\n", (unsigned long long)r->va_start,
             (unsigned long long)r->va_end, klab_size_str(span, sz), r->level_name, (unsigned long long)r->first_raw);
     else if (r->kind == KLAB_RANGE_BAD)
         add(buf, len, &used, "0x%016llx-0x%016llx %6s  BAD %s entry 0x%016llx: %s\n", (unsigned long long)r->va_start,
@@ -114,6 +114,19 @@ size_t klab_format_range(const struct klab_range *r, char last_root[12], char *b
             (unsigned long long)r->va_start, (unsigned long long)r->va_end, klab_size_str(span, sz),
             (unsigned long long)r->pa_start, klab_size_str(r->page_size, ps), (unsigned long long)r->leaves,
             r->level_name, klab_perms_str(&r->perms, perms), r->attrs);
+    return used;
+}
+
+size_t klab_format_range_swp(const struct klab_range *r, const struct klab_swp *s, const char *swap_name,
+                             char last_root[12], char *buf, size_t len)
+{
+    size_t used = klab_format_range(r, last_root, buf, len);
+    if (used >= len || used == 0 || buf[used - 1] != '\n')
+        return used;
+    char decoded[512];
+    klab_format_swp(s, swap_name, decoded, sizeof decoded);
+    used--;   /* the range line goes on: "entry 0x...: SWAP: ..." */
+    add(buf, len, &used, ": %s", decoded + strspn(decoded, " "));
     return used;
 }
 

@@ -200,6 +200,12 @@ KLAB_API int klab_walk_swp(const struct klab_walk *walk, const struct klab_kerne
 struct klab_range;
 KLAB_API int klab_range_swp(const struct klab_range *range, const struct klab_kernel_mm *k, struct klab_swp *out,
                             struct klab_error *err);
+/* The kernel's MAX_PHYSMEM_BITS under these registers: x86 52 with LA57 else 46 (asm/sparsemem.h); arm64
+ * CONFIG_ARM64_PA_BITS (config_pa_bits, 0: unknown, then 0), but 48 with CONFIG_ARM64_LPA2 while TCR_EL1.DS
+ * is clear (asm/pgtable-prot.h PHYS_MASK_SHIFT). */
+KLAB_API unsigned klab_max_physmem_bits(const struct klab_mmu_regs *regs, unsigned config_pa_bits, bool config_lpa2);
+/* The kernel config options behind KLAB_KCONFIG_* bit 0, 1, ...: "CONFIG_MIGRATION", ...; NULL-terminated. */
+KLAB_API const char *const *klab_kconfig_names(void);
 /* The kind's name: "swap", "migration-write", ... */
 KLAB_API const char *klab_swp_kind_name(enum klab_swp_kind kind);
 
@@ -384,6 +390,9 @@ KLAB_API int klab_qemu_verdict(const struct klab_walk *w, bool qemu_mapped, uint
                                char *buf, size_t len);
 /* The stub register klab_qemu_verdict wants for arch, or NULL. */
 KLAB_API const char *klab_qemu_state_reg(enum klab_arch arch);
+/* A KLAB_RANGE_NON_PRESENT line with its decode: "0x...-0x... 4K  pte  entry 0x...: SWAP: type 0 ...". */
+KLAB_API size_t klab_format_range_swp(const struct klab_range *r, const struct klab_swp *s, const char *swap_name,
+                                      char last_root[12], char *buf, size_t len);
 /* --filter w,x,u,k (also writable, exec, user, kernel) → KLAB_FILTER_* bits; u and k exclude each other. */
 KLAB_API int klab_parse_filters(const char *s, unsigned *filters, struct klab_error *err);
 /* --page-size 4K, 2M, 1G, 64K, 512M ... → bytes. */

@@ -353,6 +353,15 @@ static const char *qemu_blind(const struct klab_walk *w, uint64_t pstate)
     return NULL;
 }
 
+/* arch/arm64/include/asm/sparsemem.h: MAX_PHYSMEM_BITS = CONFIG_ARM64_PA_BITS (6.1) or PHYS_MASK_SHIFT (6.12),
+ * which with CONFIG_ARM64_LPA2 is 48 unless lpa2_is_enabled(), i.e. TCR_EL1.DS (bit 59, D19.2.139). */
+static unsigned max_physmem_bits(const struct klab_mmu_regs *regs, unsigned config_pa_bits, bool config_lpa2)
+{
+    if (config_lpa2 && !klab_bits(regs->tcr, 59, 59))
+        return config_pa_bits ? 48 : 0;
+    return config_pa_bits;
+}
+
 /* SCTLR_EL1.M is bit 0 (Arm ARM D19.2.118); QEMU's system-registers.xml calls SCTLR_EL1 "SCTLR". VA bit 55
  * selects TTBR1 or TTBR0 whether or not the top byte is ignored (D8.2.1). */
 const struct klab_arch_ops klab_arch_arm64 = {
@@ -374,6 +383,7 @@ const struct klab_arch_ops klab_arch_arm64 = {
     .regime = klab_regime_arm64,
     .decode = decode_entry,
     .state_reg = "cpsr",
+    .max_physmem_bits = max_physmem_bits,
     .qemu_blind = qemu_blind,
     .swp = swp,
 };

@@ -92,6 +92,8 @@ struct klab_arch_ops {
      * state_reg (NULL: none); NULL when it can. */
     const char *state_reg;
     const char *(*qemu_blind)(const struct klab_walk *w, uint64_t state);
+    /* MAX_PHYSMEM_BITS (klab_max_physmem_bits). */
+    unsigned (*max_physmem_bits)(const struct klab_mmu_regs *regs, unsigned config_pa_bits, bool config_lpa2);
     /* Splits a non-present entry of a user table at hw_level by the kernel's layout for this arch. */
     void (*swp)(const struct klab_kernel_mm *k, unsigned granule_shift, int hw_level, uint64_t raw,
                 struct klab_swp_arch *out);

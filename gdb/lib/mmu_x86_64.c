@@ -255,6 +255,14 @@ static void swp(const struct klab_kernel_mm *k, unsigned granule_shift, int hw_l
     o->exclusive = raw & SWP_EXCLUSIVE;
 }
 
+/* arch/x86/include/asm/sparsemem.h: MAX_PHYSMEM_BITS is (pgtable_l5_enabled() ? 52 : 46). */
+static unsigned max_physmem_bits(const struct klab_mmu_regs *regs, unsigned config_pa_bits, bool config_lpa2)
+{
+    (void)config_pa_bits;
+    (void)config_lpa2;
+    return (regs->cr4 & CR4_LA57) ? 52 : 46;
+}
+
 /* CR0.PG is bit 31 (SDM Vol. 3A, 2.5); QEMU names the registers cr0/cr3/cr4/efer (gdb-xml/i386-64bit.xml). */
 const struct klab_arch_ops klab_arch_x86_64 = {
     .arch = KLAB_ARCH_X86_64,
@@ -273,5 +281,6 @@ const struct klab_arch_ops klab_arch_x86_64 = {
     .leaf_level = 1,
     .regime = regime,
     .decode = decode_entry,
+    .max_physmem_bits = max_physmem_bits,
     .swp = swp,
 };

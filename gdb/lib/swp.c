@@ -273,6 +273,20 @@ int klab_range_swp(const struct klab_range *r, const struct klab_kernel_mm *k, s
     return klab_decode_swp(arch, k, r->granule_shift, r->hw_level, upper, r->first_raw, out, err);
 }
 
+const char *const *klab_kconfig_names(void)
+{
+    static const char *const names[] = { "CONFIG_MIGRATION", "CONFIG_MEMORY_FAILURE", "CONFIG_DEVICE_PRIVATE",
+                                         "CONFIG_PTE_MARKER", "CONFIG_MEM_SOFT_DIRTY", "CONFIG_PTE_MARKER_UFFD_WP",
+                                         NULL };
+    return names;
+}
+
+unsigned klab_max_physmem_bits(const struct klab_mmu_regs *regs, unsigned config_pa_bits, bool config_lpa2)
+{
+    const struct klab_arch_ops *a = klab_arch(regs->arch);
+    return a ? a->max_physmem_bits(regs, config_pa_bits, config_lpa2) : 0;
+}
+
 const char *klab_swp_kind_name(enum klab_swp_kind kind)
 {
     static const char *const names[] = {

@@ -230,6 +230,9 @@ def main():
     for bad in ("klab pte 0x2 --kver 6", "klab pte 0x2 --kver six.one", "klab vtop --pid 99999 0x1000",
                 "klab vtop --qemu --pid %d 0x1000" % pid, "klab ptdump --non-present --frob"):
         expect_error(bad)
+    # Leave the guest stopped in user mode in pagemap, for the shell's klab vtop / ptdump (gdb_umem.sh).
+    if check("stopped in pagemap_spin again, for the shell", stop_in(pid, spin)):
+        print("# user-stop cpu %d" % (gdb.selected_thread().ptid[1] - 1))
 
 
 try:

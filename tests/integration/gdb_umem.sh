@@ -34,5 +34,29 @@ rc=$?
 relay "$work/out"
 [ -z "${KLAB_TEST_KEEP:-}" ] || cp "$work/out" "$KLAB_TEST_KEEP"
 gdb_ran "$arch" $rc "$work/out" "# gdb_umem.py: done"
+# The shell's klab vtop and ptdump on the same stop (the CPU runs pagemap in user mode): its own tables, the
+# kernel's facts from vmlinux's symbol table and the config beside the image, no gdb.
+cpu=$(sed -n 's/^# user-stop cpu \([0-9]*\)$/\1/p' "$work/out")
+log=$KLAB_RUN_DIR/$name/console.log
+if [ -n "$cpu" ]; then
+  pages=$(tr -d '\r' <"$log" | grep -oE 'um[0-9]{2} +0x[0-9a-f]+ pfn .* swapped 1 .* swap-type [0-9]+ swap-offset 0x[0-9a-f]+')
+  n=0 good=0
+  while read -r _ va _ _ _ _ _ _ _ _ _ _ _ _ _ type _ off; do
+    n=$((n + 1))
+    "$KLAB" vtop --vm "$name" --cpu "$cpu" "$va" >"$work/vtop" 2>&1
+    grep -qE "^   SWAP: type $type  offset $off( |\$)" "$work/vtop" && good=$((good + 1))
+  done <<<"$pages"
+  if [ "$n" -eq 12 ] && [ "$good" -eq 12 ]; then ok "$arch: shell klab vtop: 12 swapped pages decoded as pagemap says"
+  else fail "$arch: shell klab vtop: swapped pages as pagemap says" "$good of $n; last: $(cat "$work/vtop")"; fi
+  first=$(sed -n '1s/^um00 *\(0x[0-9a-f]*\) .*/\1/p' <<<"$pages")
+  "$KLAB" ptdump --vm "$name" --cpu "$cpu" --non-present --range "$first-$(printf '0x%x' $((first + 0x10000 - 1)))" \
+    >"$work/ptdump" 2>&1
+  lines=$(grep -cE ' pte +entry 0x[0-9a-f]+: SWAP: type [0-9]+  offset 0x[0-9a-f]+' "$work/ptdump")
+  # 4K pages on every kernel here: 16 pages span 64K; the swapped 12 and nothing else non-present
+  if [ "$lines" -eq 12 ]; then ok "$arch: shell klab ptdump --non-present: the 12 swapped pages"
+  else fail "$arch: shell klab ptdump --non-present" "$(cat "$work/ptdump")"; fi
+else
+  fail "$arch: shell klab vtop" "gdb left no user-mode stop"
+fi
 grep -q 'Traceback\|Python Exception' "$work/out" && fail "$arch: no Python traceback" "$(grep -m1 -A5 'Traceback\|Python Exception' "$work/out")"
 finish

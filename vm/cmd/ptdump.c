@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "cmd/commands.h"
 #include "cmd/target.h"
+#include "machine/kernel_mm.h"
 #include "util/opts.h"
 #include "util/util.h"
 
@@ -10,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_FILTER = 1, P_PAGE_SIZE, P_NO_MERGE, P_REPEAT };
+enum { P_FILTER = 1, P_PAGE_SIZE, P_NO_MERGE, P_NON_PRESENT, P_REPEAT };
 
 struct ptdump_options {
     struct target_opts t;
@@ -26,6 +27,9 @@ static const struct opt options[] = {
              "only leaves that are all of: w (writable), x (executable), u (user), k (kernel-only)"),
     OPT_CALL("page-size", P_PAGE_SIZE, "S", "only leaves of this size (4K, 2M, 1G, 16K, 32M, 64K, 512M)"),
     OPT_CALL("no-merge", P_NO_MERGE, NULL, "one line per leaf"),
+    OPT_CALL("non-present", P_NON_PRESENT, NULL,
+             "instead of the mappings, every non-present entry that still holds something, decoded as\n"
+                                   "the kernel wrote it (swap, migration, PROT_NONE, ...; see klab vtop)"),
     OPT_BOOL("stats", "print tables read, bytes, entries, leaves, ranges and the walk's time to stderr",
              struct ptdump_options, stats),
     OPT_CALL("repeat", P_REPEAT, "N", "walk N times (timing; output printed once) and report the median to stderr"),
@@ -49,6 +53,7 @@ static int on_option(void *ctx, int id, const char *arg)
     struct klab_error err;
     switch (id) {
     case P_NO_MERGE: p->ro.filters |= KLAB_FILTER_NO_MERGE; return 0;
+    case P_NON_PRESENT: p->ro.filters |= KLAB_FILTER_NON_PRESENT; return 0;
     case P_FILTER:
         if (klab_parse_filters(arg, &p->ro.filters, &err) == 0)
             return 0;
@@ -90,16 +95,21 @@ static int parse_range(const struct vm_target *t, struct ptdump_options *p)
 struct dump_ctx {
     bool print;
     char last_root[12];
+    const struct klab_kernel_mm *kernel;   /* --non-present: what the decode needs of the VM's kernel */
 };
 
 static int print_range(void *vctx, const struct klab_range *r)
 {
     struct dump_ctx *d = vctx;
-    char line[512];
-    if (d->print) {
+    char line[1024];
+    struct klab_swp s;
+    if (!d->print)
+        return 0;
+    if (r->kind == KLAB_RANGE_NON_PRESENT && klab_range_swp(r, d->kernel, &s, NULL) == 0)
+        klab_format_range_swp(r, &s, NULL, d->last_root, line, sizeof line);
+    else
         klab_format_range(r, d->last_root, line, sizeof line);
-        fputs(line, stdout);
-    }
+    fputs(line, stdout);
     return 0;
 }
 
@@ -124,9 +134,12 @@ static int dump(struct vm_target *t, const struct ptdump_options *p)
 {
     uint64_t *times = calloc(p->repeat, sizeof *times);
     struct klab_range_stats st = { 0 };
+    struct klab_kernel_mm kernel = { 0 };
+    if (p->ro.filters & KLAB_FILTER_NON_PRESENT)
+        kernel_mm_facts(t->rs.kernel, t->rs.vmlinux, &t->regs, &kernel);
     int rc = 0;
     for (uint64_t i = 0; rc == 0 && i < p->repeat; i++) {
-        struct dump_ctx d = { .print = !p->quiet && i == 0 };
+        struct dump_ctx d = { .print = !p->quiet && i == 0, .kernel = &kernel };
         struct klab_error err;
         uint64_t t0 = now_ns();
         int wr = klab_walk_ranges(&t->regs, t->mem, &p->ro, print_range, &d, &st, &err);

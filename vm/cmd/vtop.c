@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "cmd/commands.h"
 #include "cmd/target.h"
+#include "machine/kernel_mm.h"
 #include "util/opts.h"
 #include "util/util.h"
 
@@ -76,6 +77,24 @@ static int compare_with_qemu(struct vm_target *t, int cpu, const struct klab_wal
     return verdict == 1;
 }
 
+/* What the kernel keeps in the non-present entry the walk stopped at (the kernel's facts read once). */
+static void print_non_present(const struct vm_target *t, const struct klab_walk *w, struct klab_kernel_mm *k,
+                              bool *have)
+{
+    struct klab_swp s;
+    char line[512];
+    if (w->stop != KLAB_STOP_NOT_PRESENT)
+        return;
+    if (!*have) {
+        kernel_mm_facts(t->rs.kernel, t->rs.vmlinux, &t->regs, k);
+        *have = true;
+    }
+    if (klab_walk_swp(w, k, &s, NULL) == 0) {
+        klab_format_swp(&s, NULL, line, sizeof line);
+        fputs(line, stdout);
+    }
+}
+
 int cmd_vtop(int argc, char **argv)
 {
     struct vtop_options o = { .t = { .cpu = 0 } };
@@ -90,6 +109,8 @@ int cmd_vtop(int argc, char **argv)
     if (vm_target_open(o.t.vm, o.t.cpu, o.t.via_stub, &t) != 0)
         return 1;
     int rc = 0;
+    struct klab_kernel_mm kernel;
+    bool have_kernel = false;
     for (int i = first; i < argc; i++) {
         uint64_t va;
         if (!parse_address(&t, argv[i], &va)) {
@@ -102,6 +123,7 @@ int cmd_vtop(int argc, char **argv)
         char text[4096];
         klab_format_walk(&w, parse_hex(argv[i], NULL) ? NULL : argv[i], false, text, sizeof text);
         printf("%s%s", i > first ? "\n" : "", text);
+        print_non_present(&t, &w, &kernel, &have_kernel);
         if (o.ask_qemu && compare_with_qemu(&t, o.t.cpu, &w) != 0)
             rc = 1;
     }

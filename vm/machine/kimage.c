@@ -243,6 +243,12 @@ static int elf_banner(const struct mapped *m, struct kimage_info *out, char *err
 
 int vmlinux_symbol_address(const char *path, const char *name, uint64_t *addr, char *err, size_t errlen)
 {
+    uint64_t size;
+    return vmlinux_symbol(path, name, addr, &size, err, errlen);
+}
+
+int vmlinux_symbol(const char *path, const char *name, uint64_t *addr, uint64_t *size, char *err, size_t errlen)
+{
     struct mapped m;
     if (map_file(path, &m, err, errlen) != 0)
         return -1;
@@ -254,6 +260,7 @@ int vmlinux_symbol_address(const char *path, const char *name, uint64_t *addr, c
         const Elf64_Sym *sym = elf_symbol(&m, name, err, errlen);
         if (sym) {
             *addr = sym->st_value;
+            *size = sym->st_size;
             rc = 0;
         }
     }

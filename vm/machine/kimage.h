@@ -31,6 +31,8 @@ int vmlinux_inspect(const char *path, struct kimage_info *out, char *err, size_t
 
 /* A symbol's link-time address from vmlinux's ELF symbol table. 0 or -1 (err set). */
 int vmlinux_symbol_address(const char *path, const char *name, uint64_t *addr, char *err, size_t errlen);
+/* The same with the symbol's size (st_size: an array's bytes). */
+int vmlinux_symbol(const char *path, const char *name, uint64_t *addr, uint64_t *size, char *err, size_t errlen);
 
 /* Splits "Linux version 6.1.0-x (...) (...) #1 SMP ..." or the bzImage form "6.1.0-x (...) #1 SMP ..." into
  * release and version. false if it does not look like a banner. */

@@ -1,6 +1,7 @@
 /* vm/machine/swap_disk.h. */
 #define _GNU_SOURCE
 #include "machine/swap_disk.h"
+#include "machine/kconfig.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -12,31 +13,19 @@
 #include <string.h>
 #include <unistd.h>
 
-/* CONFIG_name's value in the config file ("y", "m"), or '\0' when it is not set. */
-static char config_value(FILE *f, const char *name)
-{
-    char line[512];
-    size_t n = strlen(name);
-    rewind(f);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, name, n) && line[n] == '=')
-            return line[n + 1];
-    return '\0';
-}
-
 int swap_disk_resolve(const char *kernel, char **modules, char *err, size_t errlen)
 {
     char *copy = strdup(kernel), *dir = dirname(copy);
-    char *config = path_join(dir, "config"), *order = xasprintf("%s/modules/load.order", dir);
-    FILE *f = fopen(config, "r");
+    char *order = xasprintf("%s/modules/load.order", dir);
+    struct kconfig c;
     int rc = -1;
     *modules = NULL;
-    if (!f)
-        snprintf(err, errlen, "--swap: no kernel config beside %s (%s), so klab cannot tell whether it can swap",
-                 kernel, config);
-    else if (config_value(f, "CONFIG_SWAP") != 'y')
-        snprintf(err, errlen, "--swap: this kernel has no CONFIG_SWAP (%s)", config);
-    else if (config_value(f, "CONFIG_VIRTIO_BLK") == 'y' && config_value(f, "CONFIG_VIRTIO_PCI") == 'y')
+    if (kconfig_load_beside(kernel, &c) != 0)
+        snprintf(err, errlen, "--swap: no kernel config beside %s (%s/config), so klab cannot tell whether it can swap",
+                 kernel, dir);
+    else if (!kconfig_is_y(&c, "CONFIG_SWAP"))
+        snprintf(err, errlen, "--swap: this kernel has no CONFIG_SWAP (%s/config)", dir);
+    else if (kconfig_is_y(&c, "CONFIG_VIRTIO_BLK") && kconfig_is_y(&c, "CONFIG_VIRTIO_PCI"))
         rc = 0;
     else if (!file_exists(order))
         snprintf(err, errlen, "--swap: the kernel builds virtio-blk as a module and %s is missing (kernels/fetch-debian.sh "
@@ -45,10 +34,8 @@ int swap_disk_resolve(const char *kernel, char **modules, char *err, size_t errl
         *modules = xasprintf("%s/modules", dir);
         rc = 0;
     }
-    if (f)
-        fclose(f);
+    kconfig_free(&c);
     free(copy);
-    free(config);
     free(order);
     return rc;
 }
