@@ -27,9 +27,10 @@ for_gdb() {
 # The virtio block driver for `klab boot --swap`, from the image package: virtio_blk and the virtio core and
 # PCI transport where this kernel builds them as modules, decompressed (6.12's are .ko.xz), in load order
 # (each after the modules `modinfo -F depends` names).
+modules_done() { [ -f "$dest/modules/load.order" ] && grep -qx "# $release" "$dest/modules/load.order"; }
 modules() {
   local deb=$1 out="$dest/modules" tmpm
-  [ -f "$out/load.order" ] && grep -qx "# $release" "$out/load.order" && return 0
+  modules_done && return 0
   tmpm=$(mktemp -d "$dest/.modules.XXXXXX")
   dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmpm" --wildcards \
     "./lib/modules/$release/kernel/drivers/virtio/*" "./lib/modules/$release/kernel/drivers/block/virtio_blk.ko*" \
@@ -83,14 +84,22 @@ abi=$(apt-cache pkgnames "linux-image-$series." 2>/dev/null \
 [ -n "$abi" ] || die "no linux-image-$series.*-$flavour-unsigned/-dbg pair on the mirror (run scripts/deps.sh: it adds arm64 and runs apt-get update)"
 release="$abi-$flavour"
 
+# download PKG: PKG's .deb for this arch into $dest/.debs (kept while this run needs it). As root, apt's
+# download sandbox user cannot write into our folders; download as root instead of warning.
+apt_opts=()
+[ "$(id -u)" -ne 0 ] || apt_opts=(-o APT::Sandbox::User=root)
+download() {
+  mkdir -p "$dest/.debs"
+  ls "$dest/.debs/$1"_*_"$arch".deb >/dev/null 2>&1 && return 0
+  echo "klab kernels: downloading $1 ($arch)"
+  (cd "$dest/.debs" && apt-get download -q "${apt_opts[@]}" "$1:$arch") || die "apt-get download $1:$arch failed"
+}
+
 if [ -f "$dest/VERSION" ] && grep -qx "release=$release" "$dest/VERSION" \
    && [ -s "$dest/vmlinuz" ] && [ -s "$dest/vmlinux" ]; then
   echo "klab kernels: $release already in $dest"
-  if ! { [ -f "$dest/modules/load.order" ] && grep -qx "# $release" "$dest/modules/load.order"; }; then
-    apt_opts=()
-    [ "$(id -u)" -ne 0 ] || apt_opts=(-o APT::Sandbox::User=root)
-    mkdir -p "$dest/.debs" && (cd "$dest/.debs" && apt-get download -q "${apt_opts[@]}" \
-      "linux-image-$release-unsigned:$arch") || die "apt-get download linux-image-$release-unsigned:$arch failed"
+  if ! modules_done; then
+    download "linux-image-$release-unsigned"   # a kernel fetched before the modules were unpacked
     modules "$(ls "$dest/.debs/linux-image-$release-unsigned_"*"_$arch.deb")"
     rm -rf "$dest/.debs"
   fi
@@ -98,17 +107,9 @@ if [ -f "$dest/VERSION" ] && grep -qx "release=$release" "$dest/VERSION" \
   exit 0
 fi
 
-# As root, apt's download sandbox user cannot write into our folders; download as root instead of warning.
-apt_opts=()
-[ "$(id -u)" -ne 0 ] || apt_opts=(-o APT::Sandbox::User=root)
-mkdir -p "$dest/.debs"
+download "linux-image-$release-unsigned"
+download "linux-image-$release-dbg"
 cd "$dest/.debs"
-for pkg in "linux-image-$release-unsigned" "linux-image-$release-dbg"; do
-  if ! ls "${pkg}"_*_"$arch".deb >/dev/null 2>&1; then
-    echo "klab kernels: downloading $pkg ($arch)"
-    apt-get download -q "${apt_opts[@]}" "$pkg:$arch" || die "apt-get download $pkg:$arch failed"
-  fi
-done
 image_deb=$(ls linux-image-"$release"-unsigned_*_"$arch".deb)
 dbg_deb=$(ls linux-image-"$release"-dbg_*_"$arch".deb)
 version=$(dpkg-deb -f "$image_deb" Version)

@@ -328,13 +328,9 @@ def format_entry(a, granule, level, raw, what):
 
 def qemu_verdict(walk, qemu_pa):
     """libklab's line for QEMU's gva2gpa answer (qemu_pa None: unmapped) beside the walk, and its verdict."""
-    name = lib().klab_qemu_state_reg(walk_arch(walk))
+    name = lib().klab_qemu_state_reg(arch())   # the walk is of the CPU gdb has selected
     state = reg(name.decode()) if name else 0
     return _text(lib().klab_qemu_verdict, ctypes.byref(walk), qemu_pa is not None, qemu_pa or 0, state, size=512)
-
-
-def walk_arch(walk):
-    return lib().klab_arch_from_name(b"x86_64" if walk.root_name == b"CR3" else b"arm64")
 
 
 def walk_swp(walk, kmm, what):

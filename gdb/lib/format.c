@@ -272,8 +272,7 @@ int klab_qemu_verdict(const struct klab_walk *w, bool qemu_mapped, uint64_t qemu
 {
     size_t used = 0;
     const bool mapped = w->stop == KLAB_WALK_OK;
-    const enum klab_arch arch = strcmp(w->root_name, "CR3") ? KLAB_ARCH_ARM64 : KLAB_ARCH_X86_64;
-    const struct klab_arch_ops *a = klab_arch(arch);
+    const struct klab_arch_ops *a = klab_arch(klab_root_arch(w->root_name));
     const char *blind = !qemu_mapped && a->qemu_blind ? a->qemu_blind(w, cpu_state) : NULL;
     const int verdict = blind ? 2 : qemu_mapped != mapped || (mapped && qemu_pa != w->pa) ? 1 : 0;
     char pa[24] = "unmapped";

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 /* The shape of one level of a translation root. */
 struct klab_regime_level {
@@ -101,6 +102,12 @@ struct klab_arch_ops {
 extern const struct klab_arch_ops klab_arch_x86_64, klab_arch_arm64;
 /* The table of an architecture; NULL for a value that is none. */
 const struct klab_arch_ops *klab_arch(enum klab_arch arch);
+
+/* The architecture a walk or range was made on, from its root's name: x86's one root is CR3. */
+static inline enum klab_arch klab_root_arch(const char *root_name)
+{
+    return strcmp(root_name, "CR3") ? KLAB_ARCH_ARM64 : KLAB_ARCH_X86_64;
+}
 
 /* Whether va is translated by the upper root (arm64 TTBR1); false where one root covers both halves. */
 static inline bool klab_upper_root(const struct klab_arch_ops *a, uint64_t va)

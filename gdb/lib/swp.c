@@ -248,7 +248,7 @@ int klab_decode_swp(enum klab_arch arch, const struct klab_kernel_mm *k, unsigne
  * root (CR3) splits at the sign bit. */
 static bool upper_half(const char *root_name, uint64_t va, enum klab_arch *arch)
 {
-    *arch = strcmp(root_name, "CR3") ? KLAB_ARCH_ARM64 : KLAB_ARCH_X86_64;
+    *arch = klab_root_arch(root_name);
     return *arch == KLAB_ARCH_ARM64 ? !strcmp(root_name, "TTBR1_EL1") : (va >> 63) != 0;
 }
 

@@ -77,19 +77,22 @@ static int compare_with_qemu(struct vm_target *t, int cpu, const struct klab_wal
     return verdict == 1;
 }
 
-/* What the kernel keeps in the non-present entry the walk stopped at (the kernel's facts read once). */
+/* What the kernel keeps in the non-present entry the walk stopped at. The kernel's facts (vmlinux's banner
+ * and symbol table, the config) are read once, and only for an entry that needs them: an empty entry or one
+ * of the kernel's own tables decodes without them. */
 static void print_non_present(const struct vm_target *t, const struct klab_walk *w, struct klab_kernel_mm *k,
                               bool *have)
 {
+    static const struct klab_kernel_mm unknown;
     struct klab_swp s;
     char line[512];
-    if (w->stop != KLAB_STOP_NOT_PRESENT)
+    if (w->stop != KLAB_STOP_NOT_PRESENT || klab_walk_swp(w, *have ? k : &unknown, &s, NULL) != 0)
         return;
-    if (!*have) {
+    if (!*have && s.kind != KLAB_SWP_NONE && s.kind != KLAB_SWP_KERNEL) {
         kernel_mm_facts(t->rs.kernel, t->rs.vmlinux, &t->regs, k);
         *have = true;
     }
-    if (klab_walk_swp(w, k, &s, NULL) == 0) {
+    if (klab_walk_swp(w, *have ? k : &unknown, &s, NULL) == 0) {
         klab_format_swp(&s, NULL, line, sizeof line);
         fputs(line, stdout);
     }
