@@ -9,4 +9,5 @@ mkdir -p bench/results
   bash bench/loop.sh
   bash bench/exam.sh
   bash bench/gdb.sh
+  bash bench/triage.sh
 } 2>&1 | tee bench/results/latest.txt

@@ -64,7 +64,7 @@ if [ "${1:-}" = kernels ]; then
   done
   run --limit 1500 --plan "source kernel: x86_64 on 4-level paging" bash tests/integration/source_kernel.sh x86_64 qemu64
   run --limit 1500 --plan "source kernel: arm64-64k-52 (-cpu max, 52-bit VA)" bash tests/integration/source_kernel.sh arm64-64k-52 max
-  for t in source mmu kernel kaslr umem; do
+  for t in source mmu kernel kaslr umem triage; do
     KLAB_TEST_KERNEL=debian-6.12-arm64 run --plan "gdb $t: arm64 on Debian 6.12" bash tests/integration/gdb_$t.sh arm64
   done
   KLAB_TEST_KERNEL=debian-6.12-arm64 run --plan "gdb umem: arm64 -cpu max (PAN, LPA2) on Debian 6.12" \
@@ -93,11 +93,15 @@ run --plan "gdb user memory: arm64 -cpu max (QEMU's PAN blind spot)" bash tests/
 run --plan "gdb KASLR: x86_64, two boots" bash tests/integration/gdb_kaslr.sh x86_64
 run --plan "gdb KASLR: arm64, two boots" bash tests/integration/gdb_kaslr.sh arm64
 run --plan "gdb module symbols: hellodrv on x86_64" bash tests/integration/gdb_module.sh
+run --plan "gdb triage (dmesg, bt, slab, whatis, search) and the soft-lockup lab: x86_64" \
+  bash tests/integration/gdb_triage.sh x86_64
+run --plan "gdb triage (dmesg, bt, slab, whatis, search): arm64" bash tests/integration/gdb_triage.sh arm64
 run --plan "gdb index cache and Debian source lines: x86_64" bash tests/integration/gdb_source.sh x86_64
 run --plan "gdb index cache and Debian source lines: arm64" bash tests/integration/gdb_source.sh arm64
 # The second kernel generation (Debian 12's 6.12), on x86_64 here and on both arches in make test-kernels.
 for t in source:"index cache and source lines" mmu:"vtop/pte/ptdump" kernel:"current/ps/page/initmem-watch/vtop --pid" \
-         kaslr:"KASLR, two boots" module:"module symbols (hellodrv)" umem:"user memory (swap, migration, pagemap)"; do
+         kaslr:"KASLR, two boots" module:"module symbols (hellodrv)" umem:"user memory (swap, migration, pagemap)" \
+         triage:"triage and the soft-lockup lab"; do
   KLAB_TEST_KERNEL=debian-6.12-amd64 run --plan "gdb ${t#*:}: x86_64 on Debian 6.12" bash tests/integration/gdb_${t%%:*}.sh x86_64
 done
 run --plan "source kernels and modules: bad input" bash tests/integration/kernel_errors.sh

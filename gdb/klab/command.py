@@ -13,12 +13,26 @@ def _one_line_errors(invoke):
     def wrapped(self, arg, from_tty):
         try:
             return invoke(self, arg, from_tty)
+        except gdb.MemoryError as e:
+            raise gdb.GdbError("%s: %s%s" % (getattr(self, "name", "klab"), e, _user_mode_hint()))
         except (gdb.GdbError, gdb.error, KeyboardInterrupt):
             raise
         except Exception as e:   # noqa: BLE001 - the point is to catch everything else
             raise gdb.GdbError("%s: internal error (%s: %s); please report it" % (
                 getattr(self, "name", "klab"), type(e).__name__, e))
     return wrapped
+
+
+def _user_mode_hint():
+    """Why a kernel read failed when the CPU runs user code: QEMU's arm64 stub reads with EL0's permissions."""
+    try:
+        from klab import kernel
+        if kernel.cpu_mode()[0]:
+            return " (the CPU runs user code, and QEMU's stub reads with user permissions: stop in the kernel, " \
+                   "e.g. hbreak on a system call)"
+    except (gdb.error, gdb.GdbError):
+        pass
+    return ""
 
 
 class KlabCommand(gdb.Command):

@@ -100,30 +100,73 @@ def _kernel_roots(regs, what):
         yield other
 
 
+# The RAM file, when klab started the VM, reads kernel memory without a round trip to the stub per read: the
+# selected CPU's registers are read once per stop and CPU, then every read is a libklab walk and a memcpy.
+_FAST = {"key": None, "mem": None, "roots": None}
+
+
+def _forget_fast():
+    if _FAST["mem"] is not None:
+        _FAST["mem"].close()
+    _FAST.update(key=None, mem=None, roots=None)
+
+
+def _target_moved(*_):
+    """What is kept per stop (registers, the thread list) is stale once the target runs or changes."""
+    _forget_fast()
+    _THREADS.clear()
+
+
+for _event in (gdb.events.cont, gdb.events.stop, gdb.events.exited, gdb.events.register_changed):
+    _event.connect(_target_moved)
+
+
+def _fast_roots(what):
+    """(RAM-file source, candidate registers) for the selected CPU at this stop, or None without a RAM file."""
+    thread = gdb.selected_thread()
+    key = (gdb.selected_inferior().pid, thread.ptid if thread else None)
+    if _FAST["key"] != key:
+        _forget_fast()
+        mem = lib.PhysMem(ram_file_only=True)
+        if mem.handle is None:
+            return None
+        _FAST.update(key=key, mem=mem, roots=list(_kernel_roots(lib.mmu_regs(), what)))
+    return _FAST["mem"], _FAST["roots"]
+
+
+def _read_translated(mem, roots, addr, size, what, describe):
+    """size bytes at addr through the first root that maps each page; raises with the last walk's reason."""
+    out = bytearray(size)
+    done = 0
+    while done < size:
+        va = (addr + done) & MASK64
+        for regs in roots:
+            w = lib.Walk()
+            if lib.lib().klab_translate(ctypes.byref(regs), mem.handle, va, ctypes.byref(w)) == 0:
+                break
+        else:
+            raise error(what, "cannot read %s at %x: %s", describe, va, w.why.decode())
+        n = min(size - done, w.page_size - (w.pa & (w.page_size - 1)))
+        buf = (ctypes.c_char * n).from_buffer(out, done)
+        if lib.lib().klab_physmem_read(mem.handle, w.pa, buf, n) != 0:
+            raise error(what, "cannot read %s at PA %x", describe, w.pa)
+        done += n
+    return bytes(out)
+
+
 def kread(addr, size, what, describe):
-    """size bytes of kernel memory at addr: through gdb, else (a CPU in user mode, where the stub cannot read
-    kernel pages) through the kernel's page tables and physical memory with libklab."""
+    """size bytes of kernel memory at addr: from the RAM file through the kernel's page tables when klab
+    started the VM, else through gdb, else (a CPU in user mode, where the stub cannot read kernel pages)
+    through the page tables and the stub's physical mode."""
+    fast = _fast_roots(what)
+    if fast is not None:
+        return _read_translated(fast[0], fast[1], addr, size, what, describe)
     try:
         return gdb.selected_inferior().read_memory(addr, size).tobytes()
     except gdb.MemoryError:
         pass
-    out = b""
     with lib.PhysMem() as mem:
-        roots = list(_kernel_roots(lib.mmu_regs(), what))
-        while len(out) < size:
-            va = (addr + len(out)) & MASK64
-            for regs in roots:
-                w = lib.Walk()
-                if lib.lib().klab_translate(ctypes.byref(regs), mem.handle, va, ctypes.byref(w)) == 0:
-                    break
-            else:
-                raise error(what, "cannot read %s at %x: %s", describe, va, w.why.decode())
-            n = min(size - len(out), w.page_size - (w.pa & (w.page_size - 1)))
-            buf = ctypes.create_string_buffer(n)
-            if lib.lib().klab_physmem_read(mem.handle, w.pa, buf, n) != 0:
-                raise error(what, "cannot read %s at PA %x", describe, w.pa)
-            out += buf.raw
-    return out
+        return _read_translated(mem, list(_kernel_roots(lib.mmu_regs(), what)), addr, size, what, describe)
 
 
 def kread_u64(addr, what, describe):
@@ -148,19 +191,47 @@ def kstring(addr, what, describe, limit=256):
     return out.decode(errors="replace")
 
 
+# gdb's expression evaluator takes milliseconds per call: offsets are computed once per set of symbol files
+_OFFSETS = {}
+gdb.events.new_objfile.connect(lambda event: _OFFSETS.clear())
+gdb.events.clear_objfiles.connect(lambda event: _OFFSETS.clear())
+
+
 def field_offset(type_name, field, what):
-    try:
-        return int(gdb.parse_and_eval("(unsigned long)&((%s *)0)->%s" % (type_name, field)))
-    except gdb.error:
+    """offsetof(type, field), field may be a path (a.b) or lie in anonymous unions."""
+    key = (type_name, field)
+    if key not in _OFFSETS:
+        try:
+            _OFFSETS[key] = int(gdb.parse_and_eval("(unsigned long)&((%s *)0)->%s" % (type_name, field)))
+        except gdb.error:
+            _OFFSETS[key] = None
+    if _OFFSETS[key] is None:
         raise error(what, "%s has no member %s in this kernel", type_name, field)
+    return _OFFSETS[key]
+
+
+def has_member(type_name, field):
+    """Whether field_offset(type_name, field) exists (anonymous unions included)."""
+    try:
+        field_offset(type_name, field, "")
+        return True
+    except gdb.GdbError:
+        return False
 
 
 # ---- CPUs and per-CPU variables ------------------------------------------------------------------------
 
+_THREADS = {}
+
+
 def cpu_threads():
-    """QEMU's stub shows one thread per CPU, numbered from 1 (CPU index + 1)."""
-    threads = gdb.selected_inferior().threads()
-    return sorted(threads, key=lambda t: t.ptid[1] or t.num)
+    """QEMU's stub shows one thread per CPU, numbered from 1 (CPU index + 1). Asking gdb costs two round trips
+    to the stub (qfThreadInfo), so the list is kept until the target runs again."""
+    pid = gdb.selected_inferior().pid
+    if pid not in _THREADS:
+        _THREADS.clear()
+        _THREADS[pid] = sorted(gdb.selected_inferior().threads(), key=lambda t: t.ptid[1] or t.num)
+    return _THREADS[pid]
 
 
 def select_cpu(cpu, what):
@@ -198,15 +269,15 @@ def task_pointer(addr, what):
 
 
 def list_entries(head_addr, type_name, field, what, limit=1 << 16):
-    """The containers of a circular list_head, starting after the head."""
-    head = gdb.Value(head_addr).cast(lookup_type("struct list_head", what).pointer())
-    node = head["next"]
+    """The containers of a circular list_head, starting after the head (the links read with kread)."""
+    off = field_offset(type_name, field, what)
+    node = kread_u64(head_addr, what, "a list head")
     seen = 0
-    while int(node) != head_addr:
-        if not int(node):
+    while node != head_addr:
+        if not node:
             raise error(what, "broken list at %x (NULL next)", head_addr)
-        yield container_of(node, type_name, field, what)
-        node = node["next"]
+        yield value_at((node - off) & MASK64, type_name, what)
+        node = kread_u64(node, what, "a list link")
         seen += 1
         if seen > limit:
             raise error(what, "list at %x does not close after %d entries", head_addr, limit)

@@ -14,7 +14,7 @@ FILTER_NON_PRESENT = 32
 RANGE_NON_PRESENT = 2
 RANGE_MAPPED = 0
 ROOT_USER, ROOT_FOR_VA, ROOT_ALL = 0, 1, 2
-ABI_VERSION = 4
+ABI_VERSION = 5
 STOP_NOT_PRESENT = 1
 MASK64 = (1 << 64) - 1
 
@@ -92,19 +92,31 @@ class Swp(ctypes.Structure):
                 ("dirty", ctypes.c_bool), ("why", ctypes.c_char * 160)]
 
 
+class SearchOpts(ctypes.Structure):
+    _fields_ = [("va_start", ctypes.c_uint64), ("va_end", ctypes.c_uint64), ("value", ctypes.c_uint64),
+                ("width", ctypes.c_uint), ("filters", ctypes.c_uint), ("max_hits", ctypes.c_uint64),
+                ("ram", ctypes.POINTER(RamRegion)), ("nram", ctypes.c_size_t)]
+
+
+class SearchStats(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint64) for n in ("mapped_bytes", "bytes_read", "skipped_bytes", "hits", "zero_bytes")]
+
+
 class Abi(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint)] + [(n, ctypes.c_size_t) for n in (
         "mmu_regs", "level", "perms", "walk", "range", "range_opts", "range_stats", "geometry", "ram_region",
-        "error", "kernel_mm", "swp")]
+        "error", "kernel_mm", "swp", "search_opts", "search_stats")]
 
 
 # The structures above and the fields of struct klab_abi that give their C sizes.
 _MIRRORS = (("mmu_regs", MmuRegs), ("level", Level), ("perms", Perms), ("walk", Walk), ("range", Range),
             ("range_opts", RangeOpts), ("range_stats", RangeStats), ("geometry", Geometry),
-            ("ram_region", RamRegion), ("error", Error), ("kernel_mm", KernelMm), ("swp", Swp))
+            ("ram_region", RamRegion), ("error", Error), ("kernel_mm", KernelMm), ("swp", Swp),
+            ("search_opts", SearchOpts), ("search_stats", SearchStats))
 
 READ_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_size_t)
 RANGE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(Range))
+HIT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
 
 _lib = None
 
@@ -172,6 +184,8 @@ def lib():
         l.klab_format_range_swp.argtypes = [ctypes.POINTER(Range), ctypes.POINTER(Swp), ctypes.c_char_p, ctypes.c_char_p,
                                             ctypes.c_char_p, ctypes.c_size_t]
         l.klab_swp_kind_name.restype = ctypes.c_char_p
+        l.klab_search.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_void_p, ctypes.POINTER(SearchOpts), HIT_FN,
+                                  ctypes.c_void_p, ctypes.POINTER(SearchStats), ctypes.POINTER(Error)]
         l.klab_format_swp.restype = ctypes.c_size_t
         l.klab_format_swp.argtypes = [ctypes.POINTER(Swp), ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
         _lib = l
@@ -247,9 +261,9 @@ def replace_root(regs, which, va, root):
 
 class PhysMem:
     """Guest physical memory: the RAM file of the VM klab gdb attached to (fast, no stub traffic), else gdb's
-    own reads with QEMU's stub in physical mode."""
+    own reads with QEMU's stub in physical mode (unless ram_file_only: then handle stays None)."""
 
-    def __init__(self):
+    def __init__(self, ram_file_only=False):
         self.handle = None
         self._keep = None
         self._physical_mode = False
@@ -258,7 +272,7 @@ class PhysMem:
             regions = [[int(x, 0) for x in r.split()] for r in state["ram_regions"]]
             arr = (RamRegion * len(regions))(*[RamRegion(*r) for r in regions])
             self.handle = lib().klab_physmem_open_ramfile(state["ram_file"].encode(), arr, len(regions), None)
-        if not self.handle:
+        if not self.handle and not ram_file_only:
             # QEMU's physical-memory mode for the life of this source (one command), not per read.
             gdb.execute("maintenance packet Qqemu.PhyMemMode:1", to_string=True)
             self._physical_mode = True

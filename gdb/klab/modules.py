@@ -5,7 +5,12 @@ A breakpoint on do_init_module (kernel/module/main.c) fires after the module's s
 their addresses published in mod->sect_attrs, before its init runs. The .ko is looked up by module name in
 $KLAB_MODULE_PATH (colon-separated folders), klab's build/modules, and the folder of vmlinux."""
 
+import atexit
 import os
+import re
+import shutil
+import subprocess
+import tempfile
 
 import gdb
 
@@ -52,6 +57,39 @@ def _sections(mod):
     return out
 
 
+_LD = {"x86_64": "x86_64-linux-gnu-ld", "arm64": "aarch64-linux-gnu-ld"}
+_placed_dir = None
+
+
+def _placed_copy(path, sections):
+    """The .ko linked at the addresses the kernel gave its sections (an ET_EXEC that ld has relocated, debug
+    sections included), or None when that cannot be made. gdb relocates a .ko's DWARF itself when given
+    -s NAME ADDR, but gdb 13 places the functions of a second text section (.init.text, .exit.text) at
+    .text's address in the two-unit modules of v6.12 (scripts/module-common.c is linked into every .ko): a
+    pc in .text was then named after an init function."""
+    global _placed_dir
+    ld = shutil.which(_LD.get(arch.current().name, "ld"))
+    if ld is None:
+        return None
+    if _placed_dir is None:
+        _placed_dir = tempfile.mkdtemp(prefix="klab-modules-")   # 0700, ours: nobody else writes in it
+        atexit.register(shutil.rmtree, _placed_dir, True)
+    name = os.path.basename(path)
+    script = os.path.join(_placed_dir, name + ".ld")
+    out = os.path.join(_placed_dir, name + ".%x.elf" % sections[".text"])
+    lines = ["SECTIONS {"]
+    for sec, addr in sorted(sections.items(), key=lambda kv: kv[1]):
+        if addr and not sec.startswith(".note") and re.fullmatch(r"[A-Za-z0-9_.]+", sec):
+            lines.append("  %s 0x%x : { *(%s) }" % (sec, addr, sec))
+    lines.append("}")
+    with open(script, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    # calls into the kernel stay unresolved (no code is run or read from this file: only its symbols)
+    r = subprocess.run([ld, "-o", out, "--unresolved-symbols=ignore-all", "--noinhibit-exec", "-T", script, path],
+                       capture_output=True, text=True)
+    return out if os.path.isfile(out) and os.path.getsize(out) else None
+
+
 def load(mod, quiet=False):
     """Adds the symbols of the module mod (a struct module value); returns a line saying what happened."""
     name = mod["name"].string()
@@ -66,9 +104,13 @@ def load(mod, quiet=False):
         return None
     if name in _loaded:
         gdb.execute("remove-symbol-file -a 0x%x" % _loaded[name][1], to_string=True)
-    extra = " ".join("-s %s 0x%x" % (s, a) for s, a in sorted(sections.items())
-                     if s != ".text" and not s.startswith(".note") and a)
-    gdb.execute("add-symbol-file %s 0x%x %s" % (path, text, extra), to_string=True)
+    placed = _placed_copy(path, sections)
+    if placed is not None:
+        gdb.execute("add-symbol-file %s" % placed, to_string=True)
+    else:
+        extra = " ".join("-s %s 0x%x" % (s, a) for s, a in sorted(sections.items())
+                         if s != ".text" and not s.startswith(".note") and a)
+        gdb.execute("add-symbol-file %s 0x%x %s" % (path, text, extra), to_string=True)
     _loaded[name] = (path, text)
     return "klab: symbols of module %s from %s (.text at %x)" % (name, path, text)
 

@@ -296,5 +296,6 @@ void klab_abi(struct klab_abi *out)
         .range_opts = sizeof(struct klab_range_opts), .range_stats = sizeof(struct klab_range_stats),
         .geometry = sizeof(struct klab_geometry), .ram_region = sizeof(struct klab_ram_region),
         .error = sizeof(struct klab_error), .kernel_mm = sizeof(struct klab_kernel_mm), .swp = sizeof(struct klab_swp),
+        .search_opts = sizeof(struct klab_search_opts), .search_stats = sizeof(struct klab_search_stats),
     };
 }

@@ -285,6 +285,33 @@ KLAB_API int klab_walk_ranges(const struct klab_mmu_regs *regs, struct klab_phys
                               const struct klab_range_opts *opts, klab_range_fn fn, void *ctx,
                               struct klab_range_stats *stats, struct klab_error *err);
 
+/* ---- search ------------------------------------------------------------------------------------------- */
+
+/* What klab_search looks for: an aligned value of width bytes (4 or 8, little-endian) in the mapped leaves
+ * of [va_start, va_end] (0, 0: everything) that pass the leaf filters, reading only the physical memory that
+ * lies in ram[0..nram) (never device memory). max_hits 0: no bound. */
+struct klab_search_opts {
+    uint64_t va_start, va_end;
+    uint64_t value;
+    unsigned width;
+    unsigned filters;
+    uint64_t max_hits;
+    const struct klab_ram_region *ram;   /* file_offset unused */
+    size_t nram;
+};
+
+struct klab_search_stats {
+    uint64_t mapped_bytes, bytes_read, skipped_bytes, hits;
+    uint64_t zero_bytes;   /* holes of the RAM file: never written by the guest, zeros, not read */
+};
+
+/* Called for each hit in VA order; a non-zero return stops the search. */
+typedef int (*klab_hit_fn)(void *ctx, uint64_t va, uint64_t pa);
+
+/* Searches as above: 0 (also when stopped by max_hits or the callback), or -1 with err filled. */
+KLAB_API int klab_search(const struct klab_mmu_regs *regs, struct klab_physmem *mem, const struct klab_search_opts *o,
+                         klab_hit_fn fn, void *ctx, struct klab_search_stats *stats, struct klab_error *err);
+
 /* ---- GDB remote serial protocol client ------------------------------------------------------------------- */
 
 /* Every call returns 0 or one of these (negative); klab_rsp_error() has the message. A malformed reply is an
@@ -400,10 +427,11 @@ KLAB_API int klab_parse_page_size(const char *s, uint64_t *size, struct klab_err
 
 /* ---- the ABI: callers that mirror these structures (gdb/klab/lib.py) check their sizes first ---------- */
 
-#define KLAB_ABI_VERSION 4
+#define KLAB_ABI_VERSION 5
 struct klab_abi {
     unsigned version;
-    size_t mmu_regs, level, perms, walk, range, range_opts, range_stats, geometry, ram_region, error, kernel_mm, swp;
+    size_t mmu_regs, level, perms, walk, range, range_opts, range_stats, geometry, ram_region, error, kernel_mm, swp,
+           search_opts, search_stats;
 };
 KLAB_API void klab_abi(struct klab_abi *out);
 /* "rwx/r-x"-style text: kernel then user permissions. buf needs 8 bytes. */

@@ -1,6 +1,7 @@
 /* Physical-memory sources behind one read interface. */
 #define _GNU_SOURCE
 #include "error_internal.h"
+#include "physmem_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,25 +21,64 @@ struct klab_physmem {
     /* RAM file source */
     const unsigned char *map;
     size_t map_len;
+    int fd;               /* kept open for SEEK_DATA / SEEK_HOLE */
     struct klab_ram_region regions[MAX_REGIONS];
     size_t nregions;
 };
 
 /* Guest PA → file offset through the machine's RAM layout; a PA outside RAM is an error, never a wild read. */
-static int ramfile_read(void *ctx, uint64_t pa, void *buf, size_t len)
+const unsigned char *klab_physmem_view(const struct klab_physmem *m, uint64_t pa, size_t len)
 {
-    const struct klab_physmem *m = ctx;
+    if (!m || !m->map)
+        return NULL;
     for (size_t i = 0; i < m->nregions; i++) {
         const struct klab_ram_region *r = &m->regions[i];
         if (pa < r->gpa || pa - r->gpa >= r->size || len > r->size - (pa - r->gpa))
             continue;
         uint64_t off = r->file_offset + (pa - r->gpa);
         if (off > m->map_len || len > m->map_len - off)
-            return -1;
-        memcpy(buf, m->map + off, len);
-        return 0;
+            return NULL;
+        return m->map + off;
     }
-    return -1;
+    return NULL;
+}
+
+/* How much of [pa, pa + len) from pa on is data, or is a hole of the RAM file (memory the guest never wrote:
+ * zeros that reading through the mapping would allocate in the host, lseek(2) SEEK_DATA/SEEK_HOLE). */
+size_t klab_physmem_extent(const struct klab_physmem *m, uint64_t pa, size_t len, bool *hole)
+{
+    *hole = false;
+    if (!m || !m->map || m->fd < 0)
+        return len;
+    for (size_t i = 0; i < m->nregions; i++) {
+        const struct klab_ram_region *r = &m->regions[i];
+        if (pa < r->gpa || pa - r->gpa >= r->size)
+            continue;
+        off_t off = (off_t)(r->file_offset + (pa - r->gpa));
+        off_t data = lseek(m->fd, off, SEEK_DATA);
+        if (data < 0 && errno == ENXIO)   /* no data after off: a hole to the end of the file */
+            data = (off_t)m->map_len;
+        if (data < 0)
+            return len;
+        if (data > off) {
+            *hole = true;
+            return (uint64_t)(data - off) < len ? (size_t)(data - off) : len;
+        }
+        off_t end = lseek(m->fd, off, SEEK_HOLE);
+        if (end <= off)
+            return len;
+        return (uint64_t)(end - off) < len ? (size_t)(end - off) : len;
+    }
+    return len;
+}
+
+static int ramfile_read(void *ctx, uint64_t pa, void *buf, size_t len)
+{
+    const unsigned char *p = klab_physmem_view(ctx, pa, len);
+    if (!p)
+        return -1;
+    memcpy(buf, p, len);
+    return 0;
 }
 
 struct klab_physmem *klab_physmem_open_ramfile(const char *path, const struct klab_ram_region *regions,
@@ -61,19 +101,21 @@ struct klab_physmem *klab_physmem_open_ramfile(const char *path, const struct kl
         return NULL;
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
     if (map == MAP_FAILED) {
         snprintf(err, errlen, "cannot map RAM file %s: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     struct klab_physmem *m = calloc(1, sizeof *m);
     if (!m) {
+        close(fd);
         munmap(map, (size_t)st.st_size);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     m->read = ramfile_read;
     m->ctx = m;
+    m->fd = fd;
     m->map = map;
     m->map_len = (size_t)st.st_size;
     memcpy(m->regions, regions, nregions * sizeof *regions);
@@ -87,6 +129,7 @@ struct klab_physmem *klab_physmem_from_callback(klab_read_fn read, void *ctx)
     if (m) {
         m->read = read;
         m->ctx = ctx;
+        m->fd = -1;
     }
     return m;
 }
@@ -104,6 +147,8 @@ void klab_physmem_close(struct klab_physmem *m)
         m->close(m);
     if (m->map)
         munmap((void *)m->map, m->map_len);
+    if (m->fd >= 0)
+        close(m->fd);
     free(m);
 }
 
@@ -148,6 +193,7 @@ struct klab_physmem *klab_physmem_from_rsp(struct klab_rsp *r, struct klab_error
     }
     m->read = stub_read;
     m->ctx = s;
+    m->fd = -1;
     m->close = stub_close;
     return m;
 }

@@ -25,7 +25,10 @@ HOOK
 # opens /dev/myhello. After the checks gdb deletes the breakpoint and detaches, so the guest goes on.
 KLAB_MODULE_PATH=$work/hellodrv timeout 300 "$KLAB" gdb $name --batch -ex 'break hello_open' -ex continue \
   -ex 'echo @@ stop\n' -ex 'p/x $pc' -ex 'info symbol $pc' -ex 'klab current' \
-  -ex 'echo @@ modules\n' -ex 'klab modules' -ex 'echo @@ end\n' -ex delete -ex detach >"$work/out" 2>&1
+  -ex 'echo @@ modules\n' -ex 'klab modules' \
+  -ex 'delete' -ex 'break vfree if $_caller_is("hello_open")' -ex continue -ex 'echo @@ vfree\n' -ex 'p/x $rdi' \
+  -ex 'klab whatis $rdi' -ex 'echo @@ search\n' -ex 'klab search *(unsigned long *)$rdi --max 0' \
+  -ex 'eval "monitor cpu %d", $_thread - 1' -ex 'eval "monitor gva2gpa 0x%lx", $rdi' -ex 'echo @@ end\n' -ex delete -ex detach >"$work/out" 2>&1
 gdb_ran "hellodrv" $? "$work/out" "@@ end"
 section() { gdb_section "$work/out" "$1"; }
 grep -q "klab: symbols of module hellodrv from $work/hellodrv/hellodrv.ko" "$work/out" \
@@ -45,6 +48,20 @@ section stop | grep -q '^current: PID [0-9]* "cat"' && ok "the task in hello_ope
   || fail "current in hello_open" "$(section stop | tail -4)"
 section modules | grep -q "^hellodrv .*hellodrv.ko" && ok "klab modules lists hellodrv with its .ko" \
   || fail "klab modules" "$(section modules)"
+# hello_open's vmalloc'ed buffer, at the vfree that hello_open calls: the guest printed its address (%px)
+psz=$(grep -a -m1 'myhello open, psz=' "$log" | sed 's/.*psz=\([0-9a-f]*\).*/\1/')
+rdi=$(section vfree | sed -n 's/^\$[0-9]* = 0x\([0-9a-f]*\)/\1/p')
+[ -n "$psz" ] && [ "$rdi" = "$psz" ] && ok "stopped in vfree of hello_open's buffer $psz (the guest's psz)" \
+  || fail "vfree of psz" "rdi ${rdi:-?} psz ${psz:-?}"
+section vfree | grep -qE "^$psz: vmalloc, vmap area $psz-[0-9a-f]+, vm_struct [0-9a-f]+ size $((192 * 1024 + 4096)) \(with guard\) VM_ALLOC[^,]*, caller hello_open\+0x[0-9a-f]+ in \.text" \
+  && ok "klab whatis psz: vmalloc, 192K + guard, VM_ALLOC, caller hello_open" || fail "klab whatis psz" "$(section vfree)"
+# the buffer's first 8 bytes, searched in the whole kernel half: at psz and at the linear-map address of
+# the PA QEMU translates psz to
+gpa=$(section search | gpa_of)
+hits=$(section search | sed -n 's/^\([0-9a-f]*\): 3131313131313131  (PA \([0-9a-f]*\))$/\1 \2/p')
+if [ -n "$gpa" ] && grep -q "^$psz $gpa$" <<<"$hits" && [ "$(awk -v p="$gpa" '$2 == p' <<<"$hits" | wc -l)" -ge 2 ]; then
+  ok "klab search finds the buffer's bytes at psz and at its linear-map alias (PA $gpa)"
+else fail "klab search of the vmalloc'ed string" "gpa ${gpa:-?}; $(section search | tail -5)"; fi
 grep -aq '^READ 1111111111111111111122222222' "$log" && ok "cat /dev/myhello returns the vmalloc'ed string" \
   || fail "hellodrv read" "$(grep -a 'READ\|myhello' "$log")"
 finish

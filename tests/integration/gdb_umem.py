@@ -13,7 +13,8 @@ import sys
 import gdb
 
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "integration"))
-from gdb_checks import ARCH, check, console, ok, current_rows, ev, expect_error, fail, nm, run, skip, walked_pa  # noqa: E402
+from gdb_checks import (ARCH, check, console, ok, current_rows, ev, expect_error, fail, gva2gpa, nm, run,  # noqa: E402
+                        skip, walked_pa)
 
 MIGRATION = os.environ.get("KLAB_TEST_MIGRATION") == "1"
 SOFT_DIRTY = os.environ.get("KLAB_TEST_SOFT_DIRTY") == "1"
@@ -195,6 +196,34 @@ def check_own_tables(pages, dev, moved):
             moved["pfn"] != pages[MIGRATE_PAGE]["pfn"], out)
 
 
+def check_triage_in_user_mode(pid, pages):
+    """The triage commands from a CPU stopped in user code, where QEMU's stub reads with user permissions:
+    kernel memory comes through the page tables (and the RAM file) instead."""
+    # the levels the console prints (console_loglevel 7 here: not debug)
+    out = run("klab dmesg --level 0,1,2,3,4,5,6 -n 5")
+    lines = [l for l in out.splitlines() if l.strip()]
+    log = console()
+    check("user mode: klab dmesg -n 5 reads the ringbuffer; its lines are on the console",
+          len(lines) == 5 and all(l in log for l in lines), out)
+    # x86's stub reads kernel memory from user mode, arm64's does not (EL0 permissions): there klab bt, which
+    # walks the task list with gdb, must say so in one line
+    try:
+        out = run("klab bt %d" % pid)
+        check("user mode: klab bt of pagemap says it runs user code", "in user code, not in the kernel" in out
+              and "(user code)" in out, out)
+    except gdb.error as e:
+        check("user mode: klab bt of pagemap: one klab line naming user mode (arm64)", ARCH.startswith("arm64")
+              and str(e).startswith("klab bt: ") and "runs user code" in str(e) and "\n" not in str(e), str(e))
+    present = next(e for e in pages.values() if e["present"])
+    out = run("klab whatis 0x%x" % present["va"])
+    pa = gva2gpa(present["va"])
+    check("user mode: klab whatis of a pagemap page: a user address at QEMU's PA %s" % (
+        "%x" % pa if pa is not None else "?"), pa is not None and "user address of the current task, PA %x" % pa in out,
+        out)
+    out = run("klab slab kmem_cache")
+    check("user mode: klab slab kmem_cache reads the cache", out.splitlines()[-1].endswith(" kmem_cache"), out)
+
+
 def main():
     spin = "*0x%x" % nm("pagemap_spin")
     pid = first_stop("move_to_new_folio" if MIGRATION else spin)
@@ -220,6 +249,7 @@ def main():
     else:
         skip("migration", "this kernel has no CONFIG_MEMORY_FAILURE (no MADV_SOFT_OFFLINE)")
     check_own_tables(pages, dev, moved)
+    check_triage_in_user_mode(pid, pages)
     # The rest reads kernel memory (the task list for --pid): stop in the kernel, in pagemap's timer tick.
     if not check("stopped in the kernel in pagemap's context", stop_in(pid, "update_process_times")):
         return

@@ -83,6 +83,16 @@ check("klab pte decodes seed 002's descriptor without a VM",
       "arm64 level L3 (64K granule)" in out and "output address: 61020000" in out, out)
 err = gdb_error("klab pte 1 --arch x86_64 --granule 64K")
 check("klab pte --granule 64K on x86_64: one line", err and "--granule must be one of 4K on x86_64" in err, err)
+for cmd in ("klab dmesg", "klab bt", "klab slab", "klab whatis 0x1000", "klab search 1"):
+    err = (gdb_error(cmd) or "").replace("gdb.error: ", "", 1)
+    check("%s without a VM: one klab line" % cmd, err.startswith("klab ") and "\n" not in err
+          and "no process attached" in err, err)
+for cmd, want in (("klab dmesg --level loud", "unknown level"), ("klab dmesg -n x", "wants a number"),
+                  ("klab bt 1 2", "usage"), ("klab slab a b", "usage"), ("klab search", "usage"),
+                  ("klab search 1 --width 2", "--width"), ("klab search 0x100000000 --width 4", "4 bytes"),
+                  ("klab search 1 --kernel --user", "exclude"), ("klab whatis", "usage")):
+    err = gdb_error(cmd)
+    check("%s: one klab line naming the problem (%s)" % (cmd, want), err and want in err and "\n" not in err, err)
 err = gdb_error("klab vtop 0x1000")
 check("klab vtop without a VM: one line", err and "no process attached" in err, err)
 

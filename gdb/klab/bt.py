@@ -1,0 +1,255 @@
+"""klab bt: the backtrace of any task, as crash's `bt PID` prints it. A task that is not running is unwound
+from the context the scheduler saved when it switched away (x86_64: thread.sp and the inactive_task_frame
+__switch_to_asm pushed, arch/x86/include/asm/switch_to.h; arm64: thread.cpu_context, which cpu_switch_to
+fills, arch/arm64/kernel/entry.S). klab gives gdb those registers as the caller of the CPU's frame 0 through
+a Python unwinder, enabled only while it walks; gdb's own DWARF unwinder does the rest. Nothing is written to
+the guest: `bt`, `info registers` and `continue` see the CPU as it was."""
+
+import re
+
+import gdb
+import gdb.unwinder
+
+from klab.command import KlabCommand
+from klab import arch, kernel, mmu, tasks
+
+_MAX_FRAMES = 64
+
+
+class _FrameId:
+    def __init__(self, sp, pc):
+        self.sp, self.pc = sp, pc
+
+
+class _SavedContext(gdb.unwinder.Unwinder):
+    """While `regs` is set: the CPU's innermost real frame (the one whose sp and pc are the CPU's registers;
+    inline frames gdb shows above it share them) unwinds to those registers, i.e. to the task's own frame.
+    `level` records that frame's level, so the task's frames are the ones after it."""
+
+    def __init__(self):
+        super().__init__("klab-task-context")
+        self.regs = self.cpu = self.level = None
+
+    def __call__(self, pending_frame):
+        if self.regs is None:
+            return None
+        a = pending_frame.architecture().name()
+        sp_name, pc_name = ("sp", "pc") if "aarch64" in a else ("rsp", "rip")
+        sp, pc = pending_frame.read_register(sp_name), pending_frame.read_register(pc_name)
+        if (int(sp) & kernel.MASK64, int(pc) & kernel.MASK64) != self.cpu:
+            return None
+        self.level = pending_frame.level()
+        info = pending_frame.create_unwind_info(_FrameId(sp, pc))
+        u64 = gdb.lookup_type("unsigned long")
+        for name, value in self.regs.items():
+            info.add_saved_register(name, gdb.Value(value).cast(u64))
+        return info
+
+
+_UNWINDER = _SavedContext()
+gdb.unwinder.register_unwinder(None, _UNWINDER, replace=True)
+
+
+class _FastUnwind:
+    """gdb settings for the length of one klab bt, put back afterwards. While unwinding gdb reads each frame's
+    instructions around its pc (arm64: three 4-byte reads a frame, for epilogue and trampoline checks); the
+    frames themselves come from the DWARF call-frame information, so those heuristics may read vmlinux's own
+    bytes (trust-readonly-sections) instead of asking the stub. Stacks are read a page at a time (dcache
+    line-size 4096: a line is one aligned page, so it is mapped whole or not at all) instead of 64 bytes.
+    Measured on a 6.1 arm64 guest with 154 tasks: bt --all from 1.1 s to 0.3 s."""
+
+    def __enter__(self):
+        self.saved = (gdb.parameter("trust-readonly-sections"), gdb.parameter("dcache line-size"))
+        gdb.execute("set trust-readonly-sections on", to_string=True)
+        gdb.execute("set dcache line-size 4096", to_string=True)
+        return self
+
+    def __exit__(self, *exc):
+        trust, line = self.saved
+        gdb.execute("set trust-readonly-sections %s" % ("on" if trust else "off"), to_string=True)
+        gdb.execute("set dcache line-size %d" % line, to_string=True)
+
+
+def saved_context(task, what):
+    """{register: value} the task resumes with, from what the scheduler saved at its last switch."""
+    t = kernel.kstruct(int(task.address), "struct task_struct", what, "task %x" % int(task.address))
+    thread = t["thread"]
+    if arch.current().name == "arm64":
+        c = thread["cpu_context"]
+        regs = {"x%d" % n: int(c["x%d" % n]) for n in range(19, 29)}
+        regs.update(x29=int(c["fp"]), sp=int(c["sp"]), pc=int(c["pc"]))
+        return regs
+    sp = int(thread["sp"]) & kernel.MASK64
+    frame = kernel.kstruct(sp, "struct inactive_task_frame", what, "task %x's switch frame" % int(task.address))
+    regs = {r: int(frame[f]) for r, f in (("r15", "r15"), ("r14", "r14"), ("r13", "r13"), ("r12", "r12"),
+                                           ("rbx", "bx"), ("rbp", "bp"))}
+    # __switch_to_asm returns to ret_addr with the frame popped
+    regs.update(rip=int(frame["ret_addr"]), rsp=sp + frame.type.sizeof)
+    return regs
+
+
+def _text_symbol(pc):
+    """The symbol of a code address without DWARF (assembly), or None when pc is not in a text section."""
+    if not pc:
+        return None
+    sym = gdb.execute("info symbol 0x%x" % pc, to_string=True).strip()
+    m = re.match(r"(\S+)(?: \+ (\d+))? in section (\S+)", sym)
+    if not m or "text" not in m.group(3):
+        return None
+    return m.group(1) + ("+%s" % m.group(2) if m.group(2) else "")
+
+
+def _module_code(pc, what):
+    """'?? [module]' for a pc in a module whose symbols gdb does not have (`klab modules` loads them when it
+    finds the .ko); gdb's unwinding past code without its CFI is a guess, so the walk ends there."""
+    from klab import whatis
+    where = whatis.module_of(pc, what)
+    return "?? [%s]" % where[0] if where else None
+
+
+def _frames(what):
+    """[(sp, pc, name)] from gdb's frames: the task's (after our frame 0) or the CPU's own."""
+    out = []
+    f = gdb.newest_frame()
+    if _UNWINDER.regs is not None:
+        while f is not None and (_UNWINDER.level is None or f.level() <= _UNWINDER.level):
+            f = f.older()
+    while f is not None and len(out) < _MAX_FRAMES:
+        try:
+            sp = int(f.read_register("sp")) & kernel.MASK64
+        except gdb.error:
+            sp = 0
+        pc = f.pc() & kernel.MASK64
+        name = f.name() if f.function() is not None else _text_symbol(pc) or _module_code(pc, what)
+        if name is None:
+            break   # past the kernel's frames: the user registers an entry saved, or the end of the stack
+        out.append((sp, pc, name))
+        if name.startswith("?? ["):
+            break
+        try:
+            f = f.older()
+        except gdb.error:
+            break
+    return out
+
+
+def _kernel_cpu(what):
+    """A CPU gdb can unwind a kernel stack on: the selected one unless it runs user code (QEMU's stub then
+    reads with user permissions), else any CPU stopped in the kernel."""
+    if not kernel.cpu_mode()[0]:
+        return kernel.selected_cpu()
+    for t in kernel.cpu_threads():
+        cpu = (t.ptid[1] or t.num) - 1
+        previous = kernel.select_cpu(cpu, what)
+        user = kernel.cpu_mode()[0]
+        previous.switch()
+        if not user:
+            return cpu
+    raise kernel.error(what, "every CPU runs user code, and QEMU's stub reads kernel stacks only from a CPU in "
+                       "the kernel: stop in the kernel (e.g. hbreak on a system call)")
+
+
+def running(what):
+    """{task address: CPU} of each run queue's curr (kernel/sched/sched.h struct rq)."""
+    off = kernel.field_offset("struct rq", "curr", what)
+    return {kernel.kread_u64(kernel.per_cpu_address("runqueues", cpu, what) + off, what, "runqueues[%d].curr" % cpu):
+            cpu for cpu in range(len(kernel.cpu_threads()))}
+
+
+def backtrace(task, what, on_cpu=None):
+    """(header, [(sp, pc, name)], note) of a task; on_cpu is running() when the caller has it."""
+    cpu = (on_cpu if on_cpu is not None else running(what)).get(int(task.address) & kernel.MASK64)
+    pid = int(task["pid"])
+    header = "PID: %-7d  TASK: %x  CPU: %-3d  COMMAND: \"%s\"" % (pid, int(task.address), kernel.task_cpu(task),
+                                                                  kernel.task_comm(task, what))
+    if cpu is not None:
+        previous = kernel.select_cpu(cpu, what)
+        try:
+            gdb.invalidate_cached_frames()
+            user, mode = kernel.cpu_mode()
+            if user:
+                # user code has no kernel symbols, and its stack is the process's own: say where it is
+                f = gdb.newest_frame()
+                frames = [(int(f.read_register("sp")) & kernel.MASK64, f.pc() & kernel.MASK64, "(user code)")]
+                return header, frames, "running on CPU %d (%s): in user code, not in the kernel" % (cpu, mode)
+            return header, _frames(what), "running on CPU %d (%s)" % (cpu, mode)
+        finally:
+            previous.switch()
+    previous = kernel.select_cpu(_kernel_cpu(what), what)
+    regs = saved_context(task, what)
+    gdb.invalidate_cached_frames()
+    f0 = gdb.newest_frame()
+    _UNWINDER.cpu = (int(f0.read_register("sp")) & kernel.MASK64, f0.pc() & kernel.MASK64)
+    _UNWINDER.regs, _UNWINDER.level = regs, None
+    try:
+        gdb.invalidate_cached_frames()
+        return header, _frames(what), None
+    finally:
+        _UNWINDER.regs = None
+        gdb.invalidate_cached_frames()
+        previous.switch()
+
+
+def print_backtrace(task, what, on_cpu=None):
+    header, frames, note = backtrace(task, what, on_cpu)
+    gdb.write(header + "\n")
+    if note:
+        gdb.write("    (%s)\n" % note)
+    for n, (sp, pc, name) in enumerate(frames):
+        gdb.write("%s#%d [%x] %s at %x\n" % (" " if n < 10 else "", n, sp, name, pc))
+    if not frames:
+        gdb.write("    (no frames)\n")
+
+
+def _task_of(arg, what):
+    """PID, or a task_struct address (any expression); the task must be on the kernel's task lists."""
+    v = mmu.value(arg, what)
+    for t in kernel.all_tasks(what):
+        if (v < 1 << 32 and int(t["pid"]) == v) or int(t.address) & kernel.MASK64 == v:
+            return t
+    if v < 1 << 32:
+        raise kernel.error(what, "no task with pid %d", v)
+    raise kernel.error(what, "%x is not a task on the kernel's task lists", v)
+
+
+class KlabBt(KlabCommand):
+    """The backtrace of a task, also a sleeping one, as crash's bt prints it.
+
+Usage: klab bt [PID | TASK]     (default: the task running on the selected CPU)
+       klab bt --all            every task
+A task on a CPU is that CPU's own frames. Any other task is unwound from what the scheduler saved when it
+switched away (x86_64 thread.sp -> inactive_task_frame, arm64 thread.cpu_context), by gdb's DWARF
+unwinder. Lines: #N [stack pointer] function at pc. The guest is not changed: afterwards bt, info registers
+and continue see the CPU as before."""
+
+    OPTIONS = ("--all",)
+
+    def __init__(self):
+        super().__init__("klab bt")
+
+    def invoke(self, arg, from_tty):
+        what = "bt"
+        words = gdb.string_to_argv(arg)
+        if len(words) > 1 or (words and words[0].startswith("--") and words != ["--all"]):
+            raise kernel.error(what, "usage: klab bt [PID | TASK | --all]")
+        if not gdb.selected_inferior().pid:
+            raise kernel.error(what, "no process attached (start with `klab gdb` or `target remote`)")
+        if words == ["--all"]:
+            on_cpu = running(what)
+            with _FastUnwind():
+                for n, t in enumerate(kernel.all_tasks(what)):
+                    gdb.write("\n" if n else "")
+                    print_backtrace(t, what, on_cpu)
+            return
+        if words:
+            task = _task_of(arg, what)
+        else:
+            _, _, chosen, _ = tasks.current_of(kernel.selected_cpu(), what)
+            if chosen is None:
+                raise kernel.error(what, "no current task on this CPU (see klab current)")
+            task = kernel.task_pointer(chosen, what).dereference()
+        with _FastUnwind():
+            print_backtrace(task, what)
+
+
+KlabBt()

@@ -1,0 +1,18 @@
+/* What libklab's own code may ask of a physical-memory source beyond klab_physmem_read. */
+#ifndef LIBKLAB_PHYSMEM_INTERNAL_H
+#define LIBKLAB_PHYSMEM_INTERNAL_H
+
+#include "klab.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The bytes [pa, pa + len) in place when the source is a mapped RAM file and they lie in one RAM region,
+ * else NULL (then read them with klab_physmem_read). Valid until the source is closed. */
+const unsigned char *klab_physmem_view(const struct klab_physmem *m, uint64_t pa, size_t len);
+
+/* From pa on, how many of the len bytes are data, or (hole set) a hole of the RAM file: memory the guest never
+ * wrote, all zeros, which reading through the mapping would make the host allocate. Other sources: len, data. */
+size_t klab_physmem_extent(const struct klab_physmem *m, uint64_t pa, size_t len, bool *hole);
+
+#endif
