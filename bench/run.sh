@@ -10,4 +10,5 @@ mkdir -p bench/results
   bash bench/exam.sh
   bash bench/gdb.sh
   bash bench/triage.sh
+  bash bench/dump.sh
 } 2>&1 | tee bench/results/latest.txt

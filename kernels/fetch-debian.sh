@@ -27,14 +27,20 @@ for_gdb() {
 # The virtio block driver for `klab boot --swap`, from the image package: virtio_blk and the virtio core and
 # PCI transport where this kernel builds them as modules, decompressed (6.12's are .ko.xz), in load order
 # (each after the modules `modinfo -F depends` names).
-modules_done() { [ -f "$dest/modules/load.order" ] && grep -qx "# $release" "$dest/modules/load.order"; }
+# And qemu_fw_cfg, which hands the kernel's VMCOREINFO to QEMU's vmcoreinfo device for dumps
+# (vm/machine/vmcoreinfo.h), into modules/fw_cfg/ when the kernel builds it as a module.
+fw_cfg_wanted() { grep -qx CONFIG_FW_CFG_SYSFS=m "$dest/config"; }
+modules_done() {
+  [ -f "$dest/modules/load.order" ] && grep -qx "# $release" "$dest/modules/load.order" \
+    && { ! fw_cfg_wanted || [ -f "$dest/modules/fw_cfg/qemu_fw_cfg.ko" ]; }
+}
 modules() {
   local deb=$1 out="$dest/modules" tmpm
   modules_done && return 0
   tmpm=$(mktemp -d "$dest/.modules.XXXXXX")
   dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmpm" --wildcards \
     "./lib/modules/$release/kernel/drivers/virtio/*" "./lib/modules/$release/kernel/drivers/block/virtio_blk.ko*" \
-    2>/dev/null || true
+    "./lib/modules/$release/kernel/drivers/firmware/qemu_fw_cfg.ko*" 2>/dev/null || true
   find "$tmpm" -name '*.ko.xz' -exec xz -d {} +
   rm -rf "$out" && mkdir -p "$out"
   local order=()
@@ -53,6 +59,13 @@ modules() {
   }
   add virtio_blk
   add virtio_pci
+  if fw_cfg_wanted; then
+    local fw
+    fw=$(find "$tmpm" -name qemu_fw_cfg.ko | head -n 1)
+    [ -n "$fw" ] || die "$release builds qemu_fw_cfg as a module and its image package has none"
+    [ -z "$("$modinfo" -F depends "$fw")" ] || die "$release's qemu_fw_cfg needs other modules: $("$modinfo" -F depends "$fw")"
+    mkdir -p "$out/fw_cfg" && cp "$fw" "$out/fw_cfg/"
+  fi
   rm -rf "$tmpm"
   { echo "# $release"; printf '%s.ko\n' "${order[@]}"; } > "$out/load.order"
 }

@@ -14,6 +14,7 @@ packages=(
   flex bison libelf-dev libssl-dev linux-source-6.1  # source-built lab kernels (kernels/build.sh)
   libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients   # klab boot --backend libvirt
   libvirt-daemon-system                              # its system daemon (qemu:///system; tests start it)
+  python3-drgn crash                                 # post-mortem: klab drgn, and crash on klab dump's files
 )
 
 missing=()

@@ -20,6 +20,8 @@ static const struct command commands[] = {
     { "regs", cmd_regs, "print a running VM's registers (pc, stack, translation, per-CPU) without gdb" },
     { "vtop", cmd_vtop, "translate virtual addresses level by level with the VM's page tables" },
     { "ptdump", cmd_ptdump, "dump a VM's whole page table as merged ranges with permissions" },
+    { "dump", cmd_dump, "write a VM's memory to a dump file that crash and drgn open" },
+    { "drgn", cmd_drgn, "run drgn on a VM (dumped now) or on a dump file, with the right vmlinux" },
     { "rootfs", cmd_rootfs, "build a busybox initramfs (newc cpio, gzip)" },
     { "exam", cmd_exam, "run an exam room: one isolated VM per candidate, reset, time limit" },
     { "inspect", cmd_inspect, "show a kernel image's / vmlinux's architecture and banner; check a pair" },

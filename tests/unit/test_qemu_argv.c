@@ -21,6 +21,23 @@ static bool has(const struct argv *a, const char *arg)
     return false;
 }
 
+/* OPT VAL appears as a pair (options that repeat, like -device). */
+static bool has_pair(const struct argv *a, const char *opt, const char *val)
+{
+    for (int i = 0; i + 1 < a->n; i++)
+        if (!strcmp(a->v[i], opt) && !strcmp(a->v[i + 1], val))
+            return true;
+    return false;
+}
+
+static int count_of(const struct argv *a, const char *opt)
+{
+    int n = 0;
+    for (int i = 0; i < a->n; i++)
+        n += !strcmp(a->v[i], opt);
+    return n;
+}
+
 static struct boot_request request(const char *arch)
 {
     return (struct boot_request){ .profile = profile_find(arch), .name = "t", .kernel = "/k", .initrd = "/r",
@@ -151,13 +168,27 @@ static void test_swap_disk(void)
     struct argv a;
     char err[128];
     CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
-    CHECK(!has(&a, "-drive") && !has(&a, "-device"));
+    CHECK(!has(&a, "-drive") && count_of(&a, "-device") == 1);   /* only vmcoreinfo */
     argv_free(&a);
     r.swap_image = "/run/klab/t/swap.img";
     CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
     CHECK_STR(value_of(&a, "-drive"), "file=/run/klab/t/swap.img,if=none,id=klab-swap,format=raw,cache=unsafe");
-    CHECK_STR(value_of(&a, "-device"), "virtio-blk-pci,drive=klab-swap,serial=klab-swap");
+    CHECK(has_pair(&a, "-device", "virtio-blk-pci,drive=klab-swap,serial=klab-swap"));
     argv_free(&a);
+}
+
+/* Every VM carries QEMU's vmcoreinfo device, so that a dump has the kernel's VMCOREINFO note. */
+static void test_vmcoreinfo_device(void)
+{
+    const char *arches[] = {"x86_64", "arm64"};
+    for (int i = 0; i < 2; i++) {
+        struct boot_request r = request(arches[i]);
+        struct argv a;
+        char err[128];
+        CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
+        CHECK(has_pair(&a, "-device", "vmcoreinfo"));
+        argv_free(&a);
+    }
 }
 
 int main(void)
@@ -168,6 +199,7 @@ int main(void)
     RUN(test_interactive_console);
     RUN(test_rejects_bad_requests);
     RUN(test_shell_quoting);
+    RUN(test_vmcoreinfo_device);
     RUN(test_ram_layouts);
     RUN(test_swap_disk);
     return CHECK_DONE();

@@ -83,7 +83,7 @@ char *libvirt_domain_xml(const struct boot_request *r, const char *qemu_path)
         "    <cmdline>%s</cmdline>\n"
         "  </os>\n"
         "  %s\n"
-        "  <features>%s</features>\n"
+        "  <features>%s<vmcoreinfo state='on'/></features>\n"
         "  <on_poweroff>destroy</on_poweroff>\n"
         "  <on_reboot>destroy</on_reboot>\n"
         "  <on_crash>destroy</on_crash>\n"

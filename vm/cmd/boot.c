@@ -186,9 +186,10 @@ int cmd_boot(int argc, char **argv)
         return 1;
     if (facts.swap_image && swap_disk_create(facts.swap_image, o.swap) != 0)
         return 1;
-    const struct lab_image_swap swap = { .on = facts.swap_image != NULL, .modules = facts.swap_modules };
+    const struct lab_image_kernel k = {
+        .swap = { .on = facts.swap_image != NULL, .modules = facts.swap_modules }, .fw_cfg = facts.fw_cfg_modules };
     if (!facts.initrd && !(facts.initrd = lab_image_build(facts.profile, facts.run_dir, o.adds, o.nadds, o.runs,
-                                                          o.nruns, &swap)))
+                                                          o.nruns, &k)))
         return 1;
     plan.req.initrd = plan.rs.initrd = facts.initrd;
     if (facts.accel_why[0] && !o.detach)

@@ -13,5 +13,7 @@ int cmd_regs(int argc, char **argv);
 int cmd_vtop(int argc, char **argv);
 int cmd_ptdump(int argc, char **argv);
 int cmd_exam(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_drgn(int argc, char **argv);
 
 #endif

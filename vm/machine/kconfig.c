@@ -38,6 +38,13 @@ bool kconfig_is_y(const struct kconfig *c, const char *name)
     return s && !strcmp(s, "y");
 }
 
+bool kconfig_is_m(const struct kconfig *c, const char *name)
+{
+    char v[8];
+    const char *s = kconfig_get(c, name, v, sizeof v);
+    return s && !strcmp(s, "m");
+}
+
 void kconfig_free(struct kconfig *c)
 {
     free(c->text);

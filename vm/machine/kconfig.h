@@ -14,6 +14,7 @@ int kconfig_load_beside(const char *kernel_image, struct kconfig *c);
 /* CONFIG_NAME's value ("y", "m", "48", "\"...\""), or NULL when it is not set. */
 const char *kconfig_get(const struct kconfig *c, const char *name, char *buf, size_t len);
 bool kconfig_is_y(const struct kconfig *c, const char *name);
+bool kconfig_is_m(const struct kconfig *c, const char *name);
 void kconfig_free(struct kconfig *c);
 
 #endif

@@ -3,6 +3,7 @@
 #include "machine/lab_image.h"
 #include "machine/paths.h"
 #include "machine/swap_disk.h"
+#include "machine/vmcoreinfo.h"
 #include "util/util.h"
 
 #include <stdlib.h>
@@ -24,7 +25,7 @@ static char *write_run_hook(const char *run_dir, const char *const *runs, size_t
 }
 
 char *lab_image_build(const struct machine_profile *p, const char *run_dir, const struct initramfs_add *given,
-                      size_t ngiven, const char *const *runs, size_t nruns, const struct lab_image_swap *swap)
+                      size_t ngiven, const char *const *runs, size_t nruns, const struct lab_image_kernel *k)
 {
     char *busybox = default_busybox(p);
     if (!file_exists(busybox)) {
@@ -34,9 +35,15 @@ char *lab_image_build(const struct machine_profile *p, const char *run_dir, cons
     }
     char *segments = segment_cache_dir();
     mkdir_p(segments, 0755);
-    struct initramfs_add *adds = calloc(ngiven + 3, sizeof *adds);
+    struct initramfs_add *adds = calloc(ngiven + 5, sizeof *adds);
     memcpy(adds, given, ngiven * sizeof *adds);
     size_t nadds = ngiven;
+    const struct lab_image_swap *swap = k ? &k->swap : NULL;
+    char *fw_hook = k && k->fw_cfg ? vmcoreinfo_hook(run_dir) : NULL;
+    if (fw_hook) {
+        adds[nadds++] = (struct initramfs_add){ fw_hook, "/etc/klab.d/02-vmcoreinfo.sh" };
+        adds[nadds++] = (struct initramfs_add){ k->fw_cfg, "/lib/modules/klab-fw-cfg" };
+    }
     char *swap_hook = swap && swap->on ? swap_disk_hook(run_dir) : NULL;
     if (swap_hook)
         adds[nadds++] = (struct initramfs_add){ swap_hook, "/etc/klab.d/05-swap.sh" };
@@ -59,6 +66,7 @@ char *lab_image_build(const struct machine_profile *p, const char *run_dir, cons
     free(adds);
     free(hook);
     free(swap_hook);
+    free(fw_hook);
     return out;
 }
 

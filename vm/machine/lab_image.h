@@ -14,9 +14,17 @@ struct lab_image_swap {
     const char *modules;   /* a folder with load.order and the .ko files, or NULL */
 };
 
-/* The image's path (malloc'ed), or NULL after one error line. swap may be NULL. */
+/* What the image adds for the kernel it boots: --swap's disk hook and modules, and the folder with the
+ * qemu_fw_cfg module that hands the kernel's VMCOREINFO to QEMU (machine/vmcoreinfo.h; NULL: built in or
+ * none). */
+struct lab_image_kernel {
+    struct lab_image_swap swap;
+    const char *fw_cfg;
+};
+
+/* The image's path (malloc'ed), or NULL after one error line. k may be NULL. */
 char *lab_image_build(const struct machine_profile *p, const char *run_dir, const struct initramfs_add *adds,
-                      size_t nadds, const char *const *runs, size_t nruns, const struct lab_image_swap *swap);
+                      size_t nadds, const char *const *runs, size_t nruns, const struct lab_image_kernel *k);
 
 /* "SRC:DEST" (an --add of klab boot or klab rootfs), split in place: 0, or -1 after one error line. */
 int lab_image_parse_add(char *arg, struct initramfs_add *out);

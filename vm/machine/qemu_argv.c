@@ -79,6 +79,9 @@ int qemu_build_argv(const struct boot_request *r, struct argv *a, char *err, siz
         push2(a, "-drive", xasprintf("file=%s,if=none,id=klab-swap,format=raw,cache=unsafe", r->swap_image));
         push2(a, "-device", strdup("virtio-blk-pci,drive=klab-swap,serial=klab-swap"));
     }
+    /* The guest's VMCOREINFO note for dump-guest-memory (crash and drgn read KASLR and the layout from it):
+     * a fw_cfg file the guest's qemu_fw_cfg driver fills (machine/vmcoreinfo.h). */
+    push2(a, "-device", strdup("vmcoreinfo"));
     push2(a, "-monitor", xasprintf("unix:%s/monitor.sock,server=on,wait=off", r->run_dir));
     /* Never -s: it listens on every interface. */
     /* A Unix socket is created 0600 (umask set by the supervisor), so only its owner can attach. */

@@ -44,6 +44,7 @@ struct boot_facts {
     char *run_dir;
     char *swap_image;         /* --swap: run_dir/swap.img */
     char *swap_modules;       /* --swap: the kernel's virtio modules folder; NULL when they are built in */
+    char *fw_cfg_modules;     /* qemu_fw_cfg.ko's folder (VMCOREINFO for dumps); NULL: built in or none */
     bool tty;                 /* stdin and stdout are a terminal */
 };
 

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "run/boot_plan.h"
 #include "machine/swap_disk.h"
+#include "machine/vmcoreinfo.h"
 #include "machine/accel.h"
 #include "machine/kimage.h"
 #include "machine/kpair.h"
@@ -186,6 +187,8 @@ int boot_resolve(const struct boot_options *o, struct boot_facts *f)
         }
         f->swap_image = path_join(f->run_dir, "swap.img");
     }
+    const char *no_vmcoreinfo;
+    f->fw_cfg_modules = vmcoreinfo_module_dir(f->kernel, &no_vmcoreinfo);
     make_absolute(&f->kernel);
     make_absolute(&f->vmlinux);
     f->tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
@@ -202,5 +205,6 @@ void boot_facts_free(struct boot_facts *f)
     free(f->run_dir);
     free(f->swap_image);
     free(f->swap_modules);
+    free(f->fw_cfg_modules);
     *f = (struct boot_facts){ 0 };
 }

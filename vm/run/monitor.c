@@ -77,7 +77,7 @@ int monitor_wait_ready(const char *socket_path, int timeout_ms)
 }
 
 /* Drops the echoed command line and terminal escapes, keeps the output lines. */
-static void tidy_output(char *s, const char *command)
+static void tidy_output(char *s)
 {
     char *o = s;
     for (char *p = s; *p; p++) {
@@ -93,8 +93,10 @@ static void tidy_output(char *s, const char *command)
             *o++ = *p;
     }
     *o = '\0';
+    /* QEMU's readline echoes what it is sent, redrawing the line as it grows (the command's prefixes, one
+     * after another, for a long command), and ends the echo with the newline; the output follows it. */
     char *nl = strchr(s, '\n');
-    if (nl && !strncmp(s, command, strlen(command)))
+    if (nl)
         memmove(s, nl + 1, strlen(nl + 1) + 1);
     size_t n = strlen(s);
     if (n >= sizeof prompt - 1 && !strcmp(s + n - (sizeof prompt - 1), prompt))
@@ -120,7 +122,7 @@ char *monitor_command(const char *socket_path, const char *command, int timeout_
             /* `quit` answers by closing the connection, which is success too. */
             if (prompt_seen || !strcmp(command, "quit")) {
                 out = strdup(buf);
-                tidy_output(out, command);
+                tidy_output(out);
             }
         }
     }

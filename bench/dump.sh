@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# klab dump of a 1 GiB guest at its shell, per architecture (Debian 6.1 kernels): medians of RUNS dumps per
+# format (time and size, to /var/tmp), then drgn's start on the dump (klab drgn DUMP with a one-line script:
+# the pair check, drgn loading vmlinux's DWARF, one read) and crash's (`crash -s` to its prompt; x86_64 only,
+# Debian's crash reads its host's architecture only).
+# Goal (issue 13): a dump in <= 2 s for a 1 GiB guest at the shell.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh 3
+cache=${KLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klab}
+out=$(mktemp -d /var/tmp/klab-bench-dump-XXXXXX)
+trap 'rm -rf "$out"; bench_cleanup' EXIT
+echo 'print(prog["init_task"].comm)' >"$work/one.py"
+for kernel in debian-amd64 debian-arm64; do
+  [ -s "$cache/kernels/$kernel/vmlinux" ] || { echo "$kernel: not fetched, skipped"; continue; }
+  "$KLAB" boot --kernel "$kernel" --name bd --mem 1G --no-wait --detach >/dev/null 2>&1
+  "$KLAB" wait bd --timeout 600 >/dev/null
+  sleep 2
+  for fmt in elf-paging elf kdump-zlib kdump-lzo kdump-snappy; do
+    times=() size=0
+    for i in $(seq "$RUNS"); do
+      rm -f "$out/d"
+      t0=$(date +%s%N)
+      if ! "$KLAB" dump bd --format "$fmt" -o "$out/d" >"$work/err" 2>&1; then
+        printf '%-13s dump %-13s not measured: %s\n' "$kernel" "$fmt" "$(tail -1 "$work/err")"
+        continue 2
+      fi
+      times+=("$(ms "$t0")")
+      size=$(( $(stat -c %s "$out/d") >> 20 ))
+    done
+    printf '%-13s dump %-13s median %7s ms  %5s MiB  (runs: %s)  goal <= 2000 ms\n' "$kernel" "$fmt" \
+      "$(printf '%s\n' "${times[@]}" | median)" "$size" "${times[*]}"
+  done
+  rm -f "$out/d"
+  "$KLAB" dump bd -o "$out/d" >/dev/null
+  times=()
+  for i in $(seq "$RUNS"); do
+    t0=$(date +%s%N)
+    "$KLAB" drgn "$out/d" --vmlinux "$cache/kernels/$kernel/vmlinux" -- "$work/one.py" >/dev/null
+    times+=("$(ms "$t0")")
+  done
+  printf '%-13s klab drgn DUMP, one read     median %7s ms  (runs: %s)\n' "$kernel" "$(printf '%s\n' "${times[@]}" | median)" "${times[*]}"
+  if [ "$kernel" = debian-amd64 ] && command -v crash >/dev/null; then
+    times=()
+    for i in $(seq "$RUNS"); do
+      t0=$(date +%s%N)
+      echo quit | crash -s "$cache/kernels/$kernel/vmlinux" "$out/d" >/dev/null 2>&1 || true
+      times+=("$(ms "$t0")")
+    done
+    printf '%-13s crash -s to its prompt        median %7s ms  (runs: %s)\n' "$kernel" "$(printf '%s\n' "${times[@]}" | median)" "${times[*]}"
+  fi
+  "$KLAB" stop bd >/dev/null
+done

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# klab dump and klab drgn on a real guest at its shell: the dump carries the kernel's VMCOREINFO; drgn (Debian's
+# 0.0.22) finds in it the tasks the guest listed in /proc just before, and reads through its own translation
+# the bytes at the physical address QEMU's gva2gpa gives; crash opens it (sys, log); the VM runs on; bad input
+# gets one line.
+#   tests/integration/dump.sh x86_64|arm64 [CPU]
+. "$(dirname "$0")/../lib.sh"
+arch=$1 cpu=${2:-}
+case $arch in x86_64) kname=debian-amd64 ;; arm64) kname=debian-arm64 ;; *) echo "usage: dump.sh x86_64|arm64 [CPU]"; exit 2 ;; esac
+kname=${KLAB_TEST_KERNEL:-$kname}
+export KLAB_RUN_DIR=$(mktemp -d /dev/shm/klab-test-XXXXXX)
+name=dump-$arch
+tag=$arch${cpu:+/$cpu}
+work=$(mktemp -d /var/tmp/klab-dump-test-XXXXXX)
+cleanup() { "$KLAB" stop --all >/dev/null 2>&1; mountpoint -q "$work/tiny" && umount "$work/tiny"; rm -rf "$KLAB_RUN_DIR" "$work"; }
+trap cleanup EXIT
+vmlinux=$KLAB_CACHE/kernels/$kname/vmlinux
+cat >"$work/50-dump.sh" <<'HOOK'
+sleep 100000 &
+echo "SLEEPER $!"
+sleep 1
+# the shell's own glob and echo: no process of the listing's own is in the list
+set -- /proc/[0-9]*
+echo "PIDS ${*//\/proc\//}"
+echo "HOOKPID $$"
+echo "UNAME $(uname -r)"
+echo "DUMP READY"
+HOOK
+"$KLAB" boot --arch "$arch" --kernel "$kname" --name "$name" --no-wait --detach ${cpu:+--cpu "$cpu"} \
+  --add "$work/50-dump.sh:/etc/klab.d/50-dump.sh" >"$work/boot" 2>&1 || { fail "$tag: boot" "$(cat "$work/boot")"; finish; }
+"$KLAB" wait "$name" --for "DUMP READY" --timeout 400 >/dev/null 2>&1 \
+  || { fail "$tag: the guest reached its shell" "$(tail -3 "$KLAB_RUN_DIR/$name/console.log")"; finish; }
+sleep 2
+log=$KLAB_RUN_DIR/$name/console.log
+guest_pids=$(tr -d '\r' <"$log" | sed -n 's/^PIDS //p' | tail -1)
+release=$(tr -d '\r' <"$log" | sed -n 's/^UNAME //p' | tail -1)
+sleeper=$(tr -d '\r' <"$log" | sed -n 's/^SLEEPER //p' | tail -1)
+
+# --- klab dump ---------------------------------------------------------------------------------------------
+if "$KLAB" dump "$name" -o "$work/a.vmcore" >"$work/dump.out" 2>&1; then
+  ok "$tag: klab dump: $(cat "$work/dump.out")"
+else fail "$tag: klab dump" "$(cat "$work/dump.out")"; finish; fi
+grep -q "no VMCOREINFO" "$work/dump.out" && fail "$tag: the dump has VMCOREINFO" "$(cat "$work/dump.out")" \
+  || ok "$tag: the dump carries the kernel's VMCOREINFO (qemu_fw_cfg loaded, vmcoreinfo device)"
+grep -aq "OSRELEASE=$release" <(head -c 1048576 "$work/a.vmcore") && ok "$tag: its VMCOREINFO names the guest's uname -r ($release)" \
+  || fail "$tag: VMCOREINFO OSRELEASE" "no OSRELEASE=$release in the first MiB"
+[ "$(stat -c %a "$work/a.vmcore")" -le 600 ] && ok "$tag: the dump is readable by its owner only ($(stat -c %a "$work/a.vmcore"))" \
+  || fail "$tag: dump mode" "$(stat -c %a "$work/a.vmcore")"
+"$KLAB" status | grep -E "^$name +.* running " >/dev/null && ok "$tag: the VM runs on after the dump" \
+  || fail "$tag: VM state after the dump" "$("$KLAB" status)"
+
+# --- drgn: the tasks and the translation ---------------------------------------------------------------------
+cat >"$work/tasks.py" <<'EOF2'
+from drgn.helpers.linux.pid import for_each_task
+procs = sorted({int(t.tgid) for t in for_each_task(prog) if int(t.pid) == int(t.tgid) and int(t.pid) > 0})
+print("DRGN-PIDS " + " ".join(map(str, procs)))
+print("DRGN-COMM " + prog["init_task"].comm.string_().decode())
+names = {int(t.pid): t.comm.string_().decode() for t in for_each_task(prog)}
+print("DRGN-NAMES " + " ".join("%d:%s" % kv for kv in sorted(names.items())))
+import sys
+sleeper = int(sys.argv[1])
+t = [t for t in for_each_task(prog) if int(t.pid) == sleeper][0]
+for label, va in (("banner", prog["linux_banner"].address_of_().value_()), ("init_task", prog["init_task"].address_of_().value_()),
+                  ("sleeper", t.value_()), ("sleeper-stack", t.stack.value_() + 0x100)):
+    print("DRGN-VA %s %x" % (label, va))
+EOF2
+"$KLAB" drgn "$work/a.vmcore" --vmlinux "$vmlinux" -- "$work/tasks.py" "$sleeper" >"$work/drgn.out" 2>&1
+drgn_pids=$(sed -n 's/^DRGN-PIDS //p' "$work/drgn.out")
+if [ -z "$drgn_pids" ]; then fail "$tag: klab drgn ran the script" "$(tail -5 "$work/drgn.out")"; finish; fi
+grep -qx "DRGN-COMM swapper/0" "$work/drgn.out" && ok "$tag: drgn: init_task.comm is swapper/0" || fail "$tag: drgn init_task.comm" "$(cat "$work/drgn.out")"
+# The guest listed /proc a few seconds before the dump: only kernel workers may have come or gone since.
+# Processes newer than the listing (the shell init starts after the hooks, what it runs) and the hook's own
+# shell (unless it is init itself) are not part of the comparison.
+hookpid=$(tr -d '\r' <"$log" | sed -n 's/^HOOKPID //p' | tail -1)
+maxpid=$(tr ' ' '\n' <<<"$guest_pids" | grep . | sort -n | tail -1)
+extra=$(comm -3 <(tr ' ' '\n' <<<"$guest_pids" | grep . | sort) <(tr ' ' '\n' <<<"$drgn_pids" | grep . | sort) | tr -d '\t')
+odd=
+for p in $extra; do
+  { [ "$p" -gt "$maxpid" ] || { [ "$p" = "$hookpid" ] && [ "$p" != 1 ]; }; } && continue
+  n=$(sed -n 's/^DRGN-NAMES //p' "$work/drgn.out" | tr ' ' '\n' | sed -n "s/^$p://p")
+  case $n in kworker/*) ;; *) odd="$odd $p:${n:-gone}" ;; esac
+done
+[ -z "$odd" ] && [ "$(wc -w <<<"$drgn_pids")" -gt 20 ] \
+  && ok "$tag: drgn's processes are the guest's /proc ($(wc -w <<<"$drgn_pids") pids${extra:+; kworkers that came or went: $(echo $extra)})" \
+  || fail "$tag: drgn's processes vs the guest's /proc" "differ beyond kworkers:$odd; guest: $guest_pids; drgn: $drgn_pids"
+# drgn's translation of each address must read what is at the PA QEMU's own walker gives (gva2gpa, live VM)
+vas=$(sed -n 's/^DRGN-VA //p' "$work/drgn.out")
+gdbargs=()
+while read -r label va; do gdbargs+=(-ex "monitor gva2gpa 0x$va"); done <<<"$vas"
+timeout 120 "$KLAB" gdb "$name" --batch "${gdbargs[@]}" -ex detach >"$work/gva" 2>&1
+pas=($(gpa_of <"$work/gva"))
+cat >"$work/reads.py" <<'EOF2'
+import sys
+pairs = sys.argv[1:]
+for i in range(0, len(pairs), 2):
+    va, pa = int(pairs[i], 16), int(pairs[i + 1], 16)
+    print("SAME %x %s" % (va, prog.read(va, 64) == prog.read(pa, 64, True)))
+EOF2
+args=() i=0
+while read -r label va; do args+=("$va" "${pas[$i]:-0}"); i=$((i + 1)); done <<<"$vas"
+"$KLAB" drgn "$work/a.vmcore" --vmlinux "$vmlinux" -- "$work/reads.py" "${args[@]}" >"$work/reads.out" 2>&1
+[ "${#pas[@]}" -eq 4 ] && [ "$(grep -c ' True$' "$work/reads.out")" -eq 4 ] \
+  && ok "$tag: drgn reads banner, init_task, a task and its stack at the PAs QEMU's gva2gpa gives" \
+  || fail "$tag: drgn's translation vs gva2gpa" "pas: ${pas[*]}; $(cat "$work/reads.out")"
+# and klab drgn NAME dumps the live VM itself
+"$KLAB" drgn "$name" -- "$work/tasks.py" "$sleeper" >"$work/live.out" 2>&1
+grep -q "^DRGN-PIDS .* $sleeper\( \|$\)" "$work/live.out" && ok "$tag: klab drgn NAME: a fresh dump of the live VM, the sleeper in it" \
+  || fail "$tag: klab drgn NAME" "$(tail -3 "$work/live.out")"
+[ ! -e "$KLAB_RUN_DIR/$name/drgn.vmcore" ] && ok "$tag: klab drgn NAME removed its dump" || fail "$tag: drgn.vmcore left" ""
+
+# --- crash: it opens the dump --------------------------------------------------------------------------------
+if [ "$arch" != "$(uname -m)" ]; then
+  skip "$tag: crash" "Debian's crash is built for its host's architecture only ($(uname -m)): it reads no $arch dump"
+else
+printf 'sys\nlog\nquit\n' | timeout 300 crash -s "$vmlinux" "$work/a.vmcore" >"$work/crash.out" 2>&1
+grep -Eq "^ +RELEASE: $release$" "$work/crash.out" && ok "$tag: crash opens it: sys names release $release" \
+  || fail "$tag: crash sys" "$(grep -v '^$' "$work/crash.out" | head -5)"
+last=$(tr -d '\r' <"$log" | grep -E '^\[ *[0-9]+\.[0-9]{6}\] ' | tail -1)
+grep -qF -- "$last" "$work/crash.out" && ok "$tag: crash's log has the console's last kernel line" \
+  || fail "$tag: crash log" "console: $last"
+if grep -Eq "^ +TASKS: 2$" "$work/crash.out" && grep -q "struct upid numbers\[\];" <(gdb-multiarch -batch -ex 'ptype struct pid' "$vmlinux" 2>/dev/null); then
+  skip "$tag: crash's task list" "Debian 12's crash $(crash --version 2>/dev/null | sed -n 's/^crash \([0-9.]*\).*/\1/p') reads pid.numbers as one entry; this kernel has numbers[] (commit b69f0aeb0689, backported to 6.1.y), so crash skips every pid and lists only the idle tasks"
+else
+  grep -Eq "^ +TASKS: [0-9]{2,}$" "$work/crash.out" && ok "$tag: crash lists the tasks" || fail "$tag: crash TASKS" "$(grep TASKS "$work/crash.out")"
+fi
+fi
+
+# --- other formats and bad input -----------------------------------------------------------------------------
+"$KLAB" dump --help | grep -q "^usage: klab dump" && "$KLAB" drgn --help | grep -q "^usage: klab drgn" \
+  && ok "$tag: klab dump --help and klab drgn --help" || fail "$tag: --help" "no usage line"
+"$KLAB" dump "$name" --format kdump-zlib -o "$work/z.vmcore" >"$work/z.out" 2>&1 && [ "$(head -c 12 "$work/z.vmcore")" = makedumpfile ] \
+  && ok "$tag: --format kdump-zlib: a makedumpfile file ($(sed -n 's/.*(kdump-zlib, \([^)]*\)).*/\1/p' "$work/z.out"))" \
+  || fail "$tag: kdump-zlib" "$(cat "$work/z.out")"
+expect_error "$tag: klab dump never replaces a file" "exists" "$KLAB" dump "$name" -o "$work/a.vmcore"
+expect_error "$tag: klab dump --format bogus" "unknown --format" "$KLAB" dump "$name" --format bogus -o "$work/b.vmcore"
+expect_error "$tag: klab dump of no such VM" "no VM named|no running VM" "$KLAB" dump nosuchvm -o "$work/c.vmcore"
+# an 8 MiB file system for a 1 GiB dump (mounting one needs root, which make test has on these machines)
+mkdir -p "$work/tiny"
+if mount -t tmpfs -o size=8M tmpfs "$work/tiny" 2>/dev/null; then
+  expect_error "$tag: klab dump to a full file system" "full|No space|failed" "$KLAB" dump "$name" -o "$work/tiny/d.vmcore"
+  [ -z "$(ls -A "$work/tiny")" ] && ok "$tag: a failed dump leaves nothing behind" || fail "$tag: leftovers" "$(ls -la "$work/tiny")"
+  "$KLAB" status | grep -E "^$name +.* running " >/dev/null && ok "$tag: the VM runs on after the failed dump" \
+    || fail "$tag: VM state after a failed dump" "$("$KLAB" status)"
+else
+  skip "$tag: klab dump to a full file system" "cannot mount a small tmpfs here (not root)"
+fi
+head -c 4000000 "$work/a.vmcore" >"$work/trunc.vmcore"
+expect_error "$tag: klab drgn on a truncated dump" "truncated" "$KLAB" drgn "$work/trunc.vmcore" --vmlinux "$vmlinux"
+expect_error "$tag: klab drgn on a non-dump" "not a dump" "$KLAB" drgn /etc/passwd --vmlinux "$vmlinux"
+other=$KLAB_CACHE/kernels/$([ "$arch" = x86_64 ] && echo debian-arm64 || echo debian-amd64)/vmlinux
+expect_error "$tag: klab drgn with another arch's vmlinux" "dump, .* kernel" "$KLAB" drgn "$work/a.vmcore" --vmlinux "$other"
+# --format elf: physical addresses only, and the segment klab adds at swapper_pg_dir's virtual address
+"$KLAB" dump "$name" --format elf -o "$work/e.vmcore" >"$work/e.out" 2>&1
+"$KLAB" drgn "$work/e.vmcore" --vmlinux "$vmlinux" -- "$work/tasks.py" "$sleeper" >"$work/e.drgn" 2>&1
+grep -q "^DRGN-PIDS .* $sleeper\( \|$\)" "$work/e.drgn" && ok "$tag: --format elf: drgn starts from klab's swapper_pg_dir segment and finds the tasks" \
+  || fail "$tag: drgn on --format elf" "$(cat "$work/e.out"; tail -3 "$work/e.drgn")"
+finish

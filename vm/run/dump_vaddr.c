@@ -1,0 +1,205 @@
+/* vm/run/dump_vaddr.h. */
+#define _GNU_SOURCE
+#include "run/dump_vaddr.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define START_KERNEL_MAP 0xffffffff80000000ull   /* x86_64 __START_KERNEL_map */
+#define EM_X86_64 62
+#define EM_AARCH64 183
+#define PHDR_SIZE 56
+#define MAX_PHDRS 4096
+
+/* The value after "KEY=" at a line start of the VMCOREINFO text (hex with or without 0x for addresses). */
+static bool vmci_value(const char *text, size_t len, const char *key, int base, uint64_t *v)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i + klen < len; i++) {
+        if ((i == 0 || text[i - 1] == '\n') && !memcmp(text + i, key, klen)) {
+            char buf[32];
+            size_t n = 0;
+            const char *p = text + i + klen;
+            while (p + n < text + len && n < sizeof buf - 1 && p[n] != '\n')
+                n++;
+            memcpy(buf, p, n);
+            buf[n] = '\0';
+            char *end;
+            errno = 0;
+            *v = strtoull(buf, &end, base);
+            return n && !errno && *end == '\0';
+        }
+    }
+    return false;
+}
+
+int dump_plan_pgd_view(const char *vmcoreinfo, size_t len, unsigned machine, struct dump_pgd_view *out, char *err,
+                       size_t errlen)
+{
+    uint64_t pgd, page, off;
+    if (!vmci_value(vmcoreinfo, len, "SYMBOL(swapper_pg_dir)=", 16, &pgd) ||
+        !vmci_value(vmcoreinfo, len, "PAGESIZE=", 10, &page) || page < 4096 || page > (1u << 16) ||
+        (page & (page - 1))) {
+        snprintf(err, errlen, "VMCOREINFO has no swapper_pg_dir or PAGESIZE");
+        return -1;
+    }
+    if (machine == EM_AARCH64) {
+        if (!vmci_value(vmcoreinfo, len, "NUMBER(kimage_voffset)=", 16, &off)) {
+            snprintf(err, errlen, "VMCOREINFO has no kimage_voffset");
+            return -1;
+        }
+        out->paddr = pgd - off;
+    } else if (machine == EM_X86_64) {
+        if (!vmci_value(vmcoreinfo, len, "NUMBER(phys_base)=", 10, &off) || pgd < START_KERNEL_MAP) {
+            snprintf(err, errlen, "VMCOREINFO has no phys_base, or swapper_pg_dir is not in the kernel image");
+            return -1;
+        }
+        out->paddr = pgd - START_KERNEL_MAP + off;
+    } else {
+        snprintf(err, errlen, "ELF machine %u is neither x86-64 nor AArch64", machine);
+        return -1;
+    }
+    out->vaddr = pgd & ~(page - 1);
+    out->paddr &= ~(page - 1);
+    out->size = page;
+    return 0;
+}
+
+static uint64_t rd(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void wr(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* The VMCOREINFO note's text in the PT_NOTE segment (ELF notes: namesz, descsz, type, name, desc, each padded
+ * to 4 bytes), malloc'ed, or NULL. */
+static char *read_vmcoreinfo(int fd, const unsigned char *ph, size_t *len)
+{
+    uint64_t off = rd(ph + 8, 8), size = rd(ph + 32, 8);
+    if (size > (1u << 24))
+        return NULL;
+    unsigned char *notes = malloc(size ? size : 1);
+    if (!notes || pread(fd, notes, size, (off_t)off) != (ssize_t)size) {
+        free(notes);
+        return NULL;
+    }
+    char *text = NULL;
+    for (uint64_t p = 0; p + 12 <= size;) {
+        uint64_t namesz = rd(notes + p, 4), descsz = rd(notes + p + 4, 4);
+        uint64_t name = p + 12, desc = name + ((namesz + 3) & ~3ull), next = desc + ((descsz + 3) & ~3ull);
+        if (next > size || next <= p)
+            break;
+        if (namesz == 11 && !memcmp(notes + name, "VMCOREINFO", 10)) {
+            text = malloc(descsz + 1);
+            memcpy(text, notes + desc, descsz);
+            text[descsz] = '\0';
+            *len = descsz;
+            break;
+        }
+        p = next;
+    }
+    free(notes);
+    return text;
+}
+
+int dump_add_pgd_view(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    unsigned char eh[64];
+    if (fd < 0 || pread(fd, eh, sizeof eh, 0) != (ssize_t)sizeof eh || memcmp(eh, "\177ELF", 4) || eh[4] != 2) {
+        snprintf(err, errlen, "not a 64-bit ELF core");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    uint64_t phoff = rd(eh + 32, 8), entsize = rd(eh + 54, 2), num = rd(eh + 56, 2);
+    unsigned machine = (unsigned)rd(eh + 18, 2);
+    int rc = -1;
+    unsigned char *ph = NULL;
+    char *vmci = NULL;
+    if (entsize != PHDR_SIZE || num == 0 || num >= MAX_PHDRS) {
+        snprintf(err, errlen, "unexpected program headers (%" PRIu64 " of %" PRIu64 " bytes)", num, entsize);
+        goto out;
+    }
+    ph = malloc((num + 1) * PHDR_SIZE);
+    if (!ph || pread(fd, ph, num * PHDR_SIZE, (off_t)phoff) != (ssize_t)(num * PHDR_SIZE)) {
+        snprintf(err, errlen, "cannot read the program headers");
+        goto out;
+    }
+    size_t vlen = 0;
+    for (uint64_t i = 0; i < num && !vmci; i++)
+        if (rd(ph + i * PHDR_SIZE, 4) == 4)   /* PT_NOTE */
+            vmci = read_vmcoreinfo(fd, ph + i * PHDR_SIZE, &vlen);
+    for (uint64_t i = 0; i < num; i++)
+        if (rd(ph + i * PHDR_SIZE, 4) == 1 && rd(ph + i * PHDR_SIZE + 16, 8) >> 63) {
+            rc = 0;   /* already has a kernel virtual address (QEMU's paging dump) */
+            goto out;
+        }
+    struct dump_pgd_view v;
+    if (!vmci) {
+        snprintf(err, errlen, "no VMCOREINFO note");
+        goto out;
+    }
+    if (dump_plan_pgd_view(vmci, vlen, machine, &v, err, errlen) != 0)
+        goto out;
+    uint64_t file_off = 0;
+    bool found = false;
+    for (uint64_t i = 0; i < num && !found; i++) {
+        const unsigned char *p = ph + i * PHDR_SIZE;
+        uint64_t pa = rd(p + 24, 8), sz = rd(p + 32, 8);
+        if (rd(p, 4) == 1 && v.paddr >= pa && v.paddr - pa <= sz && sz - (v.paddr - pa) >= v.size) {
+            file_off = rd(p + 8, 8) + (v.paddr - pa);
+            found = true;
+        }
+    }
+    if (!found) {
+        snprintf(err, errlen, "no segment holds swapper_pg_dir's PA %#" PRIx64, v.paddr);
+        goto out;
+    }
+    unsigned char *n = ph + num * PHDR_SIZE;
+    memset(n, 0, PHDR_SIZE);
+    wr(n, 1, 4);                 /* PT_LOAD */
+    wr(n + 4, 4, 4);             /* PF_R */
+    wr(n + 8, file_off, 8);
+    wr(n + 16, v.vaddr, 8);
+    wr(n + 24, v.paddr, 8);
+    wr(n + 32, v.size, 8);
+    wr(n + 40, v.size, 8);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "cannot stat the dump");
+        goto out;
+    }
+    uint64_t new_off = ((uint64_t)st.st_size + 7) & ~7ull;
+    if (pwrite(fd, ph, (num + 1) * PHDR_SIZE, (off_t)new_off) != (ssize_t)((num + 1) * PHDR_SIZE)) {
+        snprintf(err, errlen, "cannot append the program headers: %s", strerror(errno));
+        goto out;
+    }
+    wr(eh + 32, new_off, 8);
+    wr(eh + 56, num + 1, 2);
+    if (pwrite(fd, eh, sizeof eh, 0) != (ssize_t)sizeof eh) {
+        snprintf(err, errlen, "cannot update the ELF header: %s", strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(ph);
+    free(vmci);
+    close(fd);
+    return rc;
+}
