@@ -156,12 +156,22 @@ def running(what):
             cpu for cpu in range(len(kernel.cpu_threads()))}
 
 
+def _header_facts(addr, what):
+    """(pid, task, cpu, comm) for crash's header line, read with kread (no stub round trip with a RAM file):
+    cpu is thread_info.cpu with THREAD_INFO_IN_TASK (v5.16+), task->cpu before."""
+    def i32(field):
+        raw = kernel.kread(addr + kernel.field_offset("struct task_struct", field, what), 4, what, field)
+        return int.from_bytes(raw, "little", signed=True)
+    cpu_field = "thread_info.cpu" if kernel.has_member("struct task_struct", "thread_info.cpu") else "cpu"
+    comm = kernel.kread(addr + kernel.field_offset("struct task_struct", "comm", what), 16, what, "comm")
+    return i32("pid"), addr, i32(cpu_field), comm.split(b"\0")[0].decode(errors="replace")
+
+
 def backtrace(task, what, on_cpu=None):
     """(header, [(sp, pc, name)], note) of a task; on_cpu is running() when the caller has it."""
-    cpu = (on_cpu if on_cpu is not None else running(what)).get(int(task.address) & kernel.MASK64)
-    pid = int(task["pid"])
-    header = "PID: %-7d  TASK: %x  CPU: %-3d  COMMAND: \"%s\"" % (pid, int(task.address), kernel.task_cpu(task),
-                                                                  kernel.task_comm(task, what))
+    addr = int(task.address) & kernel.MASK64
+    cpu = (on_cpu if on_cpu is not None else running(what)).get(addr)
+    header = "PID: %-7d  TASK: %x  CPU: %-3d  COMMAND: \"%s\"" % (_header_facts(addr, what))
     if cpu is not None:
         previous = kernel.select_cpu(cpu, what)
         try:

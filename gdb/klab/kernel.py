@@ -294,7 +294,10 @@ def threads_of(leader, what):
     """A leader's thread group: signal->thread_head / thread_node (v5.x+), else the older thread_group list."""
     task_t = lookup_type("struct task_struct", what)
     if has_field(task_t, "thread_node"):
-        head = int(leader["signal"]["thread_head"].address)
+        # the signal pointer with kread (the RAM file when there is one): one stub round trip less per process
+        signal = kread_u64(int(leader.address) + field_offset("struct task_struct", "signal", what), what,
+                           "a task's signal")
+        head = (signal + field_offset("struct signal_struct", "thread_head", what)) & MASK64
         yield from list_entries(head, "struct task_struct", "thread_node", what)
     else:
         yield leader
