@@ -149,10 +149,11 @@ def identify(addr, what):
     where = "PA %x" % pa if pa is not None else "not mapped now"
     start, phys_start = kernel.linear_map(regs, what)
     shift, vbase, psize, max_pfn = mem._page_geometry(regs, what)
+    module = module_of(addr, what)   # the module list, walked once
     if kernel.address_of("_text", what) <= addr < kernel.address_of("_end", what):
         out.append("%x: kernel image, %s, %s" % (addr, _symbol(addr) or "no symbol", where))
-    elif module_of(addr, what):
-        name, region = module_of(addr, what)
+    elif module:
+        name, region = module
         out.append("%x: module %s (%s memory), %s, %s" % (addr, name, region, _symbol(addr) or "no symbol", where))
     elif vbase <= addr < vbase + max_pfn * psize:
         pfn, rest = divmod(addr - vbase, psize)

@@ -79,14 +79,6 @@ static bool has_vmcoreinfo(const char *path)
     return n > 0 && memmem(buf, (size_t)n, "OSRELEASE=", 10) != NULL;
 }
 
-static uint64_t le(const unsigned char *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* The end of the last PT_LOAD's bytes in the file (ELF64 program headers of 56 bytes: p_type 0, p_offset 8,
  * p_vaddr 16, p_filesz 32; System V gABI) over num headers at ph; vaddrs: some p_vaddr is a kernel address. */
 static uint64_t elf_segments_end(const unsigned char *ph, uint64_t num, bool *vaddrs)
@@ -94,10 +86,10 @@ static uint64_t elf_segments_end(const unsigned char *ph, uint64_t num, bool *va
     uint64_t end = 0;
     *vaddrs = false;
     for (uint64_t i = 0; i < num; i++, ph += 56) {
-        uint64_t off = le(ph + 8, 8), size = le(ph + 32, 8);
-        if (le(ph, 4) != 1)
+        uint64_t off = dump_le(ph + 8, 8), size = dump_le(ph + 32, 8);
+        if (dump_le(ph, 4) != 1)
             continue;
-        *vaddrs |= le(ph + 16, 8) >> 63;   /* QEMU's plain dump has p_vaddr = p_paddr */
+        *vaddrs |= dump_le(ph + 16, 8) >> 63;   /* QEMU's plain dump has p_vaddr = p_paddr */
         if (off + size >= off && off + size > end)
             end = off + size;
     }
@@ -126,7 +118,7 @@ int dump_inspect_buffer(const unsigned char *buf, size_t len, const unsigned cha
             snprintf(err, errlen, "a truncated ELF header");
             return -1;
         }
-        uint64_t phoff = le(buf + 32, 8), entsize = le(buf + 54, 2), num = le(buf + 56, 2);
+        uint64_t phoff = dump_le(buf + 32, 8), entsize = dump_le(buf + 54, 2), num = dump_le(buf + 56, 2);
         if (!phdrs && phoff <= len) {
             phdrs = buf + phoff;
             phlen = len - phoff;
@@ -175,8 +167,8 @@ int dump_inspect(const char *path, struct dump_info *out, char *err, size_t errl
     ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, sizeof buf) : -1;
     ssize_t phn = -1;
     /* klab dump appends a program header table at the end (dump_vaddr.h): read it where e_phoff says */
-    if (n >= 64 && !memcmp(buf, "\177ELF", 4) && le(buf + 32, 8) + 64 > (uint64_t)n)
-        phn = pread(fd, phdrs, sizeof phdrs, (off_t)le(buf + 32, 8));
+    if (n >= 64 && !memcmp(buf, "\177ELF", 4) && dump_le(buf + 32, 8) + 64 > (uint64_t)n)
+        phn = pread(fd, phdrs, sizeof phdrs, (off_t)dump_le(buf + 32, 8));
     close(fd);
     if (n < 0) {
         snprintf(err, errlen, "cannot read %s (not a regular file?)", path);

@@ -72,7 +72,7 @@ int dump_plan_pgd_view(const char *vmcoreinfo, size_t len, unsigned machine, str
     return 0;
 }
 
-static uint64_t rd(const unsigned char *p, int n)
+uint64_t dump_le(const unsigned char *p, int n)
 {
     uint64_t v = 0;
     for (int i = n - 1; i >= 0; i--)
@@ -90,7 +90,7 @@ static void wr(unsigned char *p, uint64_t v, int n)
  * to 4 bytes), malloc'ed, or NULL. */
 static char *read_vmcoreinfo(int fd, const unsigned char *ph, size_t *len)
 {
-    uint64_t off = rd(ph + 8, 8), size = rd(ph + 32, 8);
+    uint64_t off = dump_le(ph + 8, 8), size = dump_le(ph + 32, 8);
     if (size > (1u << 24))
         return NULL;
     unsigned char *notes = malloc(size ? size : 1);
@@ -100,7 +100,7 @@ static char *read_vmcoreinfo(int fd, const unsigned char *ph, size_t *len)
     }
     char *text = NULL;
     for (uint64_t p = 0; p + 12 <= size;) {
-        uint64_t namesz = rd(notes + p, 4), descsz = rd(notes + p + 4, 4);
+        uint64_t namesz = dump_le(notes + p, 4), descsz = dump_le(notes + p + 4, 4);
         uint64_t name = p + 12, desc = name + ((namesz + 3) & ~3ull), next = desc + ((descsz + 3) & ~3ull);
         if (next > size || next <= p)
             break;
@@ -127,8 +127,8 @@ int dump_add_pgd_view(const char *path, char *err, size_t errlen)
             close(fd);
         return -1;
     }
-    uint64_t phoff = rd(eh + 32, 8), entsize = rd(eh + 54, 2), num = rd(eh + 56, 2);
-    unsigned machine = (unsigned)rd(eh + 18, 2);
+    uint64_t phoff = dump_le(eh + 32, 8), entsize = dump_le(eh + 54, 2), num = dump_le(eh + 56, 2);
+    unsigned machine = (unsigned)dump_le(eh + 18, 2);
     int rc = -1;
     unsigned char *ph = NULL;
     char *vmci = NULL;
@@ -143,10 +143,10 @@ int dump_add_pgd_view(const char *path, char *err, size_t errlen)
     }
     size_t vlen = 0;
     for (uint64_t i = 0; i < num && !vmci; i++)
-        if (rd(ph + i * PHDR_SIZE, 4) == 4)   /* PT_NOTE */
+        if (dump_le(ph + i * PHDR_SIZE, 4) == 4)   /* PT_NOTE */
             vmci = read_vmcoreinfo(fd, ph + i * PHDR_SIZE, &vlen);
     for (uint64_t i = 0; i < num; i++)
-        if (rd(ph + i * PHDR_SIZE, 4) == 1 && rd(ph + i * PHDR_SIZE + 16, 8) >> 63) {
+        if (dump_le(ph + i * PHDR_SIZE, 4) == 1 && dump_le(ph + i * PHDR_SIZE + 16, 8) >> 63) {
             rc = 0;   /* already has a kernel virtual address (QEMU's paging dump) */
             goto out;
         }
@@ -161,9 +161,9 @@ int dump_add_pgd_view(const char *path, char *err, size_t errlen)
     bool found = false;
     for (uint64_t i = 0; i < num && !found; i++) {
         const unsigned char *p = ph + i * PHDR_SIZE;
-        uint64_t pa = rd(p + 24, 8), sz = rd(p + 32, 8);
-        if (rd(p, 4) == 1 && v.paddr >= pa && v.paddr - pa <= sz && sz - (v.paddr - pa) >= v.size) {
-            file_off = rd(p + 8, 8) + (v.paddr - pa);
+        uint64_t pa = dump_le(p + 24, 8), sz = dump_le(p + 32, 8);
+        if (dump_le(p, 4) == 1 && v.paddr >= pa && v.paddr - pa <= sz && sz - (v.paddr - pa) >= v.size) {
+            file_off = dump_le(p + 8, 8) + (v.paddr - pa);
             found = true;
         }
     }

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* n bytes at p as a little-endian number (the ELF64 LSB fields of both dump parsers). */
+uint64_t dump_le(const unsigned char *p, int n);
+
 /* The planned segment, from a VMCOREINFO text and the ELF machine (62 x86-64, 183 AArch64): 0, or -1 with err
  * filled. Pure: no I/O. */
 struct dump_pgd_view {
