@@ -75,6 +75,22 @@ class X86_64:
             return [by_offset, (label, None, "%s is 0 (per-CPU areas not set up yet)" % gs_name)]
         return [by_offset, per_cpu(label, var, cpu, what, off, gs)]
 
+    @staticmethod
+    def irq_stack(cpu, kernel, what):
+        """(base, size) of a CPU's hard-IRQ stack, or None before it is set up. arch/x86/kernel/irq_64.c
+        map_irq_stack stores the top minus 8 in hardirq_stack_ptr (pcpu_hot's member since v6.2, its own
+        per-CPU variable before); the size is struct irq_stack's (IRQ_STACK_SIZE)."""
+        if kernel.has_member("struct pcpu_hot", "hardirq_stack_ptr"):
+            where = kernel.per_cpu_address("pcpu_hot", cpu, what) + \
+                kernel.field_offset("struct pcpu_hot", "hardirq_stack_ptr", what)
+        elif kernel.has_symbol("hardirq_stack_ptr"):
+            where = kernel.per_cpu_address("hardirq_stack_ptr", cpu, what)
+        else:
+            return None
+        top = kernel.kread_u64(where, what, "CPU %d's hardirq_stack_ptr" % cpu)
+        size = kernel.lookup_type("struct irq_stack", what).sizeof
+        return ((top + 8 - size) & lib.MASK64, size) if top else None
+
 
 class Arm64:
     name = "arm64"
@@ -134,6 +150,16 @@ class Arm64:
         if not kernel.has_symbol("__entry_task"):
             return [sp_el0, ("__entry_task", None, "this kernel has no __entry_task")]
         return [sp_el0, per_cpu("__entry_task @ __per_cpu_offset[%d]" % cpu, "__entry_task", cpu, what)]
+
+    @staticmethod
+    def irq_stack(cpu, kernel, what):
+        """(base, size) of a CPU's IRQ stack, or None before init_irq_stacks: irq_stack_ptr holds the base
+        (arch/arm64/kernel/irq.c), and IRQ_STACK_SIZE is THREAD_SIZE (arch/arm64/include/asm/memory.h)."""
+        if not kernel.has_symbol("irq_stack_ptr"):
+            return None
+        base = kernel.kread_u64(kernel.per_cpu_address("irq_stack_ptr", cpu, what), what,
+                                "CPU %d's irq_stack_ptr" % cpu)
+        return (base, kernel.thread_size(what)) if base else None
 
 
 _BY_NAME = {cls.name: cls for cls in (X86_64, Arm64)}

@@ -8,7 +8,7 @@ import re
 import gdb
 
 from klab.command import KlabCommand
-from klab import kernel, lib, mem, mmu, modules, slab
+from klab import arch, kernel, lib, mem, mmu, modules, slab
 
 MASK64 = kernel.MASK64
 
@@ -24,19 +24,32 @@ def _symbol(addr):
     return "%s+%#x in %s" % (m.group(1), int(m.group(2) or 0), m.group(3))
 
 
-def module_of(addr, what):
-    """(module name, region) for an address in a module's memory: mem[] since v6.4 (include/linux/module.h
+def _module_regions(what):
+    """[(base, size, module name, region)] of every loaded module: mem[] since v6.4 (include/linux/module.h
     struct module_memory), core_layout / init_layout before."""
     mod_t = kernel.lookup_type("struct module", what)
+    out = []
     for mod in modules.loaded_modules(what):
         if kernel.has_field(mod_t, "mem"):
             regions = [(i, mod["mem"][i]) for i in range(mod["mem"].type.range()[1] + 1)]
         else:
             regions = [("core", mod["core_layout"]), ("init", mod["init_layout"])]
+        name = mod["name"].string()
         for label, r in regions:
-            base, size = int(r["base"]) & MASK64, int(r["size"])
-            if size and base <= addr < base + size:
-                return mod["name"].string(), label
+            size = int(r["size"])
+            if size:
+                out.append((int(r["base"]) & MASK64, size, name, label))
+    return out
+
+
+def module_of(addr, what):
+    """(module name, region) for an address in a module's memory, else None. The module list is read once per
+    stop (klab bt --all asks for each task's last pc); a user address is in no module."""
+    if addr < 1 << 63:
+        return None
+    for base, size, name, label in kernel.per_stop("module regions", lambda: _module_regions(what)):
+        if base <= addr < base + size:
+            return name, label
     return None
 
 
@@ -88,16 +101,19 @@ def _vm_flags(flags):
     return "|".join(names + (["%#x" % rest] if rest else [])) or "0"
 
 
-def _stack_owner(addr, what):
-    """(task, offset) when addr lies in a task's kernel stack: task->stack .. + THREAD_SIZE, the size of
-    init_stack (include/linux/sched/task.h)."""
-    size = kernel.lookup_type("union thread_union", what).sizeof if kernel.has_symbol("init_thread_union") \
-        else int(gdb.parse_and_eval("sizeof(init_stack)"))
+def _stack_lines(addr, what):
+    """Whose stack addr is in: a task's kernel stack (task->stack .. + THREAD_SIZE) or a CPU's IRQ stack."""
+    size = kernel.thread_size(what)
     for t in kernel.all_tasks(what):
         base = int(t["stack"]) & MASK64
         if base <= addr < base + size:
-            return t, addr - base, size
-    return None
+            return ["  kernel stack of PID %d \"%s\" (task %x), +%#x of %d" % (
+                int(t["pid"]), kernel.task_comm(t, what), int(t.address), addr - base, size)]
+    for cpu in range(len(kernel.cpu_threads())):
+        stack = arch.current().irq_stack(cpu, kernel, what)
+        if stack and stack[0] <= addr < stack[0] + stack[1]:
+            return ["  IRQ stack of CPU %d, +%#x of %d" % (cpu, addr - stack[0], stack[1])]
+    return []
 
 
 def _page_of_pa(regs, pa, what):
@@ -131,6 +147,19 @@ def _describe_ram(regs, addr, pa, what, out):
     out.append(("page", page_addr, pfn, shift))
 
 
+def _in_image(regs, addr, pa, what):
+    """Whether addr is the kernel image now: in [_text, _end) and mapped to the image's own PA (or not mapped
+    and in no vmap area). The symbols alone are not enough: v6.1 arm64 leaves _text.._stext unmapped
+    (arch/arm64/mm/mmu.c map_kernel), and vmalloc hands that range out, e.g. to the IRQ stacks."""
+    if not kernel.address_of("_text", what) <= addr < kernel.address_of("_end", what):
+        return False
+    if pa is None:
+        return vmap_area_of(addr, what) is None
+    with lib.PhysMem() as m:
+        offset = mem._image_offset(regs, m, what)[0]
+    return (addr - pa) & MASK64 == offset
+
+
 def identify(addr, what):
     """The lines whatis prints for addr: strings, or ("page", ...) for a kmem -p line."""
     regs = lib.mmu_regs()
@@ -150,7 +179,7 @@ def identify(addr, what):
     start, phys_start = kernel.linear_map(regs, what)
     shift, vbase, psize, max_pfn = mem._page_geometry(regs, what)
     module = module_of(addr, what)   # the module list, walked once
-    if kernel.address_of("_text", what) <= addr < kernel.address_of("_end", what):
+    if _in_image(regs, addr, pa, what):
         out.append("%x: kernel image, %s, %s" % (addr, _symbol(addr) or "no symbol", where))
     elif module:
         name, region = module
@@ -172,18 +201,10 @@ def identify(addr, what):
                 text += ", vm_struct %x size %d (with guard) %s, caller %s" % (
                     vm, int(v["size"]), _vm_flags(int(v["flags"])), _symbol(caller) or "%x" % caller)
             out.append(text + ", " + where)
-            owner = _stack_owner(addr, what)
-            if owner:
-                t, off, size = owner
-                out.append("  kernel stack of PID %d \"%s\" (task %x), +%#x of %d" % (
-                    int(t["pid"]), kernel.task_comm(t, what), int(t.address), off, size))
+            out += _stack_lines(addr, what)
         elif start <= addr and pa is not None and addr - start + phys_start == pa:
             out.append("%x: linear map, PA %x (pfn %#x)" % (addr, pa, pa >> shift))
-            owner = _stack_owner(addr, what)
-            if owner:
-                t, off, size = owner
-                out.append("  kernel stack of PID %d \"%s\" (task %x), +%#x of %d" % (
-                    int(t["pid"]), kernel.task_comm(t, what), int(t.address), off, size))
+            out += _stack_lines(addr, what)
         elif pa is None:
             raise kernel.error(what, "%x is not in any region klab knows, and not mapped: %s", addr, w.why.decode())
         else:

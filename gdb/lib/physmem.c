@@ -54,6 +54,8 @@ size_t klab_physmem_extent(const struct klab_physmem *m, uint64_t pa, size_t len
         const struct klab_ram_region *r = &m->regions[i];
         if (pa < r->gpa || pa - r->gpa >= r->size)
             continue;
+        if (len > r->size - (pa - r->gpa))   /* an extent answers for this region only */
+            len = (size_t)(r->size - (pa - r->gpa));
         off_t off = (off_t)(r->file_offset + (pa - r->gpa));
         off_t data = lseek(m->fd, off, SEEK_DATA);
         if (data < 0 && errno == ENXIO)   /* no data after off: a hole to the end of the file */
@@ -132,6 +134,19 @@ struct klab_physmem *klab_physmem_from_callback(klab_read_fn read, void *ctx)
         m->fd = -1;
     }
     return m;
+}
+
+struct klab_physmem *klab_physmem_with_close(klab_read_fn read, void *ctx, void (*close)(struct klab_physmem *m))
+{
+    struct klab_physmem *m = klab_physmem_from_callback(read, ctx);
+    if (m)
+        m->close = close;
+    return m;
+}
+
+void *klab_physmem_ctx(const struct klab_physmem *m)
+{
+    return m ? m->ctx : NULL;
 }
 
 int klab_physmem_read(struct klab_physmem *m, uint64_t pa, void *buf, size_t len)

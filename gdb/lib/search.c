@@ -7,6 +7,7 @@
 #include "klab.h"
 #include "physmem_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,11 @@ struct search {
     void *ctx;
     struct klab_search_stats *st;
     unsigned char *buf;
-    int rc;
+    /* The last extent of the RAM file learned, [ext_lo, ext_hi) in guest PAs: one lseek pair answers for a
+     * whole data or hole run rather than for each chunk, since SEEK_HOLE from inside a long data run walks
+     * the file's page cache to the run's end, and asked per MiB that walk is quadratic in the run. */
+    uint64_t ext_lo, ext_hi;
+    bool ext_hole;
 };
 
 /* [pa, pa + len) clipped to the RAM region holding pa: the bytes that may be read from there on. */
@@ -34,34 +39,81 @@ static uint64_t ram_run(const struct klab_search_opts *o, uint64_t pa, uint64_t 
     return 0;
 }
 
-/* A hit for each aligned word of [va, va + n) (n a multiple of the width), in order. */
+/* The next offset at or after off, below n, of an aligned word equal to value, else n. One loop per width,
+ * with the width a constant, so that each load is one instruction rather than a memcpy call. Little-endian
+ * guests: the low bytes come first. */
+static size_t next_match(const unsigned char *p, size_t off, size_t n, unsigned w, uint64_t value)
+{
+    if (w == 8) {
+        for (; off < n; off += 8) {
+            uint64_t v;
+            memcpy(&v, p + off, 8);
+            if (v == value)
+                return off;
+        }
+    } else {
+        uint32_t want = (uint32_t)value;
+        for (; off < n; off += 4) {
+            uint32_t v;
+            memcpy(&v, p + off, 4);
+            if (v == want)
+                return off;
+        }
+    }
+    return n;
+}
+
+static int hit(struct search *s, uint64_t va, uint64_t pa)
+{
+    s->st->hits++;
+    int rc = s->fn(s->ctx, va, pa);
+    if (rc || (s->o->max_hits && s->st->hits >= s->o->max_hits))
+        return rc ? rc : 1;
+    return 0;
+}
+
+/* A hit for each aligned word of [va, va + n) (n a multiple of the width), in order; p NULL: all zeros. */
 static int hits_in(struct search *s, const unsigned char *p, uint64_t va, uint64_t pa, size_t n)
 {
     unsigned w = s->o->width;
     for (size_t off = 0; off < n; off += w) {
-        uint64_t v = 0;
         if (p)
-            memcpy(&v, p + off, w);   /* little-endian guests: the low bytes come first */
-        if (v == s->o->value) {
-            s->st->hits++;
-            int rc = s->fn(s->ctx, va + off, pa + off);
-            if (rc || (s->o->max_hits && s->st->hits >= s->o->max_hits))
-                return rc ? rc : 1;
-        }
+            off = next_match(p, off, n, w, s->o->value);
+        else if (s->o->value)
+            return 0;
+        if (off >= n)
+            break;
+        int rc = hit(s, va + off, pa + off);
+        if (rc)
+            return rc;
     }
     return 0;
 }
 
+/* How many of the n bytes from pa are one extent of the RAM file, and whether it is a hole; run (>= n) is the
+ * RAM that follows pa, so that the extent learned may cover later chunks too. */
+static size_t extent_at(struct search *s, uint64_t pa, size_t n, uint64_t run)
+{
+    if (!(pa >= s->ext_lo && pa < s->ext_hi)) {
+        bool hole;
+        size_t want = run > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)run;
+        size_t ext = klab_physmem_extent(s->mem, pa, want, &hole);
+        s->ext_lo = pa, s->ext_hi = pa + (ext ? ext : 1), s->ext_hole = hole;
+    }
+    uint64_t left = s->ext_hi - pa;
+    return left < n ? (size_t)left : n;
+}
+
 /* One RAM run: holes of the RAM file are zeros that are never read (reading them would make the host allocate
  * them); data is scanned in place when the source is a mapped file, else through a bounce buffer. */
-static int scan_ram(struct search *s, uint64_t va, uint64_t pa, size_t n)
+static int scan_ram(struct search *s, uint64_t va, uint64_t pa, size_t n, uint64_t run)
 {
     while (n) {
-        bool hole;
-        size_t ext = klab_physmem_extent(s->mem, pa, n, &hole);
+        size_t ext = extent_at(s, pa, n, run);
+        bool hole = s->ext_hole;
         ext -= ext % s->o->width;
         if (!ext)
-            ext = n;   /* a boundary inside a word (never with page-aligned holes): read it */
+            ext = n, hole = false;   /* a boundary inside a word (never with page-aligned holes): read it */
         int rc = 0;
         if (hole) {
             s->st->zero_bytes += ext;
@@ -79,7 +131,7 @@ static int scan_ram(struct search *s, uint64_t va, uint64_t pa, size_t n)
         }
         if (rc)
             return rc;
-        va += ext, pa += ext, n -= ext;
+        va += ext, pa += ext, n -= ext, run -= ext;
     }
     return 0;
 }
@@ -100,7 +152,7 @@ static int scan(struct search *s, uint64_t va, uint64_t pa, uint64_t len)
         n -= n % w;
         if (!n)
             break;
-        int rc = scan_ram(s, va, pa, n);
+        int rc = scan_ram(s, va, pa, n, run);
         if (rc)
             return rc;
         va += n, pa += n, len -= n;

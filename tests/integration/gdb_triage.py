@@ -207,9 +207,23 @@ def check_whatis():
               in out, out)
     out = run("klab whatis init_task")
     check("klab whatis init_task: kernel image, init_task+0x0", "kernel image, init_task+0x0 in .data" in out, out)
+    # CPU 0's IRQ stack, found by gdb's own expression over the per-CPU pointer the kernel keeps
+    # (arch/x86/kernel/irq_64.c: top minus 8; arch/arm64/kernel/irq.c: the base)
+    if gdb.selected_inferior().architecture().name().startswith("aarch64"):
+        inside = ev("*(unsigned long *)((char *)&irq_stack_ptr + __per_cpu_offset[0])") + 0x100
+    else:
+        var = "pcpu_hot.hardirq_stack_ptr" if gdb.lookup_global_symbol("pcpu_hot") else "hardirq_stack_ptr"
+        inside = ev("*(unsigned long *)((char *)&%s + __per_cpu_offset[0])" % var) - 0x100
+    out = run("klab whatis 0x%x" % inside)
+    check("klab whatis inside CPU 0's IRQ stack (gdb's own per-CPU read): IRQ stack of CPU 0",
+          "IRQ stack of CPU 0, +" in out, out)
+    # the stop may land in an interrupt: then $sp is on this CPU's IRQ stack
+    t = gdb.selected_thread()
+    cpu = (t.ptid[1] or t.num) - 1
     out = run("klab whatis $sp")
-    check("klab whatis $sp: a kernel stack or init's stack in the image",
-          "kernel stack of PID" in out or "init_thread_union" in out or "init_stack" in out, out)
+    check("klab whatis $sp: a kernel stack, init's stack in the image, or this CPU's IRQ stack",
+          "kernel stack of PID" in out or "init_thread_union" in out or "init_stack" in out
+          or "IRQ stack of CPU %d," % cpu in out, out)
     expect_error("klab whatis 0")
 
 

@@ -179,11 +179,59 @@ static void test_ram_file_holes(void)
     unlink(path);
 }
 
+/* A 2 MiB page whose first 1.5 MiB and last page are data, the rest a hole: hits in the second MiB (a later
+ * chunk of the same data run) and in the last page (data after a hole) are found at both widths, and the hole
+ * between is counted as zeros, not read. Expected offsets are where the test wrote the value. */
+static void test_ram_file_runs_across_chunks(void)
+{
+    struct klab_physmem *m = fresh_memory();
+    struct klab_mmu_regs regs = build();
+    klab_physmem_close(m);
+    const uint64_t big = 0x400000, data_len = 0x180000, last = big + 0x1ff000;
+    put(RAM_BASE + 0x3000, 1, (RAM_BASE + big) | P | RW | A | G | NX | 0x80);   /* PD[1]: PS, 2 MiB */
+    uint64_t v = VALUE;
+    memcpy(ram + big + 0x123458, &v, 8);
+    memcpy(ram + last + 0xff8, &v, 8);
+    char path[] = "/tmp/klab-test-search-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    CHECK(ftruncate(fd, (off_t)RAM_SIZE) == 0);
+    CHECK(pwrite(fd, ram, 0x200000, 0) == 0x200000);   /* tables and the 4K pages */
+    CHECK(pwrite(fd, ram + big, data_len, (off_t)big) == (ssize_t)data_len);
+    CHECK(pwrite(fd, ram + last, 4096, (off_t)last) == 4096);
+    struct klab_ram_region region = {RAM_BASE, RAM_SIZE, 0};
+    struct klab_error err;
+    m = klab_physmem_open_ramfile(path, &region, 1, &err);
+    CHECK(m != NULL);
+    struct hits h;
+    struct klab_search_stats st;
+    const uint64_t va = VA0 + 0x200000;
+    for (unsigned w = 4; m && w <= 8; w += 4) {
+        uint64_t want = w == 8 ? VALUE : (uint32_t)VALUE;
+        CHECK_EQ_U64(search(&regs, m, (struct klab_search_opts){.value = want, .width = w, .va_start = va,
+                                                                .va_end = va + 0x1fffff},
+                            &h, &st, &err), 0);
+        CHECK_EQ_U64(h.n, 2);
+        CHECK_EQ_U64(h.va[0], va + 0x123458);
+        CHECK_EQ_U64(h.pa[0], RAM_BASE + big + 0x123458);
+        CHECK_EQ_U64(h.va[1], va + 0x1ffff8);
+        CHECK_EQ_U64(st.zero_bytes, 0x200000 - data_len - 0x1000);
+        CHECK_EQ_U64(st.bytes_read, data_len + 0x1000);
+    }
+    if (m)
+        klab_physmem_close(m);
+    close(fd);
+    unlink(path);
+}
+
 int main(void)
 {
     RUN(test_finds_every_alias);
     RUN(test_range_width_and_bound);
     RUN(test_bad_requests);
     RUN(test_ram_file_holes);
+    RUN(test_ram_file_runs_across_chunks);
     return CHECK_DONE();
 }
