@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "exam/checks.h"
 #include "exam/room.h"
+#include "machine/kimage.h"
 #include "run/dump.h"
 #include "run/dump_vaddr.h"
 #include "run/runstate.h"
@@ -39,6 +40,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     (void)dump_plan_pgd_view(text, size, 183, &pv, err, sizeof err);   /* a dump's VMCOREINFO */
     struct dump_info di;
     (void)dump_inspect_buffer(data, size, NULL, 0, size, &di, err, sizeof err);   /* a dump someone sent */
+
+    uint32_t entry;
+    (void)elf_pvh_entry(data, size, &entry, err, sizeof err);   /* a vmlinux the user named */
 
     struct task_checks t;
     if (checks_parse(text, "/nonexistent/checks", &t, err, sizeof err) == 0)

@@ -23,6 +23,15 @@ ram=$(sed -n 's/^ram_file=//p' "$state")
 [ -f "$ram" ] && [ "$(stat -c %s "$ram")" -eq $((1024 * 1024 * 1024)) ] && ok "$arch: guest RAM file in the run state" \
   || fail "$arch: RAM file" "$ram"
 
+# x86_64: QEMU boots the vmlinux by its PVH entry when readelf shows the note (Xen, type 0x12,
+# XEN_ELFNOTE_PHYS32_ENTRY), else the image; the late VM below boots the image (--no-pvh) to start_kernel too.
+booted=$(tr '\0' '\n' </proc/"$pid"/cmdline | sed -n '/^-kernel$/{n;p}')
+if [ "$arch" = x86_64 ] && readelf -nW "$kdir/vmlinux" | grep -q "Xen .*(0x00000012)\|Xen .*0x00000012"; then
+  [ "$booted" = "$kdir/vmlinux" ] && ok "$arch: QEMU boots vmlinux by its PVH entry" || fail "$arch: PVH boot" "-kernel $booted"
+else
+  [ "$booted" = "$kdir/vmlinuz" ] && ok "$arch: QEMU boots the image" || fail "$arch: image boot" "-kernel $booted"
+fi
+
 # The stub listens on loopback only (QEMU's -s would listen on every interface).
 listen=$(awk -v p=$(printf '%04X' "$port") 'NR>1 && $4=="0A" { split($2,a,":"); if (a[2]==p) print a[1] }' /proc/net/tcp /proc/net/tcp6)
 [ "$listen" = "0100007F" ] && ok "$arch: stub listens on 127.0.0.1:$port only" || fail "$arch: stub address" "listeners: $listen"
@@ -60,7 +69,8 @@ grep -q "powered off\|killed by signal" "$KLAB_RUN_DIR/$name/exit" && ok "$arch:
 # starting (announced by a live process, here a shell standing in for make), says so, and attaches once
 # its stub is up; with nobody starting it, it fails at once.
 late=late-$arch
-( sleep 3; "$KLAB" boot --arch "$arch" --name "$late" --initrd "$work/initrd.cpio.gz" --detach >/dev/null 2>&1 ) &
+nopvh=; [ "$arch" = x86_64 ] && nopvh=--no-pvh
+( sleep 3; "$KLAB" boot --arch "$arch" --name "$late" --initrd "$work/initrd.cpio.gz" $nopvh --detach >/dev/null 2>&1 ) &
 starter=$!
 "$KLAB" boot --arch "$arch" --name "$late" --announce "$starter"
 t0=$(date +%s)
@@ -70,6 +80,11 @@ echo "$gdb_out" | grep -q "VM '$late' is starting; waiting up to 600 s" && echo 
   && [ "$took" -ge 2 ] && ok "$arch: klab gdb waits ${took} s for a VM that is starting, then reaches start_kernel" \
   || fail "$arch: gdb waits for a starting VM" "after ${took} s: $(echo "$gdb_out" | tail -4)"
 wait "$starter"
+if [ -n "$nopvh" ]; then
+  lpid=$(sed -n 's/^qemu_pid=//p' "$KLAB_RUN_DIR/$late/state")
+  [ "$(tr '\0' '\n' </proc/"$lpid"/cmdline | sed -n '/^-kernel$/{n;p}')" = "$kdir/vmlinuz" ] \
+    && ok "$arch: --no-pvh boots the bzImage" || fail "$arch: --no-pvh" "$(tr '\0' ' ' </proc/"$lpid"/cmdline)"
+fi
 "$KLAB" stop "$late" >/dev/null 2>&1
 t0=$(date +%s)
 expect_error "$arch: klab gdb of a VM nobody starts fails at once" "no running VM named 'nobody'" "$KLAB" gdb nobody --batch

@@ -74,11 +74,39 @@ static void test_not_a_terminal(void)
     CHECK_EQ_U64(p.rs.ram[0].gpa, 0x40000000);         /* virt's RAM at 1 GiB */
 }
 
+/* x86_64 boots the vmlinux by its PVH entry when it has one; --kaslr (the decompressor's work) and --no-pvh keep
+ * the image, and the run state names the image either way. arm64's profile never does. */
+static void test_pvh_entry(void)
+{
+    struct boot_facts f = facts("x86_64");
+    f.vmlinux_pvh = true;
+    struct boot_options o = { .smp = 1, .mem = 1ull << 30 };
+    struct boot_plan p;
+    boot_plan(&o, &f, &p);
+    CHECK_STR(p.req.kernel, "/k/vmlinux");
+    CHECK_STR(p.rs.kernel, "/k/vmlinuz");
+    o.kaslr = true;
+    boot_plan(&o, &f, &p);
+    CHECK_STR(p.req.kernel, "/k/vmlinuz");
+    o.kaslr = false, o.no_pvh = true;
+    boot_plan(&o, &f, &p);
+    CHECK_STR(p.req.kernel, "/k/vmlinuz");
+    o.no_pvh = false;
+    f.vmlinux_pvh = false;
+    boot_plan(&o, &f, &p);
+    CHECK_STR(p.req.kernel, "/k/vmlinuz");
+    struct boot_facts a = facts("arm64");
+    a.vmlinux_pvh = true;                              /* even if a caller said so */
+    boot_plan(&o, &a, &p);
+    CHECK_STR(p.req.kernel, "/k/vmlinuz");
+}
+
 int main(void)
 {
     RUN(test_defaults);
     RUN(test_detached_libvirt);
     RUN(test_cpu_for_granule);
     RUN(test_not_a_terminal);
+    RUN(test_pvh_entry);
     return CHECK_DONE();
 }

@@ -4,6 +4,8 @@
 #include "machine/kimage.h"
 #include "machine/kpair.h"
 
+#include <elf.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <zlib.h>
@@ -131,6 +133,57 @@ static void test_banner_parsing(void)
     CHECK(!kimage_parse_banner("hello", 5, &b));
 }
 
+/* A vmlinux's PVH entry: an ELF note "Xen" of type 18 (XEN_ELFNOTE_PHYS32_ENTRY) in a PT_NOTE segment, after
+ * other notes, as arch/x86/platform/pvh/head.S lays it out; absent, truncated or pointing outside the file,
+ * it is not found and nothing is read out of bounds. */
+static void put_note(unsigned char *p, uint32_t namesz, uint32_t descsz, uint32_t type, const char *name,
+                     uint64_t desc)
+{
+    memcpy(p, &namesz, 4), memcpy(p + 4, &descsz, 4), memcpy(p + 8, &type, 4);
+    memcpy(p + 12, name, namesz);
+    memcpy(p + 12 + (namesz + 3) / 4 * 4, &desc, descsz);
+}
+
+static size_t fake_vmlinux(unsigned char *b, size_t cap, uint32_t pvh_type)
+{
+    memset(b, 0, cap);
+    Elf64_Ehdr eh = { .e_type = ET_EXEC, .e_machine = EM_X86_64, .e_phoff = 64, .e_phentsize = sizeof(Elf64_Phdr),
+                      .e_phnum = 2, .e_ehsize = 64 };
+    memcpy(eh.e_ident, ELFMAG, SELFMAG);
+    eh.e_ident[EI_CLASS] = ELFCLASS64, eh.e_ident[EI_DATA] = ELFDATA2LSB, eh.e_ident[EI_VERSION] = EV_CURRENT;
+    memcpy(b, &eh, sizeof eh);
+    Elf64_Phdr load = { .p_type = PT_LOAD, .p_offset = 0, .p_filesz = 0x100 };
+    Elf64_Phdr note = { .p_type = PT_NOTE, .p_offset = 0x200, .p_filesz = 2 * 24 };
+    memcpy(b + 64, &load, sizeof load);
+    memcpy(b + 64 + sizeof load, &note, sizeof note);
+    put_note(b + 0x200, 4, 8, 6, "Xen", 0x6c696e7578);           /* XEN_ELFNOTE_GUEST_OS */
+    put_note(b + 0x218, 4, 8, pvh_type, "Xen", 0x1000a30);
+    return 0x300;
+}
+
+static void test_pvh_note(void)
+{
+    unsigned char b[0x300];
+    char err[256];
+    uint32_t entry = 0;
+    size_t len = fake_vmlinux(b, sizeof b, 18);
+    CHECK_EQ_U64(elf_pvh_entry(b, len, &entry, err, sizeof err), 1);
+    CHECK_EQ_U64(entry, 0x1000a30);
+    fake_vmlinux(b, sizeof b, 17);                                  /* another Xen note only */
+    CHECK_EQ_U64(elf_pvh_entry(b, len, &entry, err, sizeof err), 0);
+    fake_vmlinux(b, sizeof b, 18);
+    CHECK_EQ_U64(elf_pvh_entry(b, 0x220, &entry, err, sizeof err), 0);   /* the note segment cut short */
+    uint32_t big = 0xfffffff0;
+    memcpy(b + 0x218 + 4, &big, 4);                                 /* descsz past the segment */
+    CHECK_EQ_U64(elf_pvh_entry(b, len, &entry, err, sizeof err), 0);
+    fake_vmlinux(b, sizeof b, 18);
+    uint16_t many = 0xffff;
+    memcpy(b + offsetof(Elf64_Ehdr, e_phnum), &many, 2);            /* program headers past the file */
+    CHECK_EQ_U64(elf_pvh_entry(b, len, &entry, err, sizeof err), (uint64_t)-1);
+    CHECK(strstr(err, "program headers") != NULL);
+    CHECK_EQ_U64(elf_pvh_entry((const unsigned char *)"MZ", 2, &entry, err, sizeof err), (uint64_t)-1);
+}
+
 int main(void)
 {
     RUN(test_bzimage_detected);
@@ -139,5 +192,6 @@ int main(void)
     RUN(test_gzipped_arm64_image);
     RUN(test_garbage_and_elf_refused);
     RUN(test_banner_parsing);
+    RUN(test_pvh_note);
     return CHECK_DONE();
 }

@@ -40,6 +40,8 @@ static const struct opt options[] = {
     STR("cpu", "MODEL", "QEMU CPU (x86_64: max = 5-level paging, qemu64 = 4-level; arm64: cortex-a57)", cpu),
     STR("append", "ARGS", "extra kernel arguments", append),
     FLAG("kaslr", "keep KASLR on (default: nokaslr)", kaslr),
+    FLAG("no-pvh", "x86_64: boot the bzImage through its decompressor; by default QEMU boots the matching\n"
+                   "vmlinux by its PVH entry when it has one (no decompression: start_kernel comes sooner)", no_pvh),
     FLAG("no-wait", "run at once instead of waiting for gdb (the stub still listens)", no_wait),
     STR("name", "NAME", "the VM's name for klab gdb/stop/status (default: the architecture)", name),
     OPT_CALL("gdb-port", O_GDB_PORT, "P", "stub port (default 1234, or the next free one); a busy P is an error"),

@@ -290,3 +290,60 @@ int vmlinux_inspect(const char *path, struct kimage_info *out, char *err, size_t
     munmap(m.p, m.len);
     return rc;
 }
+
+/* One note at off of a PT_NOTE segment [off, end): namesz, descsz, type, then the name and the descriptor,
+ * each padded to 4 bytes (ELF gABI, "Note Section"). The offset of the next, or 0 when it does not fit. */
+static uint64_t pvh_note_at(const unsigned char *buf, uint64_t off, uint64_t end, uint32_t *entry, bool *found)
+{
+    if (end - off < 12)
+        return 0;
+    uint64_t namesz = le32(buf + off), descsz = le32(buf + off + 4), type = le32(buf + off + 8);
+    uint64_t name = off + 12, desc = name + (namesz + 3) / 4 * 4, next = desc + (descsz + 3) / 4 * 4;
+    if (next > end)
+        return 0;
+    if (type == 18 && namesz == 4 && !memcmp(buf + name, "Xen", 4) && descsz >= 4) {   /* XEN_ELFNOTE_PHYS32_ENTRY */
+        *entry = le32(buf + desc);
+        *found = true;
+    }
+    return next;
+}
+
+int elf_pvh_entry(const unsigned char *buf, size_t len, uint32_t *entry, char *err, size_t errlen)
+{
+    Elf64_Ehdr eh;
+    if (len < sizeof eh)
+        return FAIL("not a 64-bit ELF file");
+    memcpy(&eh, buf, sizeof eh);
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_ident[EI_DATA] != ELFDATA2LSB)
+        return FAIL("not a 64-bit little-endian ELF file");
+    if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phoff > len ||
+        (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff)
+        return FAIL("the ELF program headers lie outside the file");
+    bool found = false;
+    for (unsigned i = 0; i < eh.e_phnum && !found; i++) {
+        Elf64_Phdr ph;
+        memcpy(&ph, buf + eh.e_phoff + (uint64_t)i * sizeof ph, sizeof ph);
+        if (ph.p_type != PT_NOTE || ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
+            continue;
+        uint64_t end = ph.p_offset + ph.p_filesz;
+        for (uint64_t off = ph.p_offset; off && off < end && !found;)
+            off = pvh_note_at(buf, off, end, entry, &found);
+    }
+    return found ? 1 : 0;
+}
+
+int vmlinux_pvh_entry(const char *path, uint32_t *entry, char *err, size_t errlen)
+{
+    struct mapped m;
+    if (map_file(path, &m, err, errlen) != 0)
+        return -1;
+    int rc = elf_pvh_entry(m.p, m.len, entry, err, errlen);
+    munmap(m.p, m.len);
+    if (rc < 0) {
+        char inner[256];
+        snprintf(inner, sizeof inner, "%s", err);
+        snprintf(err, errlen, "%s: %s", path, inner);
+    }
+    return rc;
+}

@@ -34,6 +34,14 @@ int vmlinux_symbol_address(const char *path, const char *name, uint64_t *addr, c
 /* The same with the symbol's size (st_size: an array's bytes). */
 int vmlinux_symbol(const char *path, const char *name, uint64_t *addr, uint64_t *size, char *err, size_t errlen);
 
+/* Whether an x86_64 vmlinux has a PVH entry point: an ELF note "Xen", type XEN_ELFNOTE_PHYS32_ENTRY (18),
+ * as arch/x86/platform/pvh/head.S emits with CONFIG_PVH. QEMU then boots the ELF itself (hw/i386/x86-common.c,
+ * the pvh.bin option ROM) without the bzImage's decompressor. 1 found (entry set), 0 none, -1 not a 64-bit ELF
+ * or a malformed one (err set). The buffer is any bytes: each header and note is bounds-checked. */
+int elf_pvh_entry(const unsigned char *buf, size_t len, uint32_t *entry, char *err, size_t errlen);
+/* The same on a file. */
+int vmlinux_pvh_entry(const char *path, uint32_t *entry, char *err, size_t errlen);
+
 /* Splits "Linux version 6.1.0-x (...) (...) #1 SMP ..." or the bzImage form "6.1.0-x (...) #1 SMP ..." into
  * release and version. false if it does not look like a banner. */
 bool kimage_parse_banner(const char *banner, size_t len, struct kimage_info *out);

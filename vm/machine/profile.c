@@ -55,6 +55,9 @@ static const struct machine_profile x86_64_profile = {
     .cc = "x86_64-linux-gnu-gcc",
     .cpu_page_shifts = 1u << 12,
     .full_cpu = "max",
+    /* The PVH entry (arch/x86/platform/pvh/enlighten.c) skips the decompressor: under TCG, running zstd over
+     * Debian 6.12's 11 MB image took a second before start_kernel. arm64 Images are not self-decompressing. */
+    .pvh_boot = true,
     .ram_layout = x86_pc_ram_layout,
 };
 

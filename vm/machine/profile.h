@@ -5,6 +5,7 @@
 
 #include "klab.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,7 @@ struct machine_profile {
     const char *cc;              /* a C compiler for its user space (a task's static test program) */
     unsigned cpu_page_shifts;    /* bit N set: the default CPU has the 2^N-byte granule */
     const char *full_cpu;        /* the CPU to use when the default lacks the kernel's granule */
+    bool pvh_boot;               /* QEMU boots the vmlinux by its PVH entry (elf_pvh_entry) when it has one */
     /* Guest RAM layout for a RAM size; returns the number of regions. */
     size_t (*ram_layout)(uint64_t ram_size, struct ram_region out[MAX_RAM_REGIONS]);
 };

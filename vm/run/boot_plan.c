@@ -20,10 +20,14 @@ void boot_plan(const struct boot_options *o, const struct boot_facts *f, struct 
     bool interactive = !o->detach && f->tty && backend->console_on_terminal;
     /* -cpu is passed only when it is not the profile's default, as the user gave it. */
     const char *cpu_arg = f->cpu && strcmp(f->cpu, f->profile->default_cpu) ? f->cpu : o->cpu;
+    /* The vmlinux by its PVH entry, when it has one: the same kernel (kernel_pair_check matched their
+     * banners) at the same physical address, minus the decompressor's time. KASLR is the decompressor's work
+     * (arch/x86/boot/compressed/kaslr.c), so --kaslr keeps the image. */
+    bool pvh = f->profile->pvh_boot && f->vmlinux_pvh && f->vmlinux && !o->kaslr && !o->no_pvh;
     *plan = (struct boot_plan){
         .req = {
             .profile = f->profile, .qemu = f->qemu_path, .name = o->name ? o->name : f->profile->arch,
-            .kernel = f->kernel, .initrd = f->initrd, .append = o->append, .cpu = cpu_arg, .accel = f->accel,
+            .kernel = pvh ? f->vmlinux : f->kernel, .initrd = f->initrd, .append = o->append, .cpu = cpu_arg, .accel = f->accel,
             .smp = o->smp, .mem_bytes = o->mem, .kaslr = o->kaslr, .wait_for_gdb = !o->no_wait,
             .gdb_listen = f->gdb_listen, .run_dir = f->run_dir, .swap_image = f->swap_image,
             .console = interactive ? CONSOLE_STDIO : CONSOLE_SOCKET,

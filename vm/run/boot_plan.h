@@ -27,6 +27,7 @@ struct boot_options {
     int gdb_port;
     pid_t announce;   /* --announce PID: only say that PID is starting this VM (for `make vm-*`) */
     bool kaslr, no_wait, detach, dry_run;
+    bool no_pvh;                  /* boot the image through its decompressor even when vmlinux has a PVH entry */
 };
 
 /* What boot_resolve() found on this machine. Strings malloc'ed (boot_facts_free). */
@@ -46,6 +47,7 @@ struct boot_facts {
     char *swap_modules;       /* --swap: the kernel's virtio modules folder; NULL when they are built in */
     char *fw_cfg_modules;     /* qemu_fw_cfg.ko's folder (VMCOREINFO for dumps); NULL: built in or none */
     bool tty;                 /* stdin and stdout are a terminal */
+    bool vmlinux_pvh;         /* the checked vmlinux has a PVH entry and the profile boots one */
 };
 
 struct boot_plan {

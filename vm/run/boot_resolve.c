@@ -102,9 +102,14 @@ static int check_kernel(const struct boot_options *o, struct boot_facts *f)
     char *cache = klab_cache_dir();
     int rc = kernel_pair_check(f->kernel, f->vmlinux, cache, err, sizeof err);
     free(cache);
-    if (rc != 0)
+    if (rc != 0) {
         klab_error("%s", err);
-    return rc;
+        return rc;
+    }
+    uint32_t entry;
+    f->vmlinux_pvh = f->profile->pvh_boot && !o->kaslr && !o->no_pvh &&
+                     vmlinux_pvh_entry(f->vmlinux, &entry, err, sizeof err) == 1;
+    return 0;
 }
 
 /* The stub's address: --gdb-socket (absolute, not there yet), --gdb-port (free), or the next free port. */
