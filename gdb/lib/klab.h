@@ -41,6 +41,7 @@ KLAB_API struct klab_physmem *klab_physmem_open_ramfile(const char *path, const 
                                                size_t nregions, struct klab_error *err);
 /* Any reader: the gdb Python layer passes one, tests pass synthetic memory. */
 KLAB_API struct klab_physmem *klab_physmem_from_callback(klab_read_fn read, void *ctx);
+
 KLAB_API int klab_physmem_read(struct klab_physmem *m, uint64_t pa, void *buf, size_t len);
 KLAB_API void klab_physmem_close(struct klab_physmem *m);
 
@@ -56,6 +57,31 @@ struct klab_mmu_regs {
     uint64_t ttbr0, ttbr1, tcr;
     bool translation_off;   /* x86 CR0.PG=0 / arm64 SCTLR_EL1.M=0: addresses are not translated at all */
 };
+
+/* An ELF core dump (QEMU's dump-guest-memory, paging or not) as physical memory: its PT_LOAD segments by
+ * p_paddr. A PA the dump does not hold reads as an error. The file is opened without following a link and
+ * checked against its size (klab_elfcore_info says what it holds; vmcoreinfo points into the mapped file,
+ * valid until klab_physmem_close; NULL when the dump has no VMCOREINFO note). */
+struct klab_elfcore_info {
+    enum klab_arch arch;
+    const char *vmcoreinfo;
+    size_t vmcoreinfo_len;
+    uint64_t ram_bytes;   /* bytes of RAM the segments hold, each PA counted once */
+};
+KLAB_API struct klab_physmem *klab_physmem_open_elfcore(const char *path, struct klab_elfcore_info *info,
+                                                        struct klab_error *err);
+
+/* The translation registers of the kernel's own page tables, from a dump's VMCOREINFO (a dump has no system
+ * registers: QEMU's x86 note lacks EFER, its arm64 notes lack TTBR/TCR). x86_64: CR3 = PA of
+ * SYMBOL(swapper_pg_dir) (init_top_pgt) by NUMBER(phys_base), CR4.LA57 = NUMBER(pgtable_l5_enabled), long mode
+ * with NXE. arm64: TTBR1 = SYMBOL(swapper_pg_dir) - NUMBER(kimage_voffset), TCR_EL1.T1SZ =
+ * NUMBER(TCR_EL1_T1SZ), TG1 from PAGESIZE, TTBR0 walks off (EPD0: user tables are a task's, not the kernel's).
+ * 0, or -1 with err saying which fact is missing. Pure. */
+KLAB_API int klab_mmu_regs_from_vmcoreinfo(const char *text, size_t len, enum klab_arch arch,
+                                           struct klab_mmu_regs *regs, struct klab_error *err);
+/* The value after "KEY=" at a line start of a VMCOREINFO text; base 16 takes hex with or without 0x, 0 takes
+ * what strtoull does. false when the key is missing or its value is not a number. */
+KLAB_API bool klab_vmcoreinfo_value(const char *text, size_t len, const char *key, int base, uint64_t *v);
 
 #define KLAB_MAX_LEVELS 5
 

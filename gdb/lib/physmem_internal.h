@@ -15,4 +15,13 @@ const unsigned char *klab_physmem_view(const struct klab_physmem *m, uint64_t pa
  * wrote, all zeros, which reading through the mapping would make the host allocate. Other sources: len, data. */
 size_t klab_physmem_extent(const struct klab_physmem *m, uint64_t pa, size_t len, bool *hole);
 
+/* A source over read(ctx, ...) whose close(m) frees ctx; the ctx back from a source made so. */
+struct klab_physmem *klab_physmem_with_close(klab_read_fn read, void *ctx, void (*close)(struct klab_physmem *m));
+void *klab_physmem_ctx(const struct klab_physmem *m);
+
+/* The checks klab_physmem_open_elfcore makes, on bytes in memory (fuzz target, unit tests): 0, or -1 with err
+ * set. info->vmcoreinfo points into buf. */
+int klab_elfcore_check_buffer(const unsigned char *buf, size_t len, struct klab_elfcore_info *info, char *err,
+                              size_t errlen);
+
 #endif

@@ -33,10 +33,25 @@ seed_text() {
   printf 'name=a\narch=x86_64\nqemu_pid=12\nsupervisor_pid=11\ngdb=tcp:127.0.0.1:1234\ngdb_port=1234\nkernel=/k\nvmlinux=/v\nkaslr=1\nram_region=0x0 0x8000000 0x0\nmem_bytes=1073741824\nname = demo\nkernel = x86_64\ntask = myhello\ntime_limit = 90m\nmemory = 256M\ncpus = 1\ncandidates = alice bob\nprogram = t.c\ncheck loads : run insmod /lib/modules/*.ko\ncheck read : output cat /dev/myhello = 111\ncheck printk : console myhello open\n' >"$1"
 }
 
+# Dump seed: an x86-64 ELF core with a VMCOREINFO note and one PT_LOAD of 4 KiB at PA 0x1000.
+seed_dump() {
+  python3 - "$1" <<'PY'
+import struct, sys
+vmci = b"OSRELEASE=6.1.0\nPAGESIZE=4096\nSYMBOL(swapper_pg_dir)=ffffffff82a10000\nNUMBER(phys_base)=0\nNUMBER(pgtable_l5_enabled)=0\n"
+note = struct.pack("<3I", 11, len(vmci), 0) + b"VMCOREINFO\0\0" + vmci + b"\0" * (-len(vmci) % 4)
+phoff, noteoff = 64, 64 + 2 * 56
+loadoff = noteoff + len(note)
+eh = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, phoff, 0, 0, 64, 56, 2, 0, 0, 0)
+ph_note = struct.pack("<IIQQQQQQ", 4, 0, noteoff, 0, 0, len(note), len(note), 4)
+ph_load = struct.pack("<IIQQQQQQ", 1, 7, loadoff, 0, 0x1000, 0x1000, 0x1000, 0x1000)
+open(sys.argv[1], "wb").write(eh + ph_note + ph_load + note + b"\0" * 0x1000)
+PY
+}
+
 # The text parsers live in vm/run and vm/exam (run state, room file, checks): with the rest of klab but its main().
 vmsrc=($(ls vm/*/*.c) rootfs/newc.c rootfs/gzseg.c rootfs/initramfs.c rootfs/init_script.c)
 status=0
-for name in rsp walk text; do
+for name in rsp walk text dump; do
   bin=$out/fuzz_$name
   extra=(); [ $name = text ] && extra=(-Ivm -I. "${vmsrc[@]}" -lz -lvirt -lvirt-qemu)
   if ! clang "${flags[@]}" -o "$bin" "tests/fuzz/fuzz_$name.c" "${libsrc[@]}" "${extra[@]}" 2>"$out/build-$name.log"; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # klab dump and klab drgn on a real guest at its shell: the dump carries the kernel's VMCOREINFO; drgn (Debian's
 # 0.0.22) finds in it the tasks the guest listed in /proc just before, and reads through its own translation
-# the bytes at the physical address QEMU's gva2gpa gives; crash opens it (sys, log); the VM runs on; bad input
-# gets one line.
+# the bytes at the physical address QEMU's gva2gpa gives, and klab vtop / ptdump --dump give those PAs;
+# crash opens it (sys, log); the VM runs on; bad input gets one line.
 #   tests/integration/dump.sh x86_64|arm64 [CPU]
 . "$(dirname "$0")/../lib.sh"
 arch=$1 cpu=${2:-}
@@ -88,7 +88,7 @@ vas=$(sed -n 's/^DRGN-VA //p' "$work/drgn.out")
 gdbargs=()
 while read -r label va; do gdbargs+=(-ex "monitor gva2gpa 0x$va"); done <<<"$vas"
 timeout 120 "$KLAB" gdb "$name" --batch "${gdbargs[@]}" -ex detach >"$work/gva" 2>&1
-pas=($(gpa_of <"$work/gva"))
+pas=($(gpa_of <"$work/gva" | tr -d '\r'))
 cat >"$work/reads.py" <<'EOF2'
 import sys
 pairs = sys.argv[1:]
@@ -102,6 +102,22 @@ while read -r label va; do args+=("$va" "${pas[$i]:-0}"); i=$((i + 1)); done <<<
 [ "${#pas[@]}" -eq 4 ] && [ "$(grep -c ' True$' "$work/reads.out")" -eq 4 ] \
   && ok "$tag: drgn reads banner, init_task, a task and its stack at the PAs QEMU's gva2gpa gives" \
   || fail "$tag: drgn's translation vs gva2gpa" "pas: ${pas[*]}; $(cat "$work/reads.out")"
+# klab's own reader: vtop --dump walks the kernel's tables found by VMCOREINFO in the dump's RAM; each PA
+# must be the one QEMU's gva2gpa gave on the live VM
+vtop_pas() { "$KLAB" vtop --dump "$@" 2>&1 | awk 'prev ~ /^VIRTUAL/ { print $2 } { prev = $0 }'; }
+mapfile -t kpas < <(vtop_pas "$work/a.vmcore" $(awk '{ print "0x" $2 }' <<<"$vas"))
+[ "${#pas[@]}" -eq 4 ] && [ "${kpas[*]}" = "${pas[*]}" ] \
+  && ok "$tag: klab vtop --dump: banner, init_task, a task and its stack at QEMU's gva2gpa PAs (${kpas[*]})" \
+  || fail "$tag: klab vtop --dump vs gva2gpa" "klab: ${kpas[*]}; QEMU: ${pas[*]}; $("$KLAB" vtop --dump "$work/a.vmcore" 0x$(head -1 <<<"$vas" | awk '{print $2}') 2>&1 | tail -3)"
+banner_va=$(awk '$1 == "banner" { print $2 }' <<<"$vas")
+[ "$(vtop_pas "$work/a.vmcore" --vmlinux "$vmlinux" linux_banner)" = "${pas[0]}" ] \
+  && ok "$tag: klab vtop --dump --vmlinux takes a symbol (linux_banner at ${pas[0]})" \
+  || fail "$tag: vtop --dump of a symbol" "$("$KLAB" vtop --dump "$work/a.vmcore" --vmlinux "$vmlinux" linux_banner 2>&1 | head -3)"
+"$KLAB" ptdump --dump "$work/a.vmcore" --range "$banner_va-$banner_va" >"$work/pt.out" 2>&1
+grep -q "PA 0x${pas[0]} " "$work/pt.out" && ok "$tag: klab ptdump --dump: the banner's range maps ${pas[0]}" \
+  || fail "$tag: ptdump --dump" "$(cat "$work/pt.out")"
+expect_error "$tag: klab vtop --dump of a user address" "user address" "$KLAB" vtop --dump "$work/a.vmcore" 0x400000
+expect_error "$tag: klab vtop --dump with --vm" "reads a file" "$KLAB" vtop --dump "$work/a.vmcore" --vm "$name" 0x$banner_va
 # and klab drgn NAME dumps the live VM itself
 "$KLAB" drgn "$name" -- "$work/tasks.py" "$sleeper" >"$work/live.out" 2>&1
 grep -q "^DRGN-PIDS .* $sleeper\( \|$\)" "$work/live.out" && ok "$tag: klab drgn NAME: a fresh dump of the live VM, the sleeper in it" \
@@ -146,12 +162,21 @@ else
 fi
 head -c 4000000 "$work/a.vmcore" >"$work/trunc.vmcore"
 expect_error "$tag: klab drgn on a truncated dump" "truncated" "$KLAB" drgn "$work/trunc.vmcore" --vmlinux "$vmlinux"
+expect_error "$tag: klab vtop --dump of a truncated dump" "truncated" "$KLAB" vtop --dump "$work/trunc.vmcore" 0x$banner_va
+expect_error "$tag: klab vtop --dump of a non-dump" "not an ELF core" "$KLAB" vtop --dump /etc/passwd 0x$banner_va
+expect_error "$tag: klab vtop --dump of a kdump-compressed file" "kdump-compressed" "$KLAB" vtop --dump "$work/z.vmcore" 0x$banner_va
+ln -s "$work/a.vmcore" "$work/link.vmcore"
+expect_error "$tag: klab vtop --dump does not follow a link" "cannot open dump" "$KLAB" vtop --dump "$work/link.vmcore" 0x$banner_va
 expect_error "$tag: klab drgn on a non-dump" "not a dump" "$KLAB" drgn /etc/passwd --vmlinux "$vmlinux"
 other=$KLAB_CACHE/kernels/$([ "$arch" = x86_64 ] && echo debian-arm64 || echo debian-amd64)/vmlinux
 expect_error "$tag: klab drgn with another arch's vmlinux" "dump, .* kernel" "$KLAB" drgn "$work/a.vmcore" --vmlinux "$other"
+expect_error "$tag: klab vtop --dump with another arch's vmlinux" "vmlinux, but dump|is not" "$KLAB" vtop --dump "$work/a.vmcore" --vmlinux "$other" linux_banner
 # --format elf: physical addresses only, and the segment klab adds at swapper_pg_dir's virtual address
 "$KLAB" dump "$name" --format elf -o "$work/e.vmcore" >"$work/e.out" 2>&1
 "$KLAB" drgn "$work/e.vmcore" --vmlinux "$vmlinux" -- "$work/tasks.py" "$sleeper" >"$work/e.drgn" 2>&1
 grep -q "^DRGN-PIDS .* $sleeper\( \|$\)" "$work/e.drgn" && ok "$tag: --format elf: drgn starts from klab's swapper_pg_dir segment and finds the tasks" \
   || fail "$tag: drgn on --format elf" "$(cat "$work/e.out"; tail -3 "$work/e.drgn")"
+mapfile -t epas < <(vtop_pas "$work/e.vmcore" $(awk '{ print "0x" $2 }' <<<"$vas"))
+[ "${epas[*]}" = "${kpas[*]}" ] && ok "$tag: --format elf: klab vtop --dump gives the same PAs" \
+  || fail "$tag: vtop --dump on --format elf" "elf: ${epas[*]}; elf-paging: ${kpas[*]}"
 finish

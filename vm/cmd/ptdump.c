@@ -35,6 +35,7 @@ static const struct opt options[] = {
     OPT_CALL("repeat", P_REPEAT, "N", "walk N times (timing; output printed once) and report the median to stderr"),
     OPT_BOOL("quiet", "print nothing but --stats", struct ptdump_options, quiet),
     TARGET_OPTIONS(struct ptdump_options, t),
+    TARGET_DUMP_OPTIONS(struct ptdump_options, t),
     OPT_END,
 };
 
@@ -126,7 +127,7 @@ static void print_stats(const struct ptdump_options *p, const struct klab_range_
             "walk %.3f ms (median of %llu, from %s)\n",
             (unsigned long long)st->tables_read, (unsigned long long)st->bytes_read, (unsigned long long)st->entries,
             (unsigned long long)st->leaves, (unsigned long long)st->ranges, (unsigned long long)st->bad,
-            median_ns / 1e6, (unsigned long long)p->repeat, p->t.via_stub ? "the gdb stub" : "the RAM file");
+            median_ns / 1e6, (unsigned long long)p->repeat, p->t.dump ? "the dump" : p->t.via_stub ? "the gdb stub" : "the RAM file");
 }
 
 /* The walk, repeat times (printed the first): 0, or 1 after one line. */
@@ -168,7 +169,7 @@ int cmd_ptdump(int argc, char **argv)
         return 2;
     }
     struct vm_target t;
-    if (vm_target_open(p.t.vm, p.t.cpu, p.t.via_stub, &t) != 0)
+    if (target_open(&p.t, &t) != 0)
         return 1;
     int rc = p.range ? parse_range(&t, &p) : 0;
     if (rc == 0)

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "cmd/target.h"
 #include "machine/kimage.h"
+#include "run/dump_target.h"
 #include "util/opts.h"
 #include "util/util.h"
 
@@ -17,6 +18,7 @@ int target_option(struct target_opts *o, int id, const char *arg)
     if (opts_number(arg, 0, 4095, &v, "--cpu wants a CPU number") != 0)
         return -1;
     o->cpu = (int)v;
+    o->cpu_given = true;
     return 1;
 }
 
@@ -30,13 +32,40 @@ bool parse_hex(const char *s, uint64_t *v)
     return true;
 }
 
+int target_open(const struct target_opts *o, struct vm_target *t)
+{
+    if (!o->dump) {
+        if (o->vmlinux) {
+            klab_error("--vmlinux goes with --dump (a VM's vmlinux is in its run state)");
+            return -1;
+        }
+        return vm_target_open(o->vm, o->cpu, o->via_stub, t);
+    }
+    if (o->vm || o->cpu_given || o->via_stub) {
+        klab_error("--dump reads a file: --vm, --cpu and --via-stub are for a running VM");
+        return -1;
+    }
+    return dump_target_open(o->dump, o->vmlinux, t);
+}
+
+bool target_refuses(const struct vm_target *t, uint64_t va)
+{
+    if (!t->dump || va >> 63)
+        return false;
+    klab_error("%#llx is a user address: a dump gives the kernel's page tables (swapper_pg_dir), not a task's",
+               (unsigned long long)va);
+    return true;
+}
+
 bool parse_address(const struct vm_target *t, const char *s, uint64_t *va)
 {
     if (parse_hex(s, va))
         return true;
     char err[300];
-    if (t->rs.vmlinux && vmlinux_symbol_address(t->rs.vmlinux, s, va, err, sizeof err) == 0)
+    if (t->rs.vmlinux && vmlinux_symbol_address(t->rs.vmlinux, s, va, err, sizeof err) == 0) {
+        *va += t->symbol_offset;
         return true;
+    }
     klab_error("'%s' is neither a hex address nor a symbol of %s", s, t->rs.vmlinux ? t->rs.vmlinux : "vmlinux");
     return false;
 }

@@ -11,7 +11,9 @@
 struct target_opts {
     const char *vm;
     int cpu;
+    bool cpu_given;
     bool via_stub;
+    const char *dump, *vmlinux;   /* --dump FILE [--vmlinux F]: a dump instead of a VM */
 };
 
 enum { T_CPU = 200 };
@@ -24,6 +26,13 @@ enum { T_CPU = 200 };
     OPT_BOOL("via-stub", "read memory through the gdb stub (Qqemu.PhyMemMode) instead of the RAM file", type, \
              member.via_stub)
 
+/* --dump and --vmlinux, for the commands that read a dump's memory too (vtop, ptdump). */
+#define TARGET_DUMP_OPTIONS(type, member)                                                                     \
+    OPT_STR("dump", "FILE", "an ELF dump (klab dump) instead of a VM: the kernel's page tables, from its\n"     \
+                            "VMCOREINFO", type, member.dump),                                                \
+    OPT_STR("vmlinux", "F", "with --dump: the dumped kernel's vmlinux, for symbols (checked against the\n"     \
+                            "dump's OSRELEASE; KASLR's KERNELOFFSET applied)", type, member.vmlinux)
+
 #define TARGET_EPILOG                                                                                          \
     "The stub serves one client: detach gdb first. A running guest is paused while klab reads it and\n"       \
     "resumed afterwards; a paused one stays paused."
@@ -32,7 +41,12 @@ enum { T_CPU = 200 };
 int target_option(struct target_opts *o, int id, const char *arg);
 /* Hex with or without 0x, at most 64 bits (v may be NULL: only checks). */
 bool parse_hex(const char *s, uint64_t *v);
-/* An address: hex, or a vmlinux symbol (its link address: the VM must run with nokaslr). */
+/* The VM (vm_target_open) or, with --dump, the dump (dump_target_open): 0, or -1 after one line. */
+int target_open(const struct target_opts *o, struct vm_target *t);
+/* A user-half address of a dump: its tables are the kernel's, not a task's. true after one line. */
+bool target_refuses(const struct vm_target *t, uint64_t va);
+/* An address: hex, or a vmlinux symbol (its link address plus a dump's KERNELOFFSET; a VM must run with
+ * nokaslr). */
 bool parse_address(const struct vm_target *t, const char *s, uint64_t *va);
 
 #endif

@@ -20,6 +20,7 @@ static const struct opt options[] = {
     OPT_BOOL("qemu", "also ask QEMU (monitor command gva2gpa) and say whether it agrees", struct vtop_options,
              ask_qemu),
     TARGET_OPTIONS(struct vtop_options, t),
+    TARGET_DUMP_OPTIONS(struct vtop_options, t),
     OPT_END,
 };
 
@@ -108,8 +109,12 @@ int cmd_vtop(int argc, char **argv)
         klab_error("vtop needs an address (see klab vtop --help)");
         return 2;
     }
+    if (o.ask_qemu && o.t.dump) {
+        klab_error("--qemu asks a running VM; a dump has no QEMU to ask");
+        return 2;
+    }
     struct vm_target t;
-    if (vm_target_open(o.t.vm, o.t.cpu, o.t.via_stub, &t) != 0)
+    if (target_open(&o.t, &t) != 0)
         return 1;
     int rc = 0;
     struct klab_kernel_mm kernel;
@@ -119,6 +124,10 @@ int cmd_vtop(int argc, char **argv)
         if (!parse_address(&t, argv[i], &va)) {
             rc = 2;
             break;
+        }
+        if (target_refuses(&t, va)) {
+            rc = 1;
+            continue;
         }
         struct klab_walk w;
         if (klab_translate(&t.regs, t.mem, va, &w) != 0 && rc == 0)

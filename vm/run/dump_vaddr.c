@@ -1,6 +1,7 @@
 /* vm/run/dump_vaddr.h. */
 #define _GNU_SOURCE
 #include "run/dump_vaddr.h"
+#include "klab.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,46 +19,24 @@
 #define PHDR_SIZE 56
 #define MAX_PHDRS 4096
 
-/* The value after "KEY=" at a line start of the VMCOREINFO text (hex with or without 0x for addresses). */
-static bool vmci_value(const char *text, size_t len, const char *key, int base, uint64_t *v)
-{
-    size_t klen = strlen(key);
-    for (size_t i = 0; i + klen < len; i++) {
-        if ((i == 0 || text[i - 1] == '\n') && !memcmp(text + i, key, klen)) {
-            char buf[32];
-            size_t n = 0;
-            const char *p = text + i + klen;
-            while (p + n < text + len && n < sizeof buf - 1 && p[n] != '\n')
-                n++;
-            memcpy(buf, p, n);
-            buf[n] = '\0';
-            char *end;
-            errno = 0;
-            *v = strtoull(buf, &end, base);
-            return n && !errno && *end == '\0';
-        }
-    }
-    return false;
-}
-
 int dump_plan_pgd_view(const char *vmcoreinfo, size_t len, unsigned machine, struct dump_pgd_view *out, char *err,
                        size_t errlen)
 {
     uint64_t pgd, page, off;
-    if (!vmci_value(vmcoreinfo, len, "SYMBOL(swapper_pg_dir)=", 16, &pgd) ||
-        !vmci_value(vmcoreinfo, len, "PAGESIZE=", 10, &page) || page < 4096 || page > (1u << 16) ||
+    if (!klab_vmcoreinfo_value(vmcoreinfo, len, "SYMBOL(swapper_pg_dir)=", 16, &pgd) ||
+        !klab_vmcoreinfo_value(vmcoreinfo, len, "PAGESIZE=", 10, &page) || page < 4096 || page > (1u << 16) ||
         (page & (page - 1))) {
         snprintf(err, errlen, "VMCOREINFO has no swapper_pg_dir or PAGESIZE");
         return -1;
     }
     if (machine == EM_AARCH64) {
-        if (!vmci_value(vmcoreinfo, len, "NUMBER(kimage_voffset)=", 16, &off)) {
+        if (!klab_vmcoreinfo_value(vmcoreinfo, len, "NUMBER(kimage_voffset)=", 16, &off)) {
             snprintf(err, errlen, "VMCOREINFO has no kimage_voffset");
             return -1;
         }
         out->paddr = pgd - off;
     } else if (machine == EM_X86_64) {
-        if (!vmci_value(vmcoreinfo, len, "NUMBER(phys_base)=", 10, &off) || pgd < START_KERNEL_MAP) {
+        if (!klab_vmcoreinfo_value(vmcoreinfo, len, "NUMBER(phys_base)=", 10, &off) || pgd < START_KERNEL_MAP) {
             snprintf(err, errlen, "VMCOREINFO has no phys_base, or swapper_pg_dir is not in the kernel image");
             return -1;
         }

@@ -83,5 +83,7 @@ void vm_target_close(struct vm_target *t)
     }
     if (t->rs.name)
         runstate_free(&t->rs);
+    else
+        free(t->rs.vmlinux);   /* a dump target's only run-state string */
     memset(&t->rs, 0, sizeof t->rs);
 }
