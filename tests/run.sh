@@ -96,10 +96,10 @@ run --plan "gdb module symbols: hellodrv on x86_64" bash tests/integration/gdb_m
 run --plan "gdb triage (dmesg, bt, slab, whatis, search) and the soft-lockup lab: x86_64" \
   bash tests/integration/gdb_triage.sh x86_64
 run --plan "gdb triage (dmesg, bt, slab, whatis, search): arm64" bash tests/integration/gdb_triage.sh arm64
-run --plan "klab dump and klab drgn (VMCOREINFO, drgn vs /proc and gva2gpa, crash): x86_64 5-level" \
+run --plan "klab dump, drgn, crash, vtop --dump (VMCOREINFO, drgn vs /proc and gva2gpa): x86_64 5-level" \
   bash tests/integration/dump.sh x86_64
-run --plan "klab dump and klab drgn: x86_64 4-level" bash tests/integration/dump.sh x86_64 qemu64
-run --plan "klab dump and klab drgn: arm64" bash tests/integration/dump.sh arm64
+run --plan "klab dump, drgn, crash, vtop --dump: x86_64 4-level, KASLR" bash tests/integration/dump.sh x86_64 qemu64 kaslr
+run --plan "klab dump, drgn, crash, vtop --dump: arm64" bash tests/integration/dump.sh arm64
 run --plan "gdb index cache and Debian source lines: x86_64" bash tests/integration/gdb_source.sh x86_64
 run --plan "gdb index cache and Debian source lines: arm64" bash tests/integration/gdb_source.sh arm64
 # The second kernel generation (Debian 12's 6.12), on x86_64 here and on both arches in make test-kernels.

@@ -22,6 +22,7 @@ static const struct command commands[] = {
     { "ptdump", cmd_ptdump, "dump a VM's whole page table as merged ranges with permissions" },
     { "dump", cmd_dump, "write a VM's memory to a dump file that crash and drgn open" },
     { "drgn", cmd_drgn, "run drgn on a VM (dumped now) or on a dump file, with the right vmlinux" },
+    { "crash", cmd_crash, "run crash on a VM (dumped now) or on a dump file, with the right vmlinux" },
     { "rootfs", cmd_rootfs, "build a busybox initramfs (newc cpio, gzip)" },
     { "exam", cmd_exam, "run an exam room: one isolated VM per candidate, reset, time limit" },
     { "inspect", cmd_inspect, "show a kernel image's / vmlinux's architecture and banner; check a pair" },

@@ -2,15 +2,16 @@
 # klab dump and klab drgn on a real guest at its shell: the dump carries the kernel's VMCOREINFO; drgn (Debian's
 # 0.0.22) finds in it the tasks the guest listed in /proc just before, and reads through its own translation
 # the bytes at the physical address QEMU's gva2gpa gives, and klab vtop / ptdump --dump give those PAs;
-# crash opens it (sys, log); the VM runs on; bad input gets one line.
-#   tests/integration/dump.sh x86_64|arm64 [CPU]
+# klab crash opens it in crash (sys, log), and a fresh dump of the VM; the VM runs on; bad input gets one line.
+#   tests/integration/dump.sh x86_64|arm64 [CPU] [kaslr]
 . "$(dirname "$0")/../lib.sh"
-arch=$1 cpu=${2:-}
-case $arch in x86_64) kname=debian-amd64 ;; arm64) kname=debian-arm64 ;; *) echo "usage: dump.sh x86_64|arm64 [CPU]"; exit 2 ;; esac
+arch=$1 cpu=${2:-} kaslr=${3:-}
+case $arch in x86_64) kname=debian-amd64 ;; arm64) kname=debian-arm64 ;; *) echo "usage: dump.sh x86_64|arm64 [CPU] [kaslr]"; exit 2 ;; esac
+case $kaslr in ""|kaslr) ;; *) echo "usage: dump.sh x86_64|arm64 [CPU] [kaslr]"; exit 2 ;; esac
 kname=${KLAB_TEST_KERNEL:-$kname}
 export KLAB_RUN_DIR=$(mktemp -d /dev/shm/klab-test-XXXXXX)
 name=dump-$arch
-tag=$arch${cpu:+/$cpu}
+tag=$arch${cpu:+/$cpu}${kaslr:+/kaslr}
 work=$(mktemp -d /var/tmp/klab-dump-test-XXXXXX)
 cleanup() { "$KLAB" stop --all >/dev/null 2>&1; mountpoint -q "$work/tiny" && umount "$work/tiny"; rm -rf "$KLAB_RUN_DIR" "$work"; }
 trap cleanup EXIT
@@ -26,7 +27,7 @@ echo "HOOKPID $$"
 echo "UNAME $(uname -r)"
 echo "DUMP READY"
 HOOK
-"$KLAB" boot --arch "$arch" --kernel "$kname" --name "$name" --no-wait --detach ${cpu:+--cpu "$cpu"} \
+"$KLAB" boot --arch "$arch" --kernel "$kname" --name "$name" --no-wait --detach ${cpu:+--cpu "$cpu"} ${kaslr:+--kaslr} \
   --add "$work/50-dump.sh:/etc/klab.d/50-dump.sh" >"$work/boot" 2>&1 || { fail "$tag: boot" "$(cat "$work/boot")"; finish; }
 "$KLAB" wait "$name" --for "DUMP READY" --timeout 400 >/dev/null 2>&1 \
   || { fail "$tag: the guest reached its shell" "$(tail -3 "$KLAB_RUN_DIR/$name/console.log")"; finish; }
@@ -102,6 +103,14 @@ while read -r label va; do args+=("$va" "${pas[$i]:-0}"); i=$((i + 1)); done <<<
 [ "${#pas[@]}" -eq 4 ] && [ "$(grep -c ' True$' "$work/reads.out")" -eq 4 ] \
   && ok "$tag: drgn reads banner, init_task, a task and its stack at the PAs QEMU's gva2gpa gives" \
   || fail "$tag: drgn's translation vs gva2gpa" "pas: ${pas[*]}; $(cat "$work/reads.out")"
+if [ -n "$kaslr" ]; then
+  offset=$(grep -ao -m1 "KERNELOFFSET=[0-9a-f]*" <(head -c 1048576 "$work/a.vmcore") | cut -d= -f2)
+  link=$(nm "$vmlinux" | awk '$3 == "linux_banner" { print $1; exit }')
+  banner=$(awk '$1 == "banner" { print $2 }' <<<"$vas")
+  [ -n "$offset" ] && [ "$offset" != 0 ] && [ "$((16#$link + 16#$offset))" = "$((16#$banner))" ] \
+    && ok "$tag: the kernel moved: KERNELOFFSET $offset, the banner drgn finds is its link address plus it" \
+    || fail "$tag: KASLR" "KERNELOFFSET=$offset link=$link banner=$banner"
+fi
 # klab's own reader: vtop --dump walks the kernel's tables found by VMCOREINFO in the dump's RAM; each PA
 # must be the one QEMU's gva2gpa gave on the live VM
 vtop_pas() { "$KLAB" vtop --dump "$@" 2>&1 | awk 'prev ~ /^VIRTUAL/ { print $2 } { prev = $0 }'; }
@@ -116,6 +125,9 @@ banner_va=$(awk '$1 == "banner" { print $2 }' <<<"$vas")
 "$KLAB" ptdump --dump "$work/a.vmcore" --range "$banner_va-$banner_va" >"$work/pt.out" 2>&1
 grep -q "PA 0x${pas[0]} " "$work/pt.out" && ok "$tag: klab ptdump --dump: the banner's range maps ${pas[0]}" \
   || fail "$tag: ptdump --dump" "$(cat "$work/pt.out")"
+"$KLAB" ptdump --dump "$work/a.vmcore" --vmlinux "$vmlinux" --non-present --stats --quiet >"$work/np.out" 2>&1 \
+  && grep -q "leaves" "$work/np.out" && ok "$tag: klab ptdump --dump --non-present (the kernel's facts from the vmlinux's folder)" \
+  || fail "$tag: ptdump --dump --non-present" "$(cat "$work/np.out")"
 expect_error "$tag: klab vtop --dump of a user address" "user address" "$KLAB" vtop --dump "$work/a.vmcore" 0x400000
 expect_error "$tag: klab vtop --dump with --vm" "reads a file" "$KLAB" vtop --dump "$work/a.vmcore" --vm "$name" 0x$banner_va
 # and klab drgn NAME dumps the live VM itself
@@ -127,8 +139,10 @@ grep -q "^DRGN-PIDS .* $sleeper\( \|$\)" "$work/live.out" && ok "$tag: klab drgn
 # --- crash: it opens the dump --------------------------------------------------------------------------------
 if [ "$arch" != "$(uname -m)" ]; then
   skip "$tag: crash" "Debian's crash is built for its host's architecture only ($(uname -m)): it reads no $arch dump"
+  expect_error "$tag: klab crash on a $arch dump says crash reads its host's architecture only" "host's architecture" \
+    "$KLAB" crash "$work/a.vmcore" --vmlinux "$vmlinux"
 else
-printf 'sys\nlog\nquit\n' | timeout 300 crash -s "$vmlinux" "$work/a.vmcore" >"$work/crash.out" 2>&1
+printf 'sys\nlog\nquit\n' | timeout 300 "$KLAB" crash "$work/a.vmcore" --vmlinux "$vmlinux" -- -s >"$work/crash.out" 2>&1
 grep -Eq "^ +RELEASE: $release$" "$work/crash.out" && ok "$tag: crash opens it: sys names release $release" \
   || fail "$tag: crash sys" "$(grep -v '^$' "$work/crash.out" | head -5)"
 last=$(tr -d '\r' <"$log" | grep -E '^\[ *[0-9]+\.[0-9]{6}\] ' | tail -1)
@@ -139,7 +153,14 @@ if grep -Eq "^ +TASKS: 2$" "$work/crash.out" && grep -q "struct upid numbers\[\]
 else
   grep -Eq "^ +TASKS: [0-9]{2,}$" "$work/crash.out" && ok "$tag: crash lists the tasks" || fail "$tag: crash TASKS" "$(grep TASKS "$work/crash.out")"
 fi
+# klab crash NAME: a fresh dump of the live VM, removed afterwards
+printf 'sys\nquit\n' | timeout 300 "$KLAB" crash "$name" -- -s >"$work/crash-live.out" 2>&1
+grep -Eq "^ +RELEASE: $release$" "$work/crash-live.out" && ok "$tag: klab crash NAME: crash on a fresh dump of the VM" \
+  || fail "$tag: klab crash NAME" "$(grep -v '^$' "$work/crash-live.out" | tail -4)"
+[ ! -e "$KLAB_RUN_DIR/$name/crash.vmcore" ] && ok "$tag: klab crash NAME removed its dump" || fail "$tag: crash.vmcore left" ""
 fi
+expect_error "$tag: klab crash on a dump without --vmlinux" "needs --vmlinux" "$KLAB" crash "$work/a.vmcore"
+"$KLAB" crash --help | grep -q "^usage: klab crash" && ok "$tag: klab crash --help" || fail "$tag: klab crash --help" "no usage line"
 
 # --- other formats and bad input -----------------------------------------------------------------------------
 "$KLAB" dump --help | grep -q "^usage: klab dump" && "$KLAB" drgn --help | grep -q "^usage: klab drgn" \
@@ -170,7 +191,7 @@ expect_error "$tag: klab vtop --dump does not follow a link" "cannot open dump" 
 expect_error "$tag: klab drgn on a non-dump" "not a dump" "$KLAB" drgn /etc/passwd --vmlinux "$vmlinux"
 other=$KLAB_CACHE/kernels/$([ "$arch" = x86_64 ] && echo debian-arm64 || echo debian-amd64)/vmlinux
 expect_error "$tag: klab drgn with another arch's vmlinux" "dump, .* kernel" "$KLAB" drgn "$work/a.vmcore" --vmlinux "$other"
-expect_error "$tag: klab vtop --dump with another arch's vmlinux" "vmlinux, but dump|is not" "$KLAB" vtop --dump "$work/a.vmcore" --vmlinux "$other" linux_banner
+expect_error "$tag: klab vtop --dump with another arch's vmlinux" "dump, .* kernel" "$KLAB" vtop --dump "$work/a.vmcore" --vmlinux "$other" linux_banner
 # --format elf: physical addresses only, and the segment klab adds at swapper_pg_dir's virtual address
 "$KLAB" dump "$name" --format elf -o "$work/e.vmcore" >"$work/e.out" 2>&1
 "$KLAB" drgn "$work/e.vmcore" --vmlinux "$vmlinux" -- "$work/tasks.py" "$sleeper" >"$work/e.drgn" 2>&1

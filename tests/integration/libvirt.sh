@@ -42,6 +42,33 @@ echo "$out" | grep -q "^start_kernel in section" && ok "klab gdb runs the paused
   || fail "gdb on libvirt" "$(echo "$out" | tail -4)"
 as_user "$klab" wait lv1 --timeout 90 >/dev/null 2>&1 && ok "the domain's console (libvirt's serial log) shows the init banner" \
   || fail "banner" "$(tail -3 "$home/vms/lv1/console.log")"
+# klab dump of a libvirt domain (qemu:///session: libvirt's daemon and QEMU run as the user) writes the file;
+# the bytes at linux_banner's PA (QEMU's gva2gpa via virsh) are the vmlinux's banner text. The dump goes through
+# libvirt's own core-dump call: Debian 12's libvirtd dies on a dump-guest-memory it did not start.
+banner=$(nm "$home/k/vmlinux" | awk '$3 == "linux_banner" { print $1; exit }')
+bpa=$(as_user virsh -c qemu:///session qemu-monitor-command --hmp klab-lv1 "gva2gpa 0x$banner" 2>&1 | sed -n 's/^gpa: \(0x[0-9a-f]*\).*/\1/p')
+jpa=$(as_user virsh -c qemu:///session qemu-monitor-command --hmp klab-lv1 "gva2gpa 0x$(nm "$home/k/vmlinux" | awk '$3 == "jiffies" { print $1; exit }')" 2>&1 | sed -n 's/^gpa: \(0x[0-9a-f]*\).*/\1/p')
+jif() { as_user virsh -c qemu:///session qemu-monitor-command --hmp klab-lv1 "xp /1gx $jpa" 2>&1 | tr -d '\r' | awk '/^0/ { print $2 }'; }
+b1=$(jif); sleep 1; b2=$(jif)
+out=$(as_user "$klab" dump lv1 -o "$home/lv1.vmcore" 2>&1)
+text=$(python3 - "$home/lv1.vmcore" "${bpa:-0}" <<'PY' 2>&1
+import struct, sys
+f = open(sys.argv[1], "rb"); pa = int(sys.argv[2], 16)
+eh = f.read(64); phoff, = struct.unpack_from("<Q", eh, 32); phnum, = struct.unpack_from("<H", eh, 56)
+f.seek(phoff)
+for _ in range(phnum):
+    t, _flags, off, _va, paddr, filesz = struct.unpack("<IIQQQQ", f.read(56)[:40])
+    if t == 1 and paddr <= pa < paddr + filesz:
+        f.seek(off + pa - paddr); print(f.read(13).decode(errors="replace")); break
+PY
+)
+[ "$text" = "Linux version" ] && ok "klab dump of a libvirt domain: the banner at its gva2gpa PA ($bpa) in the dump" \
+  || fail "klab dump on libvirt" "$out; at ${bpa:-?}: ${text:-nothing}"
+# and the guest runs on: jiffies, read twice a second apart by QEMU's own monitor, moves after as before
+j1=$(jif); sleep 1; j2=$(jif)
+[ -n "$j1" ] && [ -n "$j2" ] && [ "$((j2))" -gt "$((j1))" ] && [ "$((b2))" -gt "$((b1))" ] \
+  && ok "the guest ran before the dump (jiffies $b1 -> $b2) and runs on after it ($j1 -> $j2)" \
+  || fail "after the dump" "jiffies before ${b1:-?} -> ${b2:-?}, after ${j1:-?} -> ${j2:-?}"
 # The oracle is QEMU's gva2gpa asked through libvirt's own monitor passthrough (virsh), not klab's client.
 out=$(as_user "$klab" vtop --vm lv1 jiffies 2>&1)
 mine=$(echo "$out" | vtop_pa | sed -n 's/^\([0-9a-f][0-9a-f]*\)$/0x\1/p')

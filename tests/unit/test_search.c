@@ -122,6 +122,20 @@ static void test_bad_requests(void)
     klab_physmem_close(m);
 }
 
+/* An empty RAM file of RAM_SIZE bytes, all hole, at a fresh path (the template is filled in). -1 if not made. */
+static int sparse_ram_file(char *path)
+{
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd >= 0 && ftruncate(fd, (off_t)RAM_SIZE) != 0) {
+        CHECK(!"ftruncate");
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    return fd;
+}
+
 /* The same tables in a sparse RAM file: only the pages the test writes exist; the search must find the value
  * in data, count the holes as zeros without reading them (the file's allocated blocks do not grow), and find
  * a zero value in a hole without reading it. */
@@ -131,11 +145,9 @@ static void test_ram_file_holes(void)
     struct klab_mmu_regs regs = build();
     klab_physmem_close(m);
     char path[] = "/tmp/klab-test-search-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
+    int fd = sparse_ram_file(path);
     if (fd < 0)
         return;
-    CHECK(ftruncate(fd, (off_t)RAM_SIZE) == 0);
     /* the four table pages and the two data pages; everything else stays a hole */
     const uint64_t written[] = {0x1000, 0x2000, 0x3000, 0x4000, 0x100000, 0x101000};
     for (size_t i = 0; i < sizeof written / sizeof written[0]; i++)
@@ -193,11 +205,9 @@ static void test_ram_file_runs_across_chunks(void)
     memcpy(ram + big + 0x123458, &v, 8);
     memcpy(ram + last + 0xff8, &v, 8);
     char path[] = "/tmp/klab-test-search-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
+    int fd = sparse_ram_file(path);
     if (fd < 0)
         return;
-    CHECK(ftruncate(fd, (off_t)RAM_SIZE) == 0);
     CHECK(pwrite(fd, ram, 0x200000, 0) == 0x200000);   /* tables and the 4K pages */
     CHECK(pwrite(fd, ram + big, data_len, (off_t)big) == (ssize_t)data_len);
     CHECK(pwrite(fd, ram + last, 4096, (off_t)last) == 4096);

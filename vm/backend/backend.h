@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 struct boot_plan;
@@ -26,6 +27,9 @@ struct backend_ops {
     void (*close)(struct vm_instance *vm);
     /* One human-monitor command to the VM of that run state: malloc'ed output, or NULL. */
     char *(*monitor)(const struct runstate *rs, const char *cmd, int timeout_ms);
+    /* A memory-only dump to path, written by the backend itself and finished on return (NULL: klab drives
+     * QEMU's dump-guest-memory through monitor). format: "elf", "kdump-zlib", ... 0, or -1 with err set. */
+    int (*dump)(const struct runstate *rs, const char *path, const char *format, char *err, size_t errlen);
 };
 
 extern const struct backend_ops qemu_backend, libvirt_backend;

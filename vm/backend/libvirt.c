@@ -191,6 +191,58 @@ char *libvirt_monitor(const char *uri, const char *vm_name, const char *cmd)
     return out;
 }
 
+/* QEMU's own run state (HMP info status), which libvirt does not track when gdb resumes a domain. */
+static bool qemu_running(virDomainPtr dom)
+{
+    char *out = NULL;
+    bool running = virDomainQemuMonitorCommand(dom, "info status", &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) == 0 &&
+                   out && strstr(out, "running");
+    free(out);
+    return running;
+}
+
+int libvirt_dump(const char *uri, const char *vm_name, const char *path, const char *format, char *err,
+                 size_t errlen)
+{
+    static const struct { const char *name; int format; } formats[] = {
+        {"elf", VIR_DOMAIN_CORE_DUMP_FORMAT_RAW},
+        {"kdump-zlib", VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_ZLIB},
+        {"kdump-lzo", VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_LZO},
+        {"kdump-snappy", VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_SNAPPY},
+    };
+    int fmt = -1;
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
+        if (!strcmp(formats[i].name, format))
+            fmt = formats[i].format;
+    if (fmt < 0) {
+        snprintf(err, errlen, "libvirt dumps elf or kdump-*, not %s", format);
+        return -1;
+    }
+    virSetErrorFunc(NULL, quiet);
+    virConnectPtr conn = virConnectOpen(uri);
+    if (!conn) {
+        snprintf(err, errlen, "cannot connect to libvirt: %s", last_error());
+        return -1;
+    }
+    char *domain = xasprintf("klab-%s", vm_name);
+    virDomainPtr dom = virDomainLookupByName(conn, domain);
+    /* libvirt resumes after a dump only a domain it believes running, and a domain started paused that gdb
+     * then ran is still "paused" to libvirt: QEMU's own status says whether to resume it */
+    bool was_running = dom && qemu_running(dom);
+    int rc = dom ? virDomainCoreDumpWithFormat(dom, path, (unsigned)fmt, VIR_DUMP_MEMORY_ONLY) : -1;
+    if (rc != 0)
+        snprintf(err, errlen, "%s", dom ? last_error() : "the domain is gone");
+    if (was_running && !qemu_running(dom) && virDomainResume(dom) != 0 && rc == 0) {
+        snprintf(err, errlen, "the dump is written, but the domain stays paused: %s", last_error());
+        rc = -1;
+    }
+    if (dom)
+        virDomainFree(dom);
+    virConnectClose(conn);
+    free(domain);
+    return rc == 0 ? 0 : -1;
+}
+
 /* ---- the backend table ------------------------------------------------------------------------------- */
 
 struct vm_instance {
@@ -254,6 +306,11 @@ static char *monitor(const struct runstate *rs, const char *cmd, int timeout_ms)
     return libvirt_monitor(rs->connect && *rs->connect ? rs->connect : NULL, rs->name, cmd);
 }
 
+static int dump(const struct runstate *rs, const char *path, const char *format, char *err, size_t errlen)
+{
+    return libvirt_dump(rs->connect && *rs->connect ? rs->connect : NULL, rs->name, path, format, err, errlen);
+}
+
 const struct backend_ops libvirt_backend = {
     .name = "libvirt",
     .console_on_terminal = false,   /* libvirt owns QEMU's stdio: the console is console.sock / console.log */
@@ -263,4 +320,5 @@ const struct backend_ops libvirt_backend = {
     .wait = wait_vm,
     .close = close_vm,
     .monitor = monitor,
+    .dump = dump,
 };

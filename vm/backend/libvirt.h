@@ -22,5 +22,11 @@ int libvirt_wait(struct libvirt_vm *vm, volatile sig_atomic_t *stop);
 void libvirt_close(struct libvirt_vm *vm);
 /* One human-monitor command to the running domain of klab VM vm_name. malloc'ed output, or NULL. */
 char *libvirt_monitor(const char *uri, const char *vm_name, const char *cmd);
+/* A memory-only core dump of klab VM vm_name to path through libvirt's own API (virDomainCoreDumpWithFormat):
+ * format "elf" (libvirt's raw: ELF, physical addresses), "kdump-zlib", "kdump-lzo" or "kdump-snappy". Debian 12's
+ * libvirtd dies on QEMU's DUMP_COMPLETED event for a dump it did not start (HMP passthrough), so a dump goes
+ * through libvirt's job. 0, or -1 with err set. */
+int libvirt_dump(const char *uri, const char *vm_name, const char *path, const char *format, char *err,
+                 size_t errlen);
 
 #endif

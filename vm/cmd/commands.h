@@ -15,5 +15,6 @@ int cmd_ptdump(int argc, char **argv);
 int cmd_exam(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_drgn(int argc, char **argv);
+int cmd_crash(int argc, char **argv);
 
 #endif

@@ -64,7 +64,7 @@ int cmd_dump(int argc, char **argv)
     if (!runstate_alive(&rs))
         klab_error("VM '%s' is not running", name);
     else if (dump_vm(&rs, target, f, &r) == 0) {
-        printf("klab: dumped %s to %s (%s, %.1f MiB, %.1f s)%s%s%s\n", name, target, dump_format_name(f),
+        printf("klab: dumped %s to %s (%s, %.1f MiB, %.1f s)%s%s%s\n", name, target, dump_format_name(r.format),
                (double)r.bytes / (1 << 20), r.seconds,
                r.vmcoreinfo ? "" : "; no VMCOREINFO in it: the guest did not load qemu_fw_cfg", r.note[0] ? "; " : "",
                r.note);

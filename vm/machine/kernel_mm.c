@@ -13,16 +13,18 @@ static unsigned version_of(const char *kernel, const char *vmlinux)
     struct kimage_info info;
     char err[256];
     if (!(vmlinux && vmlinux_inspect(vmlinux, &info, err, sizeof err) == 0) &&
-        kimage_inspect(kernel, true, &info, err, sizeof err) != 0)
+        !(kernel && kimage_inspect(kernel, true, &info, err, sizeof err) == 0))
         return 0;
     unsigned major, minor;
     return sscanf(info.release, "%u.%u", &major, &minor) == 2 ? major << 16 | minor << 8 : 0;
 }
 
-static void config_of(const char *kernel, const struct klab_mmu_regs *regs, struct klab_kernel_mm *k)
+/* The config beside the image, or beside the vmlinux when there is no image (a dump: klab's cache keeps both
+ * in the kernel's folder). */
+static void config_of(const char *beside, const struct klab_mmu_regs *regs, struct klab_kernel_mm *k)
 {
     struct kconfig c;
-    if (kconfig_load_beside(kernel, &c) != 0)
+    if (!beside || kconfig_load_beside(beside, &c) != 0)
         return;
     const char *const *names = klab_kconfig_names();
     for (unsigned i = 0; names[i]; i++) {
@@ -47,5 +49,5 @@ void kernel_mm_facts(const char *kernel, const char *vmlinux, const struct klab_
         size / 8 <= 32)
         k->max_swapfiles = (int)(size / 8);
     k->max_physmem_bits = klab_max_physmem_bits(regs, 0, false);
-    config_of(kernel, regs, k);
+    config_of(kernel ? kernel : vmlinux, regs, k);
 }

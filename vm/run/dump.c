@@ -1,7 +1,9 @@
 /* vm/run/dump.h. */
 #define _GNU_SOURCE
 #include "run/dump.h"
+#include "machine/kimage.h"
 #include "run/dump_vaddr.h"
+#include "backend/backend.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -237,6 +239,37 @@ static int wait_dump(const struct runstate *rs, const char *tmp_dir)
     return 0;
 }
 
+/* The dump into tmp_file: by the backend's own call when it has one (libvirt: no paging dump there, so *f
+ * becomes elf), else QEMU's dump-guest-memory through the monitor, detached and polled. 0, or -1 after one
+ * line. */
+static int write_dump(const struct runstate *rs, const char *tmp_dir, const char *tmp_file, enum dump_format *f)
+{
+    const struct backend_ops *b = backend_find(rs->backend);
+    if (b && b->dump) {
+        char err[512];
+        if (*f == DUMP_ELF_PAGING)
+            *f = DUMP_ELF;
+        if (b->dump(rs, tmp_file, dump_format_name(*f), err, sizeof err) == 0)
+            return 0;
+        klab_error("dump: %s refused: %s", b->name, err);
+        return -1;
+    }
+    /* HMP takes the flags in the order of its argument list: -p, -d, then the compression (hmp-commands.hx) */
+    char *cmd = *f == DUMP_ELF_PAGING ? xasprintf("dump-guest-memory -p -d %s", tmp_file)
+                                      : xasprintf("dump-guest-memory -d %s %s", dump_format_flag(*f), tmp_file);
+    char *answer = monitor_line(rs, cmd);
+    int rc = -1;
+    if (!answer)
+        klab_error("dump: QEMU's monitor does not answer");
+    else if (*answer && !only_warnings(answer))   /* HMP says nothing when the dump has started */
+        klab_error("dump: QEMU refused: %s", answer);
+    else
+        rc = wait_dump(rs, tmp_dir);
+    free(answer);
+    free(cmd);
+    return rc;
+}
+
 int dump_vm(const struct runstate *rs, const char *target, enum dump_format f, struct dump_result *out)
 {
     struct stat st;
@@ -257,15 +290,8 @@ int dump_vm(const struct runstate *rs, const char *target, enum dump_format f, s
     char *tmp_file = path_join(abs_dir ? abs_dir : tmp_dir, "dump");
     int rc = -1;
     double t0 = now();
-    /* HMP takes the flags in the order of its argument list: -p, -d, then the compression (hmp-commands.hx) */
-    char *cmd = f == DUMP_ELF_PAGING ? xasprintf("dump-guest-memory -p -d %s", tmp_file)
-                                     : xasprintf("dump-guest-memory -d %s %s", dump_format_flag(f), tmp_file);
-    char *answer = monitor_line(rs, cmd);
-    if (!answer)
-        klab_error("dump: QEMU's monitor does not answer");
-    else if (*answer && !only_warnings(answer))   /* HMP says nothing when the dump has started */
-        klab_error("dump: QEMU refused: %s", answer);
-    else if (wait_dump(rs, tmp_dir) == 0) {
+    if (write_dump(rs, tmp_dir, tmp_file, &f) == 0) {
+        out->format = f;
         out->note[0] = '\0';
         if (f == DUMP_ELF || f == DUMP_ELF_PAGING) {
             /* QEMU wrote it 0400 in our private folder: writable for the moment of the header update */
@@ -287,11 +313,37 @@ int dump_vm(const struct runstate *rs, const char *target, enum dump_format f, s
     }
     unlink(tmp_file);
     rmdir(tmp_dir);
-    free(answer);
-    free(cmd);
     free(tmp_file);
     free(abs_dir);
     free(tmpl);
     free(copy);
     return rc;
+}
+
+int dump_vmlinux_check(const char *dump, const char *vmlinux, struct dump_info *d, char *err, size_t errlen)
+{
+    struct kimage_info k;
+    char why[256];
+    if (dump_inspect(dump, d, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", dump, why);
+        return -1;
+    }
+    if (vmlinux_inspect(vmlinux, &k, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    if (!d->arch || strcmp(d->arch, k.profile->arch)) {
+        snprintf(err, errlen, "%s is a %s dump, %s a %s kernel", dump, d->arch ? d->arch : "foreign", vmlinux,
+                 k.profile->arch);
+        return -1;
+    }
+    if (!d->release[0]) {
+        snprintf(err, errlen, "%s has no VMCOREINFO, so nothing says which kernel it holds", dump);
+        return -1;
+    }
+    if (strcmp(d->release, k.release)) {
+        snprintf(err, errlen, "%s holds kernel %s, %s is %s", dump, d->release, vmlinux, k.release);
+        return -1;
+    }
+    return 0;
 }

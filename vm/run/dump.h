@@ -24,6 +24,7 @@ const char *dump_format_flag(enum dump_format f);
 int dump_parse_info(const char *text, char *status, size_t statuslen, double *percent);
 
 struct dump_result {
+    enum dump_format format;   /* what was written: libvirt has no paging dump, so elf-paging becomes elf there */
     double seconds;
     unsigned long long bytes;
     bool vmcoreinfo;           /* the file carries the kernel's VMCOREINFO (OSRELEASE=...) */
@@ -50,5 +51,9 @@ struct dump_info {
 int dump_inspect_buffer(const unsigned char *buf, size_t len, const unsigned char *phdrs, size_t phlen,
                         unsigned long long file_size, struct dump_info *out, char *err, size_t errlen);
 int dump_inspect(const char *path, struct dump_info *out, char *err, size_t errlen);
+
+/* vmlinux must be the dump's kernel: the same architecture, and its banner's release the one the dump's
+ * VMCOREINFO names (OSRELEASE). 0, or -1 with err filled; *info is the dump's. */
+int dump_vmlinux_check(const char *dump, const char *vmlinux, struct dump_info *info, char *err, size_t errlen);
 
 #endif

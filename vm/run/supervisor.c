@@ -30,6 +30,9 @@ static void catch_stop_signals(bool sigint)
     sigaction(SIGHUP, &sa, NULL);
     if (sigint)
         sigaction(SIGINT, &sa, NULL);
+    /* A peer that goes away (libvirt's daemon, the console socket's reader) must be an EPIPE to handle, not the
+     * end of the supervisor: libvirt asks its clients to ignore SIGPIPE (docs/threads, "SIGPIPE"). */
+    signal(SIGPIPE, SIG_IGN);
 }
 
 /* The line the kernel prints when it panics (kernel/panic.c), if the console has one. malloc'ed or NULL. */
