@@ -67,9 +67,16 @@ struct klab_elfcore_info {
     const char *vmcoreinfo;
     size_t vmcoreinfo_len;
     uint64_t ram_bytes;   /* bytes of RAM the segments hold, each PA counted once */
+    unsigned ncpus;       /* CPUs with an NT_PRSTATUS note */
 };
 KLAB_API struct klab_physmem *klab_physmem_open_elfcore(const char *path, struct klab_elfcore_info *info,
                                                         struct klab_error *err);
+
+/* A dumped CPU's register, by the gdb stub's name: x86_64 rip rsp rbp rax..r15 eflags cs ss ds es fs gs
+ * fs_base gs_base (NT_PRSTATUS) and cr0 cr2 cr3 cr4 k_gs_base (QEMU's CPU-state note); arm64 pc sp x0..x30
+ * cpsr (NT_PRSTATUS). 0, or -1 when the dump has no such CPU or register. */
+KLAB_API int klab_elfcore_register(const struct klab_physmem *m, unsigned cpu, const char *name, uint64_t *value,
+                                   struct klab_error *err);
 
 /* The translation registers of the kernel's own page tables, from a dump's VMCOREINFO (a dump has no system
  * registers: QEMU's x86 note lacks EFER, its arm64 notes lack TTBR/TCR). x86_64: CR3 = PA of

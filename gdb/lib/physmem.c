@@ -149,6 +149,11 @@ void *klab_physmem_ctx(const struct klab_physmem *m)
     return m ? m->ctx : NULL;
 }
 
+void (*klab_physmem_close_fn(const struct klab_physmem *m))(struct klab_physmem *)
+{
+    return m ? m->close : NULL;
+}
+
 int klab_physmem_read(struct klab_physmem *m, uint64_t pa, void *buf, size_t len)
 {
     return m && m->read ? m->read(m->ctx, pa, buf, len) : -1;

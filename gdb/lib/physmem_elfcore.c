@@ -18,7 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_SEGMENTS (1u << 20)   /* a paging dump of a big guest has thousands; more is not a dump */
+#define MAX_CPUS 256
+
+/* Where a note's descriptor lies in the file. */
+struct note_ref {
+    uint64_t off, size;
+};
 
 struct seg {
     uint64_t pa, size, off;
@@ -30,6 +35,8 @@ struct elfcore {
     size_t len;
     struct seg *segs;
     size_t nseg;
+    struct note_ref prstatus[MAX_CPUS], qemu[MAX_CPUS];   /* per CPU, in the order QEMU writes them */
+    unsigned nqemu;
 };
 
 static int by_pa(const void *a, const void *b)
@@ -62,9 +69,16 @@ static void flatten(struct elfcore *c)
     c->nseg = n;
 }
 
-/* The VMCOREINFO note ("VMCOREINFO", any type; kernel/crash_core.c and QEMU's vmcoreinfo device both name it
- * so) in a PT_NOTE segment: its text, bounds-checked. */
-static void find_vmcoreinfo(struct elfcore *c, const Elf64_Phdr *ph)
+static bool note_named(const struct elfcore *c, uint64_t name, uint32_t namesz, const char *want)
+{
+    size_t n = strlen(want);
+    return namesz >= n && !memcmp(c->map + name, want, n) && (namesz == n || c->map[name + n] == 0);
+}
+
+/* The notes of a PT_NOTE segment, each bounds-checked: VMCOREINFO ("VMCOREINFO", any type; kernel/
+ * vmcore_info.c and QEMU's vmcoreinfo device both name it so), and per CPU the NT_PRSTATUS ("CORE") and
+ * QEMU's own CPU state ("QEMU", dump/dump.c), one of each per CPU in CPU order. */
+static void read_notes(struct elfcore *c, const Elf64_Phdr *ph)
 {
     uint64_t off = ph->p_offset, end = ph->p_offset + ph->p_filesz;
     while (end - off >= 12) {
@@ -75,10 +89,15 @@ static void find_vmcoreinfo(struct elfcore *c, const Elf64_Phdr *ph)
         uint64_t next = desc + ((uint64_t)descsz + 3) / 4 * 4;
         if (next > end)
             return;
-        if (namesz >= 10 && !memcmp(c->map + name, "VMCOREINFO", 10) && (namesz == 10 || c->map[name + 10] == 0)) {
+        uint32_t type;
+        memcpy(&type, c->map + off + 8, 4);
+        if (note_named(c, name, namesz, "VMCOREINFO") && !c->info.vmcoreinfo) {
             c->info.vmcoreinfo = (const char *)c->map + desc;
             c->info.vmcoreinfo_len = descsz;
-            return;
+        } else if (note_named(c, name, namesz, "CORE") && type == NT_PRSTATUS && c->info.ncpus < MAX_CPUS) {
+            c->prstatus[c->info.ncpus++] = (struct note_ref){desc, descsz};
+        } else if (note_named(c, name, namesz, "QEMU") && c->nqemu < MAX_CPUS) {
+            c->qemu[c->nqemu++] = (struct note_ref){desc, descsz};
         }
         off = next;
     }
@@ -129,8 +148,8 @@ static int parse(struct elfcore *c, char *err, size_t errlen)
                      "(truncated?)", i, (unsigned long long)ph.p_filesz, (unsigned long long)ph.p_offset);
             return -1;
         }
-        if (ph.p_type == PT_NOTE && !c->info.vmcoreinfo)
-            find_vmcoreinfo(c, &ph);
+        if (ph.p_type == PT_NOTE)
+            read_notes(c, &ph);
         if (ph.p_type == PT_LOAD && ph.p_filesz && ph.p_paddr + ph.p_filesz > ph.p_paddr)
             c->segs[c->nseg++] = (struct seg){ph.p_paddr, ph.p_filesz, ph.p_offset};
     }
@@ -241,4 +260,38 @@ int klab_elfcore_check_buffer(const unsigned char *buf, size_t len, struct klab_
         *info = c.info;
     free(c.segs);
     return rc;
+}
+
+int klab_elfcore_register(const struct klab_physmem *m, unsigned cpu, const char *name, uint64_t *value,
+                          struct klab_error *error)
+{
+    KLAB_ERROR_BUF(error);
+    const struct elfcore *c = klab_physmem_ctx(m);
+    if (!c || !m || klab_physmem_close_fn(m) != elfcore_close) {
+        if (err)
+            snprintf(err, errlen, "not a dump");
+        return -1;
+    }
+    if (cpu >= c->info.ncpus) {
+        if (err)
+            snprintf(err, errlen, "the dump has no CPU %u (it has %u)", cpu, c->info.ncpus);
+        return -1;
+    }
+    const struct klab_core_reg *r = klab_core_reg(c->info.arch, name);
+    if (!r) {
+        if (err)
+            snprintf(err, errlen, "not in the dump's notes: QEMU writes no %s for %s", name,
+                     c->info.arch == KLAB_ARCH_X86_64 ? "x86_64" : "arm64");
+        return -1;
+    }
+    const struct note_ref *n = r->qemu_note ? (cpu < c->nqemu ? &c->qemu[cpu] : NULL) : &c->prstatus[cpu];
+    if (!n || r->offset + 8 > n->size) {
+        if (err)
+            snprintf(err, errlen, "the dump's notes for CPU %u do not hold %s", cpu, name);
+        return -1;
+    }
+    memcpy(value, c->map + n->off + r->offset, 8);
+    if (r->width == 4)
+        *value &= 0xffffffffull;
+    return 0;
 }

@@ -18,6 +18,16 @@ size_t klab_physmem_extent(const struct klab_physmem *m, uint64_t pa, size_t len
 /* A source over read(ctx, ...) whose close(m) frees ctx; the ctx back from a source made so. */
 struct klab_physmem *klab_physmem_with_close(klab_read_fn read, void *ctx, void (*close)(struct klab_physmem *m));
 void *klab_physmem_ctx(const struct klab_physmem *m);
+void (*klab_physmem_close_fn(const struct klab_physmem *m))(struct klab_physmem *);
+
+/* Where a register lies in a dump's per-CPU notes (core_regs.c, one table per arch): its byte offset in the
+ * NT_PRSTATUS descriptor, or with qemu_note in QEMU's own CPU-state note; width 8 or 4. */
+struct klab_core_reg {
+    const char *name;
+    unsigned offset, width;
+    bool qemu_note;
+};
+const struct klab_core_reg *klab_core_reg(enum klab_arch arch, const char *name);
 
 /* The checks klab_physmem_open_elfcore makes, on bytes in memory (fuzz target, unit tests): 0, or -1 with err
  * set. info->vmcoreinfo points into buf. */

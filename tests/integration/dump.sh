@@ -128,6 +128,39 @@ grep -q "PA 0x${pas[0]} " "$work/pt.out" && ok "$tag: klab ptdump --dump: the ba
 "$KLAB" ptdump --dump "$work/a.vmcore" --vmlinux "$vmlinux" --non-present --stats --quiet >"$work/np.out" 2>&1 \
   && grep -q "leaves" "$work/np.out" && ok "$tag: klab ptdump --dump --non-present (the kernel's facts from the vmlinux's folder)" \
   || fail "$tag: ptdump --dump --non-present" "$(cat "$work/np.out")"
+# the same stop, live and dumped: QEMU's monitor stops the guest (no klab code on the way), then the kernel
+# half of a CPU in kernel mode, live through the RAM file, equals the dump's, line for line
+hmp() { python3 tests/integration/hmp.py "$KLAB_RUN_DIR/$name/monitor.sock" "$@"; }
+hmp stop >/dev/null
+"$KLAB" dump "$name" -o "$work/s.vmcore" >/dev/null 2>&1
+kcpu= mode_reg=$([ "$arch" = x86_64 ] && echo cs || echo cpsr)
+for c in 0 1; do
+  cs=$("$KLAB" regs --vm "$name" --cpu $c $mode_reg 2>/dev/null | awk -v r=$mode_reg '$1 == r { print $2; exit }')
+  [ -n "$cs" ] && { { [ "$arch" = x86_64 ] && [ $((cs & 3)) -eq 0 ]; } || { [ "$arch" = arm64 ] && [ $((cs & 0xc)) -ne 0 ]; }; } \
+    && { kcpu=$c; break; }
+done
+half=0x8000000000000000-0xffffffffffffffff
+if [ -n "$kcpu" ]; then
+  "$KLAB" ptdump --vm "$name" --cpu "$kcpu" --range $half >"$work/live.pt" 2>&1
+  "$KLAB" ptdump --dump "$work/s.vmcore" --range $half >"$work/dump.pt" 2>&1
+  [ -s "$work/live.pt" ] && [ "$(wc -l <"$work/dump.pt")" -gt 20 ] && cmp -s "$work/live.pt" "$work/dump.pt" \
+    && ok "$tag: klab ptdump --dump of the kernel half equals the live ptdump at the same stop ($(wc -l <"$work/dump.pt") lines, CPU $kcpu)" \
+    || fail "$tag: ptdump --dump vs live" "$(diff "$work/live.pt" "$work/dump.pt" | head -6)"
+else
+  fail "$tag: ptdump --dump vs live" "no CPU in kernel mode at the stop"
+fi
+# and each CPU's registers in the dump's notes are the ones the live stub reads at that stop
+names=$([ "$arch" = x86_64 ] && echo "rip rsp cr3" || echo "pc sp cpsr")
+regs_of() { awk 'NF == 2 && $2 ~ /^0x/ { print $1, $2 }'; }
+for c in 0 1; do
+  live=$("$KLAB" regs --vm "$name" --cpu $c $names 2>&1 | regs_of)
+  dumped=$("$KLAB" regs --dump "$work/s.vmcore" --cpu $c $names 2>&1 | regs_of)
+  [ "$(wc -l <<<"$live")" -eq 3 ] && [ "$live" = "$dumped" ] \
+    && ok "$tag: klab regs --dump --cpu $c: $(echo $names) as the live stub reads them ($(echo $dumped | cut -c1-60)...)" \
+    || fail "$tag: regs --dump --cpu $c" "live: $(echo $live); dump: $(echo $dumped)"
+done
+expect_error "$tag: klab regs --dump of a CPU the dump does not have" "no CPU 7" "$KLAB" regs --dump "$work/s.vmcore" --cpu 7
+hmp cont >/dev/null
 expect_error "$tag: klab vtop --dump of a user address" "user address" "$KLAB" vtop --dump "$work/a.vmcore" 0x400000
 expect_error "$tag: klab vtop --dump with --vm" "reads a file" "$KLAB" vtop --dump "$work/a.vmcore" --vm "$name" 0x$banner_va
 # and klab drgn NAME dumps the live VM itself

@@ -23,10 +23,14 @@ struct seg {
     unsigned char fill;
 };
 
+/* Extra notes after VMCOREINFO (the CPUs' notes of test_cpu_notes); none by default. */
+static const unsigned char *extra_notes;
+static size_t extra_len;
+
 /* An ELF core: the note, then each segment's bytes filled with its fill byte. */
 static unsigned char *core(uint16_t machine, const char *vmci, const struct seg *segs, int n, size_t *len)
 {
-    size_t vlen = strlen(vmci), notelen = 12 + 12 + (vlen + 3) / 4 * 4;
+    size_t vlen = strlen(vmci), notelen = 12 + 12 + (vlen + 3) / 4 * 4 + extra_len;
     size_t phoff = sizeof(Elf64_Ehdr), noteoff = phoff + (size_t)(n + 1) * sizeof(Elf64_Phdr);
     size_t off = noteoff + notelen;
     *len = off;
@@ -44,6 +48,8 @@ static unsigned char *core(uint16_t machine, const char *vmci, const struct seg 
     memcpy(b + noteoff, hdr, 12);
     memcpy(b + noteoff + 12, "VMCOREINFO", 11);
     memcpy(b + noteoff + 24, vmci, vlen);
+    if (extra_len)
+        memcpy(b + noteoff + 24 + (vlen + 3) / 4 * 4, extra_notes, extra_len);
     for (int i = 0; i < n; i++) {
         Elf64_Phdr ph = {.p_type = PT_LOAD, .p_offset = off, .p_paddr = segs[i].pa, .p_filesz = segs[i].size,
                          .p_memsz = segs[i].size};
@@ -153,10 +159,61 @@ static void test_regs_from_vmcoreinfo(void)
     CHECK(!klab_vmcoreinfo_value("NUMBER(a)=-1\n", 13, "NUMBER(a)=", 10, &v));
 }
 
+/* Per-CPU notes as QEMU writes them for x86_64 (dump/dump.c): NT_PRSTATUS ("CORE", pr_reg at 112) then the
+ * "QEMU" CPU state (cr[] after 18 registers and 10 segments), one pair per CPU in CPU order. */
+static size_t put_cpu_note(unsigned char *p, const char *name, uint32_t type, size_t descsz, unsigned at, uint64_t v)
+{
+    uint32_t namesz = (uint32_t)strlen(name) + 1, hdr[3] = {namesz, (uint32_t)descsz, type};
+    size_t nlen = (namesz + 3) / 4 * 4;
+    memcpy(p, hdr, 12);
+    memcpy(p + 12, name, namesz);
+    memset(p + 12 + nlen, 0, descsz);
+    memcpy(p + 12 + nlen + at, &v, 8);
+    return 12 + nlen + (descsz + 3) / 4 * 4;
+}
+
+static void test_cpu_notes(void)
+{
+    static unsigned char notes[4096];
+    size_t n = 0;
+    for (unsigned cpu = 0; cpu < 2; cpu++) {
+        n += put_cpu_note(notes + n, "CORE", NT_PRSTATUS, 336, 112 + 8 * 16, 0xffffffff81000000ull + cpu);   /* rip */
+        n += put_cpu_note(notes + n, "QEMU", 0, 440, 8 + 18 * 8 + 10 * 24 + 8 * 3, 0x1000ull * (cpu + 1)); /* cr3 */
+    }
+    extra_notes = notes, extra_len = n;
+    const struct seg segs[] = {{0x1000, 0x1000, 0}};
+    size_t len;
+    unsigned char *b = core(EM_X86_64, X86_VMCI, segs, 1, &len);
+    extra_len = 0;
+    char path[64];
+    struct klab_elfcore_info info;
+    struct klab_error err;
+    struct klab_physmem *m = open_core(b, len, path, &info, &err);
+    CHECK(m != NULL);
+    if (m) {
+        uint64_t v = 0;
+        CHECK_EQ_U64(info.ncpus, 2);
+        CHECK(info.vmcoreinfo != NULL);
+        CHECK_EQ_U64(klab_elfcore_register(m, 1, "rip", &v, &err), 0);
+        CHECK_EQ_U64(v, 0xffffffff81000001ull);
+        CHECK_EQ_U64(klab_elfcore_register(m, 0, "cr3", &v, &err), 0);
+        CHECK_EQ_U64(v, 0x1000);
+        CHECK_EQ_U64(klab_elfcore_register(m, 1, "cr3", &v, &err), 0);
+        CHECK_EQ_U64(v, 0x2000);
+        CHECK_EQ_U64(klab_elfcore_register(m, 2, "rip", &v, &err), (uint64_t)-1);
+        CHECK(strstr(err.msg, "no CPU 2") != NULL);
+        CHECK_EQ_U64(klab_elfcore_register(m, 0, "efer", &v, &err), (uint64_t)-1);
+        klab_physmem_close(m);
+    }
+    unlink(path);
+    free(b);
+}
+
 int main(void)
 {
     RUN(test_reads_by_paddr);
     RUN(test_refusals);
     RUN(test_regs_from_vmcoreinfo);
+    RUN(test_cpu_notes);
     return CHECK_DONE();
 }

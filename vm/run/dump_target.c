@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "run/dump_target.h"
 
+#include "machine/profile.h"
 #include "run/dump.h"
 #include "util/util.h"
 
@@ -34,7 +35,9 @@ int dump_target_open(const char *path, const char *vmlinux, struct vm_target *t)
         }
         t->rs.vmlinux = strdup(vmlinux);
     }
+    t->rs.profile = profile_for_elf_machine(info.arch == KLAB_ARCH_X86_64 ? 62 : 183);   /* EM_X86_64, EM_AARCH64 */
     t->symbol_offset = offset;
+    t->dump_cpus = info.ncpus;
     t->dump = true;
     return 0;
 fail:
