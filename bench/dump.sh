@@ -2,8 +2,9 @@
 # klab dump of a 1 GiB guest at its shell, per architecture (Debian 6.1 kernels): medians of RUNS dumps per
 # format (time and size, to /var/tmp), then drgn's start on the dump (klab drgn DUMP with a one-line script:
 # the pair check, drgn loading vmlinux's DWARF, one read) and crash's (`crash -s` to its prompt; x86_64 only,
-# Debian's crash reads its host's architecture only).
-# Goal (issue 13): a dump in <= 2 s for a 1 GiB guest at the shell.
+# Debian's crash reads its host's architecture only), and klab's own walks of the dump against the live ones.
+# Goals (issue 13): a dump in <= 2 s for a 1 GiB guest at the shell; klab's dump walks within 2x of its
+# RAM-file walks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh 3
@@ -40,6 +41,20 @@ for kernel in debian-amd64 debian-arm64; do
     times+=("$(ms "$t0")")
   done
   printf '%-13s klab drgn DUMP, one read     median %7s ms  (runs: %s)\n' "$kernel" "$(printf '%s\n' "${times[@]}" | median)" "${times[*]}"
+  # klab's own walks: the kernel half from the dump against the same walk from the live VM's RAM file
+  # (ptdump --repeat: median of the walk alone; vtop: the whole command, file opened and checked)
+  half=0x8000000000000000-0xffffffffffffffff
+  live=$("$KLAB" ptdump --vm bd --range $half --repeat 20 --quiet 2>&1 | sed -n 's/.*walk \([0-9.]*\) ms.*/\1/p')
+  dumped=$("$KLAB" ptdump --dump "$out/d" --range $half --repeat 20 --quiet 2>&1 | sed -n 's/.*walk \([0-9.]*\) ms.*/\1/p')
+  printf '%-13s ptdump kernel half: dump %s ms, RAM file %s ms (medians of 20 walks)  goal: dump <= 2x RAM file\n' \
+    "$kernel" "$dumped" "$live"
+  times=()
+  for i in $(seq "$RUNS"); do
+    t0=$(date +%s%N)
+    "$KLAB" vtop --dump "$out/d" --vmlinux "$cache/kernels/$kernel/vmlinux" linux_banner >/dev/null
+    times+=("$(ms "$t0")")
+  done
+  printf '%-13s klab vtop --dump SYMBOL       median %7s ms  (runs: %s)\n' "$kernel" "$(printf '%s\n' "${times[@]}" | median)" "${times[*]}"
   if [ "$kernel" = debian-amd64 ] && command -v crash >/dev/null; then
     times=()
     for i in $(seq "$RUNS"); do

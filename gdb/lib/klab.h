@@ -87,7 +87,8 @@ KLAB_API int klab_elfcore_register(const struct klab_physmem *m, unsigned cpu, c
 KLAB_API int klab_mmu_regs_from_vmcoreinfo(const char *text, size_t len, enum klab_arch arch,
                                            struct klab_mmu_regs *regs, struct klab_error *err);
 /* The value after "KEY=" at a line start of a VMCOREINFO text; base 16 takes hex with or without 0x, 0 takes
- * what strtoull does. false when the key is missing or its value is not a number. */
+ * what strtoull does, and a "-N" is N's two's complement (VMCOREINFO_NUMBER prints with %ld). false when the
+ * key is missing or its value is not a number. */
 KLAB_API bool klab_vmcoreinfo_value(const char *text, size_t len, const char *key, int base, uint64_t *v);
 
 #define KLAB_MAX_LEVELS 5

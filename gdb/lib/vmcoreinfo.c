@@ -31,7 +31,8 @@ bool klab_vmcoreinfo_value(const char *text, size_t len, const char *key, int ba
         char *end;
         errno = 0;
         *v = strtoull(buf, &end, base);
-        return n && buf[0] != '-' && !errno && *end == '\0';
+        return n && !errno && *end == '\0';   /* "-N" wraps: phys_base is printed with %ld and is below 0 when a
+                                                  KASLR kernel runs below LOAD_PHYSICAL_ADDR */
     }
     return false;
 }

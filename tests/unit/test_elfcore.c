@@ -156,7 +156,14 @@ static void test_regs_from_vmcoreinfo(void)
     CHECK(strstr(err.msg, "no VMCOREINFO") != NULL);
     uint64_t v;
     CHECK(!klab_vmcoreinfo_value("XNUMBER(a)=1\n", 13, "NUMBER(a)=", 10, &v));   /* only at a line start */
-    CHECK(!klab_vmcoreinfo_value("NUMBER(a)=-1\n", 13, "NUMBER(a)=", 10, &v));
+    CHECK(klab_vmcoreinfo_value("NUMBER(a)=-1\n", 13, "NUMBER(a)=", 10, &v));   /* %ld below 0 */
+    CHECK_EQ_U64(v, ~0ull);
+    CHECK(!klab_vmcoreinfo_value("NUMBER(a)=1x\n", 13, "NUMBER(a)=", 10, &v));
+    /* a KASLR kernel loaded below 16 MiB: phys_base < 0, and __pa_symbol still lands on the right PA */
+    const char low[] = "PAGESIZE=4096\nSYMBOL(swapper_pg_dir)=ffffffff82a10000\nNUMBER(phys_base)=-8388608\n"
+                       "NUMBER(pgtable_l5_enabled)=0\n";
+    CHECK_EQ_U64(klab_mmu_regs_from_vmcoreinfo(low, strlen(low), KLAB_ARCH_X86_64, &r, &err), 0);
+    CHECK_EQ_U64(r.cr3, 0x2a10000 - 0x800000);
 }
 
 /* Per-CPU notes as QEMU writes them for x86_64 (dump/dump.c): NT_PRSTATUS ("CORE", pr_reg at 112) then the
