@@ -70,17 +70,25 @@ static struct klab_physmem *open_core(const unsigned char *b, size_t len, char *
     return klab_physmem_open_elfcore(path, info, err);
 }
 
+/* core() written to a fresh file and opened as a dump; the bytes are freed, path names the file to unlink. */
+static struct klab_physmem *open_synthetic(const struct seg *segs, int n, char *path, struct klab_elfcore_info *info)
+{
+    size_t len;
+    unsigned char *b = core(EM_X86_64, X86_VMCI, segs, n, &len);
+    struct klab_error err;
+    struct klab_physmem *m = open_core(b, len, path, info, &err);
+    free(b);
+    CHECK(m != NULL);
+    return m;
+}
+
 static void test_reads_by_paddr(void)
 {
     /* RAM at 0x1000 (2 pages) and 0x10000; a paging dump's alias of the second page overlaps the first */
     const struct seg segs[] = {{0x1000, 0x2000, 0xaa}, {0x10000, 0x1000, 0xbb}, {0x2000, 0x1000, 0xaa}};
-    size_t len;
-    unsigned char *b = core(EM_X86_64, X86_VMCI, segs, 3, &len);
     char path[64];
     struct klab_elfcore_info info;
-    struct klab_error err;
-    struct klab_physmem *m = open_core(b, len, path, &info, &err);
-    CHECK(m != NULL);
+    struct klab_physmem *m = open_synthetic(segs, 3, path, &info);
     if (m) {
         unsigned char buf[16];
         CHECK_EQ_U64(info.arch, KLAB_ARCH_X86_64);
@@ -97,7 +105,6 @@ static void test_reads_by_paddr(void)
         klab_physmem_close(m);
     }
     unlink(path);
-    free(b);
 }
 
 static void test_refusals(void)
@@ -189,14 +196,11 @@ static void test_cpu_notes(void)
     }
     extra_notes = notes, extra_len = n;
     const struct seg segs[] = {{0x1000, 0x1000, 0}};
-    size_t len;
-    unsigned char *b = core(EM_X86_64, X86_VMCI, segs, 1, &len);
-    extra_len = 0;
     char path[64];
     struct klab_elfcore_info info;
+    struct klab_physmem *m = open_synthetic(segs, 1, path, &info);
+    extra_len = 0;
     struct klab_error err;
-    struct klab_physmem *m = open_core(b, len, path, &info, &err);
-    CHECK(m != NULL);
     if (m) {
         uint64_t v = 0;
         CHECK_EQ_U64(info.ncpus, 2);
@@ -213,7 +217,6 @@ static void test_cpu_notes(void)
         klab_physmem_close(m);
     }
     unlink(path);
-    free(b);
 }
 
 int main(void)

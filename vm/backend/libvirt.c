@@ -173,21 +173,36 @@ void libvirt_close(struct libvirt_vm *vm)
     free(vm);
 }
 
-char *libvirt_monitor(const char *uri, const char *vm_name, const char *cmd)
+/* klab VM vm_name's domain on a connection of its own (*conn NULL when libvirt does not answer); the domain is
+ * NULL when it is gone. close_domain() ends both. */
+static virDomainPtr open_domain(const char *uri, const char *vm_name, virConnectPtr *conn)
 {
     virSetErrorFunc(NULL, quiet);
-    virConnectPtr conn = virConnectOpen(uri);
-    if (!conn)
+    *conn = virConnectOpen(uri);
+    if (!*conn)
         return NULL;
     char *domain = xasprintf("klab-%s", vm_name);
-    virDomainPtr dom = virDomainLookupByName(conn, domain);
+    virDomainPtr dom = virDomainLookupByName(*conn, domain);
+    free(domain);
+    return dom;
+}
+
+static void close_domain(virConnectPtr conn, virDomainPtr dom)
+{
+    if (dom)
+        virDomainFree(dom);
+    if (conn)
+        virConnectClose(conn);
+}
+
+char *libvirt_monitor(const char *uri, const char *vm_name, const char *cmd)
+{
+    virConnectPtr conn;
+    virDomainPtr dom = open_domain(uri, vm_name, &conn);
     char *out = NULL;
     if (dom && virDomainQemuMonitorCommand(dom, cmd, &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) != 0)
         out = NULL;
-    if (dom)
-        virDomainFree(dom);
-    virConnectClose(conn);
-    free(domain);
+    close_domain(conn, dom);
     return out;
 }
 
@@ -218,14 +233,12 @@ int libvirt_dump(const char *uri, const char *vm_name, const char *path, const c
         snprintf(err, errlen, "libvirt dumps elf or kdump-*, not %s", format);
         return -1;
     }
-    virSetErrorFunc(NULL, quiet);
-    virConnectPtr conn = virConnectOpen(uri);
+    virConnectPtr conn;
+    virDomainPtr dom = open_domain(uri, vm_name, &conn);
     if (!conn) {
         snprintf(err, errlen, "cannot connect to libvirt: %s", last_error());
         return -1;
     }
-    char *domain = xasprintf("klab-%s", vm_name);
-    virDomainPtr dom = virDomainLookupByName(conn, domain);
     /* libvirt resumes after a dump only a domain it believes running, and a domain started paused that gdb
      * then ran is still "paused" to libvirt: QEMU's own status says whether to resume it */
     bool was_running = dom && qemu_running(dom);
@@ -236,10 +249,7 @@ int libvirt_dump(const char *uri, const char *vm_name, const char *path, const c
         snprintf(err, errlen, "the dump is written, but the domain stays paused: %s", last_error());
         rc = -1;
     }
-    if (dom)
-        virDomainFree(dom);
-    virConnectClose(conn);
-    free(domain);
+    close_domain(conn, dom);
     return rc == 0 ? 0 : -1;
 }
 
