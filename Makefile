@@ -2,11 +2,17 @@
 #   make vm-x86 / vm-arm     boot a kernel paused at its first instruction (console in this terminal)
 #   make gdb-x86 / gdb-arm   attach gdb-multiarch (symbols, klab commands, stopped at start_kernel)
 #   make test                build everything and run every test (unit + real QEMU boots)
+#   make install / uninstall   PREFIX=/usr/local DESTDIR=   (klab, libklab, man pages, completion, share/klab)
+#   make deb                   a Debian package of klab for this machine's architecture (build/deb/)
 # See README.md for the rest.
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
-KLAB_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_FILE_OFFSET_BITS=64 -DKLAB_SOURCE_DIR='"$(CURDIR)"'
+KLAB_VERSION := 0.1.0
+SOVERSION  := 0
+KLAB_BASE_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_FILE_OFFSET_BITS=64 -DKLAB_VERSION='"$(KLAB_VERSION)"'
+# build/klab runs its scripts and gdb package from this clone; the installed klab (build/install/) from its prefix.
+KLAB_CFLAGS := $(KLAB_BASE_CFLAGS) -DKLAB_SOURCE_DIR='"$(CURDIR)"'
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIBS   := -lz -lvirt -lvirt-qemu
 
@@ -25,7 +31,7 @@ HEADERS    := $(wildcard vm/*/*.h rootfs/*.h) $(LIBKLAB_HDR)
 # vm/ includes name their folder ("run/runstate.h"), rootfs's by "rootfs/...".
 KLAB_INC   := -Ivm -I. -Igdb/lib
 
-.PHONY: kernel test-kernels module labs all deps kernels kernel-x86 kernel-arm kernel-x86-6.12 kernel-arm-6.12 rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
+.PHONY: install uninstall deb man kernel test-kernels module labs all deps kernels kernel-x86 kernel-arm kernel-x86-6.12 kernel-arm-6.12 rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
         test unit bench fuzz clean
 
 all: $(KLAB) $(BUILD)/libklab.a $(BUILD)/libklab.so
@@ -36,8 +42,8 @@ $(BUILD)/libklab/%.o: gdb/lib/%.c $(LIBKLAB_HDR)
 	$(CC) $(KLAB_CFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 $(BUILD)/libklab.a: $(patsubst gdb/lib/%.c,$(BUILD)/libklab/%.o,$(LIBKLAB_SRC))
 	$(AR) rcs $@ $^
-$(BUILD)/libklab.so: $(patsubst gdb/lib/%.c,$(BUILD)/libklab/%.o,$(LIBKLAB_SRC))
-	$(CC) -shared -o $@ $^
+$(BUILD)/libklab.so: $(patsubst gdb/lib/%.c,$(BUILD)/libklab/%.o,$(LIBKLAB_SRC)) Makefile
+	$(CC) -shared -Wl,-soname,libklab.so.$(SOVERSION) -o $@ $(filter %.o,$^)
 
 $(KLAB): $(KLAB_SRC) $(HEADERS) | $(BUILD)
 	$(CC) $(KLAB_CFLAGS) $(CFLAGS) $(KLAB_INC) -o $@ $(KLAB_SRC) $(LDLIBS)
@@ -154,3 +160,6 @@ fuzz:
 
 clean:
 	rm -rf $(BUILD)
+
+# --- install, man pages, the Debian package ------------------------------------------------------------------
+include mk/install.mk

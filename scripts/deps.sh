@@ -15,6 +15,7 @@ packages=(
   libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients   # klab boot --backend libvirt
   libvirt-daemon-system                              # its system daemon (qemu:///system; tests start it)
   python3-drgn crash                                 # post-mortem: klab drgn, and crash on klab dump's files
+  lintian man-db                                     # make deb's checks, and man for its pages (tests)
 )
 
 missing=()

@@ -116,6 +116,8 @@ run --plan "libvirt backend: qemu:///session as an unprivileged user" bash tests
 run --plan "libvirt backend: a system daemon (qemu:///system)" bash tests/integration/libvirt_system.sh
 run --plan "exam room: 2 candidates through libvirt" bash tests/integration/exam_libvirt.sh
 run --plan --limit 1500 "security: other local users and exam candidates" bash tests/integration/security.sh
+run --plan "package: make install/uninstall, make deb, lintian, dpkg -i, the clone hidden, completion, man, dpkg -r" \
+  bash tests/integration/package.sh
 run "fuzz: RSP replies, walkers, run state, room files, checks, vmlinux notes, dumps" bash tests/fuzz/run.sh
 run --plan "bad input" bash tests/integration/bad_input.sh
 run --plan "documented behaviour: smp, mem, accel, resume, ptdump options, current, ps, modules, gdb options" \

@@ -23,6 +23,8 @@ _breakpoint = None
 
 def search_path():
     dirs = [d for d in os.environ.get("KLAB_MODULE_PATH", "").split(":") if d]
+    # kernels/module.sh builds into build/modules/ of the folder it ran in; a clone's own build/ as well.
+    dirs.append(os.path.join(os.getcwd(), "build", "modules"))
     dirs.append(os.path.join(_ROOT, "build", "modules"))
     objfile = gdb.objfiles()[0] if gdb.objfiles() else None
     if objfile is not None:

@@ -74,10 +74,41 @@ static void test_usage_is_the_table(void)
     free(text);
 }
 
+/* The man page of the same table: every option as a .TP item, roff's special characters escaped (groff(7)). */
+static void test_man_is_the_table(void)
+{
+    static const struct opt tricky[] = {
+        OPT_CALL("back-slash", 'b', "A\\B", ".starts with a dot\n'and a quote"),
+        OPT_END,
+    };
+    static const struct opt_cmd tcmd = { .name = "exam run", .args = "FILE", .about = "About.", .opts = tricky,
+                                         .more_usage = "       klab exam stop DIR" };
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    opts_man(&cmd, "a test", "1.2", f);
+    fclose(f);
+    CHECK(strstr(text, ".TH klab-t 1 \"\" \"klab 1.2\" \"klab manual\"\n") != NULL);
+    CHECK(strstr(text, ".SH NAME\nklab-t \\- a test\n") != NULL);
+    CHECK(strstr(text, ".TP\n\\fB\\-\\-level\\fR \\fIN\\fR\na number\nover two lines\n") != NULL);
+    CHECK(strstr(text, ".TP\n\\fB\\-o\\fR, \\fB\\-\\-output\\fR \\fIFILE\\fR\nwhere\n") != NULL);
+    CHECK(strstr(text, "\\fB\\-\\-help\\fR") != NULL);
+    free(text);
+    text = NULL;
+    f = open_memstream(&text, &len);
+    opts_man(&tcmd, "rooms", "1.2", f);
+    fclose(f);
+    CHECK(strstr(text, ".TH klab-exam 1") != NULL);
+    CHECK(strstr(text, "\\fB\\-\\-back\\-slash\\fR \\fIA\\eB\\fR\n\\&.starts with a dot\n\\&'and a quote\n") != NULL);
+    CHECK(strstr(text, ".br\nklab exam stop DIR\n") != NULL);
+    free(text);
+}
+
 int main(void)
 {
     RUN(test_parse);
     RUN(test_errors);
     RUN(test_usage_is_the_table);
+    RUN(test_man_is_the_table);
     return CHECK_DONE();
 }

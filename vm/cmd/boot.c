@@ -60,7 +60,7 @@ static const struct opt options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd command = {
+const struct opt_cmd boot_command = {
     .name = "boot",
     .about = "Boots a kernel under QEMU, stopped at its first instruction, with a gdb stub on 127.0.0.1.",
     .epilog = "The terminal is the guest console when interactive (^A x quits QEMU); it is always logged to\n"
@@ -141,7 +141,7 @@ static int parse(int argc, char **argv, struct boot_options *o)
     *o = (struct boot_options){ .smp = 2, .mem = 1ull << 30 };
     o->adds = calloc((size_t)argc, sizeof *o->adds);
     o->runs = calloc((size_t)argc, sizeof *o->runs);
-    int first = opts_parse(&command, argc, argv, on_option, o);
+    int first = opts_parse(&boot_command, argc, argv, on_option, o);
     if (first <= 0)
         return opts_exit(first);
     if (first < argc) {

@@ -10,7 +10,7 @@ static const struct opt options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd command = {
+const struct opt_cmd crash_command = {
     .name = "crash", .args = "[NAME | DUMP] [-- CRASH-ARGS...]", .opts = options,
     .about = "Runs crash (Debian's crash) on a running VM's memory (dumped now, removed afterwards) or on a dump\n"
              "file written by klab dump (any format): interactive, or commands on its standard input; CRASH-ARGS\n"
@@ -38,5 +38,5 @@ static const struct pm_tool crash = {
 
 int cmd_crash(int argc, char **argv)
 {
-    return postmortem_main(&crash, &command, argc, argv);
+    return postmortem_main(&crash, &crash_command, argc, argv);
 }

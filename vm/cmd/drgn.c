@@ -11,7 +11,7 @@ static const struct opt options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd command = {
+const struct opt_cmd drgn_command = {
     .name = "drgn", .args = "[NAME | DUMP] [-- SCRIPT ARGS...]", .opts = options,
     .about = "Runs drgn (Debian's python3-drgn) on a running VM's memory (dumped now, removed afterwards) or on a\n"
              "dump file written by klab dump (ELF): interactive, or SCRIPT with prog set.",
@@ -34,5 +34,5 @@ static const struct pm_tool drgn = {
 
 int cmd_drgn(int argc, char **argv)
 {
-    return postmortem_main(&drgn, &command, argc, argv);
+    return postmortem_main(&drgn, &drgn_command, argc, argv);
 }

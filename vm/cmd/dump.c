@@ -25,7 +25,7 @@ static const struct opt options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd command = {
+const struct opt_cmd dump_command = {
     .name = "dump", .args = "[NAME]", .opts = options,
     .about = "Writes the VM's memory and CPU registers to a dump file through QEMU's dump-guest-memory: a\n"
              "running guest is paused for it and resumed after; a guest stopped by gdb stays stopped. klab's\n"
@@ -37,7 +37,7 @@ static const struct opt_cmd command = {
 int cmd_dump(int argc, char **argv)
 {
     struct dump_options o = { 0 };
-    int first = opts_parse(&command, argc, argv, NULL, &o);
+    int first = opts_parse(&dump_command, argc, argv, NULL, &o);
     if (first <= 0)
         return opts_exit(first);
     if (argc - first > 1) {

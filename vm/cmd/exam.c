@@ -34,7 +34,7 @@ static const struct opt run_options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd run_command = {
+const struct opt_cmd exam_command = {
     .name = "exam run", .args = "ROOMFILE", .opts = run_options,
     .more_usage = more_usage, .about = about,
 };
@@ -42,7 +42,7 @@ static const struct opt_cmd run_command = {
 static int exam_run(int argc, char **argv)
 {
     struct run_options o = { 0 };
-    int first = opts_parse(&run_command, argc, argv, NULL, &o);
+    int first = opts_parse(&exam_command, argc, argv, NULL, &o);
     if (first <= 0)
         return opts_exit(first);
     if (first == argc) {
@@ -63,7 +63,7 @@ static int exam_run(int argc, char **argv)
 int cmd_exam(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        opts_usage(&run_command, argc < 2 ? stderr : stdout);
+        opts_usage(&exam_command, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];

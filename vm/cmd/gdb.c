@@ -40,7 +40,7 @@ static const struct opt options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd command = {
+const struct opt_cmd gdb_command = {
     .name = "gdb", .args = "[NAME]", .opts = options, .long_only = true,
     .about = "Starts gdb-multiarch attached to the VM's stub with its vmlinux and klab's commands. A VM still at its\n"
              "first instruction is run to start_kernel (a hardware breakpoint on x86_64, where software ones set\n"
@@ -78,7 +78,7 @@ static int parse(int argc, char **argv, struct gdb_options *o, const char **name
         o->extra = argv + end + 1;
         o->nextra = argc - end - 1;
     }
-    int first = opts_parse(&command, end, argv, on_option, o);
+    int first = opts_parse(&gdb_command, end, argv, on_option, o);
     if (first <= 0)
         return opts_exit(first);
     if (first + 1 < end) {
@@ -206,7 +206,9 @@ static struct argv gdb_argv(char *gdb, const struct runstate *rs, const struct g
     struct argv av = { .v = calloc((size_t)(32 + 2 * o->ex.n + o->nextra), sizeof(char *)) };
     const char *target = rs->gdb_listen;
     char *remote = xasprintf("target remote %s", target + (!strncmp(target, "tcp:", 4) ? 4 : 5));
-    char *py = xasprintf("python import sys; sys.path.insert(0, '%s'); import klab", klab_gdb_dir());
+    char *gdb_dir = klab_gdb_dir();
+    char *py = xasprintf("python import sys; sys.path.insert(0, '%s'); import klab", gdb_dir);
+    free(gdb_dir);
     char *safe_path = auto_load_command(rs->vmlinux, o->print_only);
     push(&av, gdb, "-q");
     if (o->batch)   /* scripts get the same gdb whatever the user's ~/.gdbinit says */
@@ -270,6 +272,10 @@ int cmd_gdb(int argc, char **argv)
                   "at the slide they read from the machine (klab kaslr)");
     char *state_env = path_join(rs.dir, "state");
     setenv("KLAB_STATE", state_env, 1);
+    /* The package's ctypes binding loads this program's own libklab (the clone's build/, or the installed one). */
+    char *lib = klab_lib_path();
+    setenv("KLAB_LIB", lib, 0);
+    free(lib);
     struct argv av = gdb_argv(gdb, &rs, &o, !o.no_start && never_ran && !rs.kaslr);
     if (o.print_only) {
         char *line = argv_join(&av);

@@ -19,7 +19,7 @@ static const struct opt options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd command = {
+const struct opt_cmd inspect_command = {
     .name = "inspect", .opts = options,
     .about = "Prints the architecture and banner (release, version) of a bootable image and/or a\n"
              "vmlinux; with both, fails unless they were built together.",
@@ -28,7 +28,7 @@ static const struct opt_cmd command = {
 int cmd_inspect(int argc, char **argv)
 {
     struct inspect_options o = { 0 };
-    int first = opts_parse(&command, argc, argv, NULL, &o);
+    int first = opts_parse(&inspect_command, argc, argv, NULL, &o);
     if (first <= 0)
         return opts_exit(first);
     const char *kernel = o.kernel, *vmlinux = o.vmlinux;

@@ -39,7 +39,7 @@ static const struct opt options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd command = {
+const struct opt_cmd ptdump_command = {
     .name = "ptdump", .opts = options,
     .about = "Dumps the CPU's whole page table (every translation root its registers set up) as ranges of\n"
              "leaves with contiguous virtual and physical addresses and equal attributes, in VA order:\n"
@@ -161,7 +161,7 @@ static int dump(struct vm_target *t, const struct ptdump_options *p)
 int cmd_ptdump(int argc, char **argv)
 {
     struct ptdump_options p = { .t = { .cpu = 0 }, .repeat = 1 };
-    int first = opts_parse(&command, argc, argv, on_option, &p);
+    int first = opts_parse(&ptdump_command, argc, argv, on_option, &p);
     if (first <= 0)
         return opts_exit(first);
     if (first < argc) {

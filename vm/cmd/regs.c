@@ -19,7 +19,7 @@ static const struct opt options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd command = {
+const struct opt_cmd regs_command = {
     .name = "regs", .args = "[REGISTER...]", .opts = options,
     .about = "Prints a running VM's registers by their gdb-stub names (default: pc/rip, stack, translation and\n"
              "per-CPU registers), then what the translation registers set up.",
@@ -68,7 +68,7 @@ static int dump_regs(const struct target_opts *o, char **names_arg, int n)
 int cmd_regs(int argc, char **argv)
 {
     struct regs_options ro = { .t = { .cpu = 0 } };
-    int first = opts_parse(&command, argc, argv, on_option, &ro);
+    int first = opts_parse(&regs_command, argc, argv, on_option, &ro);
     const struct target_opts o = ro.t;
     if (first <= 0)
         return opts_exit(first);

@@ -42,7 +42,7 @@ static const struct opt options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd command = {
+const struct opt_cmd rootfs_command = {
     .name = "rootfs", .opts = options,
     .about = "Writes a newc initramfs: Debian's static busybox, klab's /init (mounts proc, sys, devtmpfs, debugfs,\n"
              "prints a banner, runs /etc/klab.d/*.sh, then a shell on the console; poweroff -f when it exits), the\n"
@@ -87,7 +87,7 @@ static int parse(int argc, char **argv, struct rootfs_options *o, char **busybox
     uint64_t v;
     if (epoch && parse_u64(epoch, &v) && v <= UINT32_MAX)
         o->spec.mtime = (uint32_t)v;
-    int first = opts_parse(&command, argc, argv, on_option, o);
+    int first = opts_parse(&rootfs_command, argc, argv, on_option, o);
     if (first <= 0)
         return opts_exit(first);
     if (first < argc || !o->out) {

@@ -12,7 +12,7 @@
 
 static const struct opt options[] = { OPT_END };
 
-static const struct opt_cmd command = {
+const struct opt_cmd status_command = {
     .name = "status", .args = "[NAME]", .opts = options,
     .about = "Lists running VMs: name, architecture, QEMU pid, gdb stub, accelerator,\n"
              "run state, kernel; and how recently ended ones ended. With NAME, that VM's run-state file.",
@@ -83,7 +83,7 @@ static void list_ended(void)
 
 int cmd_status(int argc, char **argv)
 {
-    int first = opts_parse(&command, argc, argv, NULL, NULL);
+    int first = opts_parse(&status_command, argc, argv, NULL, NULL);
     if (first <= 0)
         return opts_exit(first);
     if (first < argc)

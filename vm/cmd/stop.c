@@ -22,7 +22,7 @@ static const struct opt options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd command = {
+const struct opt_cmd stop_command = {
     .name = "stop", .args = "[NAME...]", .opts = options,
     .about = "Stops VMs (the only running one if no NAME): asks QEMU to quit, then\n"
              "TERM/KILL; removes the RAM file, sockets and run state, keeps console.log.",
@@ -109,7 +109,7 @@ static int stop_all(void)
 int cmd_stop(int argc, char **argv)
 {
     struct stop_options o = { 0 };
-    int first = opts_parse(&command, argc, argv, NULL, &o);
+    int first = opts_parse(&stop_command, argc, argv, NULL, &o);
     if (first <= 0)
         return opts_exit(first);
     if (o.all)

@@ -24,7 +24,7 @@ static const struct opt options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd command = {
+const struct opt_cmd vtop_command = {
     .name = "vtop", .args = "ADDRESS|SYMBOL...", .opts = options,
     .about = "Translates virtual addresses with the CPU's page tables and prints every level like crash's\n"
              "vtop: the address and its physical address, the root register, then per level the entry's\n"
@@ -102,7 +102,7 @@ static void print_non_present(const struct vm_target *t, const struct klab_walk 
 int cmd_vtop(int argc, char **argv)
 {
     struct vtop_options o = { .t = { .cpu = 0 } };
-    int first = opts_parse(&command, argc, argv, on_option, &o);
+    int first = opts_parse(&vtop_command, argc, argv, on_option, &o);
     if (first <= 0)
         return opts_exit(first);
     if (first >= argc) {

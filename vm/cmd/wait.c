@@ -24,7 +24,7 @@ static const struct opt options[] = {
     OPT_END,
 };
 
-static const struct opt_cmd command = {
+const struct opt_cmd wait_command = {
     .name = "wait", .args = "[NAME]", .opts = options,
     .about = "Waits until the VM's console shows TEXT, then prints that line. Fails if the VM ends\n"
              "or panics first, or after the timeout.",
@@ -82,7 +82,7 @@ static int wait_for(const char *name, const struct wait_options *o)
 int cmd_wait(int argc, char **argv)
 {
     struct wait_options o = { .text = KLAB_INIT_BANNER, .timeout = 60 };
-    int first = opts_parse(&command, argc, argv, on_option, &o);
+    int first = opts_parse(&wait_command, argc, argv, on_option, &o);
     if (first <= 0)
         return opts_exit(first);
     if (runstate_check_root(false) < 0)

@@ -116,7 +116,7 @@ static int builder_for(const char *candidate, const char *room_dir, const char *
     b->room_dir = room_dir;
     b->kernel = strdup(kernel);
     b->sandbox = path_join(gdir, "sandbox");
-    b->module_sh = xasprintf("%s/kernels/module.sh", klab_source_dir());
+    b->module_sh = xasprintf("%s/kernels/module.sh", klab_data_dir());
     b->cache = klab_cache_dir();
     /* The kernel's build folder, installed (Debian's headers) with the grader's rights, before any of the
      * candidate's code runs. */
@@ -140,7 +140,7 @@ static int builder_for(const char *candidate, const char *room_dir, const char *
  * and the kernel source an O= build folder refers to. */
 static void builder_reads(struct builder *b, char **owned)
 {
-    char *kernels = xasprintf("%s/kernels", klab_source_dir());
+    char *kernels = xasprintf("%s/kernels", klab_data_dir());
     char *reg = xasprintf("%s/kernels/%s", b->cache, b->kernel);
     char *srclink = xasprintf("%s/build/source", reg);
     owned[0] = realpath(kernels, NULL);

@@ -133,8 +133,11 @@ static void copy_dir(int sfd, int dfd, const char *rel, int depth, struct copy_s
             ssize_t n = readlinkat(sfd, e->d_name, target, sizeof target - 1);
             if (n < 0 || (target[n] = '\0', symlinkat(target, dfd, e->d_name) != 0))
                 skip(s, path, "symlink not copied");
-            else if (getuid() == 0)
-                fchownat(dfd, e->d_name, s->r->uid, s->r->gid, AT_SYMLINK_NOFOLLOW);
+            else if (getuid() == 0 && fchownat(dfd, e->d_name, s->r->uid, s->r->gid, AT_SYMLINK_NOFOLLOW) != 0) {
+                /* A link the candidate does not own in their own copy: take it out rather than leave it. */
+                unlinkat(dfd, e->d_name, 0);
+                skip(s, path, "symlink not given to its owner");
+            }
         } else if (S_ISREG(st.st_mode)) {
             const char *why = NULL;
             int in = open_regular(sfd, e->d_name, s->r, &st, &why);

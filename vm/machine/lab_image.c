@@ -29,7 +29,8 @@ char *lab_image_build(const struct machine_profile *p, const char *run_dir, cons
 {
     char *busybox = default_busybox(p);
     if (!file_exists(busybox)) {
-        klab_error("no %s busybox yet (%s is missing): run `make rootfs` or pass --initrd", p->arch, busybox);
+        klab_error("no %s busybox yet (%s is missing): run `klab fetch --arch %s` (in a clone: make rootfs) or "
+                   "pass --initrd", p->arch, busybox, p->arch);
         free(busybox);
         return NULL;
     }

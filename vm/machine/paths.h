@@ -8,13 +8,20 @@
 
 #include "machine/profile.h"
 
+#include <stdbool.h>
+
 char *klab_cache_dir(void);
 char *default_kernel(const struct machine_profile *p);   /* may not exist yet */
 char *default_busybox(const struct machine_profile *p);
 char *segment_cache_dir(void);
-/* The folder with the klab gdb Python package: $KLAB_GDB_DIR, else the source tree klab was built from. */
-const char *klab_gdb_dir(void);
-/* The klab source tree this program was built from (its kernels/ and labs/ scripts). */
-const char *klab_source_dir(void);
+/* klab's own files, laid out as in the source tree (gdb/klab/, the kernels/ scripts and configs/, rootfs/ and
+ * scripts/): the clone build/klab was made in, or <prefix>/share/klab for an installed klab. */
+const char *klab_data_dir(void);
+/* The folder with the klab gdb Python package: $KLAB_GDB_DIR, else <data dir>/gdb (malloc'ed). */
+char *klab_gdb_dir(void);
+/* The libklab.so gdb's Python loads: the clone's build/libklab.so, or the installed one (malloc'ed). */
+char *klab_lib_path(void);
+/* Whether this is the installed klab (make install / the .deb), which never uses a source tree. */
+bool klab_installed(void);
 
 #endif

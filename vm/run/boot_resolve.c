@@ -37,8 +37,8 @@ static int find_kernel(const struct boot_options *o, const struct machine_profil
         return -1;
     }
     if (o->kernel && !(*kernel = resolve_kernel(o->kernel))) {
-        klab_error("kernel '%s' is neither a file nor a registered kernel (make kernels, or make kernel PROFILE=%s)",
-                   o->kernel, o->kernel);
+        klab_error("kernel '%s' is neither a file nor a registered kernel (klab fetch, or make kernel PROFILE=%s "
+                   "in a clone)", o->kernel, o->kernel);
         return -1;
     }
     if (!o->kernel)
@@ -48,7 +48,8 @@ static int find_kernel(const struct boot_options *o, const struct machine_profil
     if (o->kernel)
         klab_error("kernel image %s not found", *kernel);
     else
-        klab_error("no %s kernel yet (%s is missing): run `make kernels`", asked->arch, *kernel);
+        klab_error("no %s kernel yet (%s is missing): run `klab fetch --arch %s` (in a clone: make kernels)",
+                   asked->arch, *kernel, asked->arch);
     return -1;
 }
 

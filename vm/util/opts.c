@@ -59,10 +59,11 @@ void opts_usage(const struct opt_cmd *c, FILE *f)
         fprintf(f, "%s\n", c->more_usage);
     if (c->about)
         fprintf(f, "\n%s\n", c->about);
-    if (c->opts[0].name)
-        fputc('\n', f);
+    fputc('\n', f);
     for (const struct opt *o = c->opts; o->name; o++)
         option_help(c, o, f);
+    static const struct opt help = { "help", 'h', NULL, "print this help and exit", 0, OPT_KIND_BOOL, 0 };
+    option_help(c, &help, f);
     if (c->epilog)
         fprintf(f, "\n%s\n", c->epilog);
 }

@@ -52,6 +52,8 @@ int opts_parse(const struct opt_cmd *c, int argc, char **argv, opt_handler on, v
 /* The exit status of an opts_parse() result that is not a positional index: 0 (--help) or 2. */
 static inline int opts_exit(int r) { return r == 0 ? 0 : 2; }
 void opts_usage(const struct opt_cmd *c, FILE *f);
+/* The command's man page, klab-NAME(1), from the same table (util/opts_man.c). */
+void opts_man(const struct opt_cmd *c, const char *summary, const char *version, FILE *f);
 /* An option's number (decimal or 0x-hex) from lo to hi: 0, or -1 after "WHAT, not 'ARG'". */
 int opts_number(const char *arg, uint64_t lo, uint64_t hi, uint64_t *v, const char *what);
 
