@@ -14,7 +14,9 @@ KLAB_BASE_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_FILE_OFFSET_BITS=64 -DKLAB
 # build/klab runs its scripts and gdb package from this clone; the installed klab (build/install/) from its prefix.
 KLAB_CFLAGS := $(KLAB_BASE_CFLAGS) -DKLAB_SOURCE_DIR='"$(CURDIR)"'
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDLIBS   := -lz -lvirt -lvirt-qemu
+# libklab's: zlib, LZO and snappy for kdump-compressed dumps; klab's: libvirt.
+LIBKLAB_LIBS := -lz -llzo2 -lsnappy
+LDLIBS   := $(LIBKLAB_LIBS) -lvirt -lvirt-qemu
 
 BUILD    := build
 KLAB     := $(BUILD)/klab
@@ -43,7 +45,7 @@ $(BUILD)/libklab/%.o: gdb/lib/%.c $(LIBKLAB_HDR)
 $(BUILD)/libklab.a: $(patsubst gdb/lib/%.c,$(BUILD)/libklab/%.o,$(LIBKLAB_SRC))
 	$(AR) rcs $@ $^
 $(BUILD)/libklab.so: $(patsubst gdb/lib/%.c,$(BUILD)/libklab/%.o,$(LIBKLAB_SRC)) Makefile
-	$(CC) -shared -Wl,-soname,libklab.so.$(SOVERSION) -o $@ $(filter %.o,$^)
+	$(CC) -shared -Wl,-soname,libklab.so.$(SOVERSION) -o $@ $(filter %.o,$^) $(LIBKLAB_LIBS)
 
 $(KLAB): $(KLAB_SRC) $(HEADERS) | $(BUILD)
 	$(CC) $(KLAB_CFLAGS) $(CFLAGS) $(KLAB_INC) -o $@ $(KLAB_SRC) $(LDLIBS)
@@ -133,10 +135,10 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 
 # libklab's tests link the library sources only.
 LIBKLAB_TESTS := $(BUILD)/tests/test_mmu $(BUILD)/tests/test_rsp $(BUILD)/tests/test_range $(BUILD)/tests/test_format \
-                 $(BUILD)/tests/test_swp $(BUILD)/tests/test_search $(BUILD)/tests/test_elfcore
+                 $(BUILD)/tests/test_swp $(BUILD)/tests/test_search $(BUILD)/tests/test_elfcore $(BUILD)/tests/test_kdump
 $(LIBKLAB_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIBKLAB_SRC) $(LIBKLAB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Igdb/lib -o $@ $< $(LIBKLAB_SRC) -pthread
+	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Igdb/lib -o $@ $< $(LIBKLAB_SRC) -pthread $(LIBKLAB_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)

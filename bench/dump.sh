@@ -48,6 +48,19 @@ for kernel in debian-amd64 debian-arm64; do
   dumped=$("$KLAB" ptdump --dump "$out/d" --range $half --repeat 20 --quiet 2>&1 | sed -n 's/.*walk \([0-9.]*\) ms.*/\1/p')
   printf '%-13s ptdump kernel half: dump %s ms, RAM file %s ms (medians of 20 walks)  goal: dump <= 2x RAM file\n' \
     "$kernel" "$dumped" "$live"
+  # the same walk on a kdump-zlib file: every table page inflated (libklab keeps the last 16)
+  rm -f "$out/z"
+  "$KLAB" dump bd --format kdump-zlib -o "$out/z" >/dev/null 2>&1
+  zdumped=$("$KLAB" ptdump --dump "$out/z" --range $half --repeat 20 --quiet 2>&1 | sed -n 's/.*walk \([0-9.]*\) ms.*/\1/p')
+  times=()
+  for i in $(seq "$RUNS"); do
+    t0=$(date +%s%N)
+    "$KLAB" vtop --dump "$out/z" --vmlinux "$cache/kernels/$kernel/vmlinux" linux_banner >/dev/null
+    times+=("$(ms "$t0")")
+  done
+  printf '%-13s ptdump kernel half on kdump-zlib: %s ms (median of 20); vtop --dump SYMBOL median %s ms\n' \
+    "$kernel" "$zdumped" "$(printf '%s\n' "${times[@]}" | median)"
+  rm -f "$out/z"
   times=()
   for i in $(seq "$RUNS"); do
     t0=$(date +%s%N)

@@ -37,8 +37,11 @@ case $kernel in
       # Progress on stderr: stdout is the .ko path alone, which callers read.
       echo "klab module: installing linux-headers-$release (Debian's headers for the fetched kernel)" >&2
       sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-      DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "linux-headers-$release" >/dev/null \
-        || die "apt-get install linux-headers-$release failed"
+      # apt's own chatter (debconf's notes) stays out of the one-line answers; its log is kept for a failure.
+      apt_log=$(mktemp)
+      DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "linux-headers-$release" >"$apt_log" 2>&1 \
+        || die "apt-get install linux-headers-$release failed: $(grep -m1 -E '^E: ' "$apt_log")"
+      rm -f "$apt_log"
     fi
     make_args=()
     ;;

@@ -28,7 +28,7 @@ $(BUILD)/install/libklab/%.o: gdb/lib/%.c $(LIBKLAB_HDR) $(BUILD)/install/config
 	@mkdir -p $(dir $@)
 	$(CC) $(KLAB_BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 $(BUILD)/install/libklab.so: $(INSTALL_LIB_OBJ)
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,libklab.so.$(SOVERSION) -o $@ $^
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libklab.so.$(SOVERSION) -o $@ $^ $(LIBKLAB_LIBS)
 $(BUILD)/install/libklab.a: $(INSTALL_LIB_OBJ)
 	$(AR) rcs $@ $^
 

@@ -370,8 +370,22 @@ int initramfs_build(const struct initramfs_spec *spec, const char *out_path, str
     int rc = add_base(&b, spec);
     if (rc == 0 && spec->overlay)
         rc = add_host_path(&b, spec->overlay, "");
-    for (size_t i = 0; rc == 0 && i < spec->nadds; i++)
-        rc = add_host_path(&b, spec->adds[i].src, spec->adds[i].dest);
+    for (size_t i = 0; rc == 0 && i < spec->nadds; i++) {
+        /* DEST ending in '/' is a folder: SRC goes into it under its own name (hellodrv.ko:/lib/modules/),
+         * as cp does; without the slash DEST is the name itself. */
+        const char *dest = spec->adds[i].dest, *src = spec->adds[i].src;
+        size_t dl = strlen(dest), sl = strlen(src);
+        while (sl > 1 && src[sl - 1] == '/')
+            sl--;
+        const char *base = src + sl;
+        while (base > src && base[-1] != '/')
+            base--;
+        char *into = dl && dest[dl - 1] == '/' ? malloc(dl + (size_t)(src + sl - base) + 1) : NULL;
+        if (into)
+            snprintf(into, dl + (size_t)(src + sl - base) + 1, "%s%.*s", dest, (int)(src + sl - base), base);
+        rc = add_host_path(&b, src, into ? into : dest);
+        free(into);
+    }
     for (size_t i = 0, n = b.n; rc == 0 && i < n; i++)
         rc = push_parents(&b, b.items[i].name);
     if (rc != 0) {

@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential clang zlib1g-dev pkg-config      # klab and libklab (clang: libFuzzer targets)
+  liblzo2-dev libsnappy-dev                          # kdump-compressed dumps: LZO and snappy pages (libklab)
   qemu-system-x86 qemu-system-arm qemu-utils         # the VMs
   gdb-multiarch python3                              # the debugger and its Python layer
   cpio libarchive-tools bc binutils                  # independent cpio readers, nm and bc (tests, bench)

@@ -18,6 +18,7 @@ from klab import arch, kernel, lib, vm
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _loaded = {}          # module name -> (path, .text address)
+_init_placed = {}     # module name -> its sections, while its .init.* sections are still placed in gdb
 _breakpoint = None
 
 
@@ -104,6 +105,30 @@ def load(mod, quiet=False):
         return "klab: module %s has no .text address in sect_attrs - no symbols" % name
     if _loaded.get(name) == (path, text):
         return None
+    # A module loaded before this one has run its init and the kernel has freed its .init.* memory
+    # (kernel/module/main.c do_init_module), which module_alloc hands out again, to this module's .text as
+    # like as not: its stale .init.text would then name this module's code. Place it again without them.
+    for other in list(_init_placed):
+        if other != name and other in _loaded:
+            _place(other, _loaded[other][0], _retired(_init_placed[other]))
+        _init_placed.pop(other, None)
+    _place(name, path, sections)
+    if any(s.startswith(".init") for s in sections):
+        _init_placed[name] = sections
+    return "klab: symbols of module %s from %s (.text at %x)" % (name, path, text)
+
+
+def _retired(sections):
+    """The sections with .init.* moved out of the kernel's way, to distinct pages below 64K: no kernel pc and,
+    below mmap_min_addr, no user pc is there (left out of the link script, ld would put them somewhere after
+    .text, into other code)."""
+    low = iter(range(0x1000, 0x10000, 0x1000))
+    return {s: (next(low, 0) if s.startswith(".init") else a) for s, a in sections.items()}
+
+
+def _place(name, path, sections):
+    """The module's symbols in gdb at the sections' addresses (replacing what was placed for it before)."""
+    text = sections[".text"]
     if name in _loaded:
         gdb.execute("remove-symbol-file -a 0x%x" % _loaded[name][1], to_string=True)
     placed = _placed_copy(path, sections)
@@ -114,7 +139,6 @@ def load(mod, quiet=False):
                          if s != ".text" and not s.startswith(".note") and a)
         gdb.execute("add-symbol-file %s 0x%x %s" % (path, text, extra), to_string=True)
     _loaded[name] = (path, text)
-    return "klab: symbols of module %s from %s (.text at %x)" % (name, path, text)
 
 
 class _LoadBreakpoint(gdb.Breakpoint):

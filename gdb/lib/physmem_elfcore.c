@@ -5,6 +5,7 @@
  * kept once. The file is someone else's: every header and segment is checked against the file's size, and
  * a PA no segment holds is a read error ("not in the dump"), never a read elsewhere. */
 #define _GNU_SOURCE
+#include "dumpfile_internal.h"
 #include "error_internal.h"
 #include "physmem_internal.h"
 
@@ -18,27 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_CPUS 256
-
-/* Where a note's descriptor lies in the file. */
-struct note_ref {
-    uint64_t off, size;
-};
-
-struct seg {
-    uint64_t pa, size, off;
-};
-
-struct elfcore {
-    struct klab_elfcore_info info;
-    const unsigned char *map;
-    size_t len;
-    struct seg *segs;
-    size_t nseg;
-    struct note_ref prstatus[MAX_CPUS], qemu[MAX_CPUS];   /* per CPU, in the order QEMU writes them */
-    unsigned nqemu;
-};
-
 static int by_pa(const void *a, const void *b)
 {
     const struct seg *x = a, *y = b;
@@ -47,7 +27,7 @@ static int by_pa(const void *a, const void *b)
 
 /* Sorted and without overlaps, so that one binary search finds the only segment holding a PA: a segment that
  * starts inside the previous one keeps only its part past the previous end. */
-static void flatten(struct elfcore *c)
+static void flatten(struct dumpfile *c)
 {
     qsort(c->segs, c->nseg, sizeof *c->segs, by_pa);
     size_t n = 0;
@@ -69,50 +49,46 @@ static void flatten(struct elfcore *c)
     c->nseg = n;
 }
 
-static bool note_named(const struct elfcore *c, uint64_t name, uint32_t namesz, const char *want)
+static bool note_named(const unsigned char *name, uint32_t namesz, const char *want)
 {
     size_t n = strlen(want);
-    return namesz >= n && !memcmp(c->map + name, want, n) && (namesz == n || c->map[name + n] == 0);
+    return namesz >= n && !memcmp(name, want, n) && (namesz == n || name[n] == 0);
 }
 
-/* The notes of a PT_NOTE segment, each bounds-checked: VMCOREINFO ("VMCOREINFO", any type; kernel/
- * vmcore_info.c and QEMU's vmcoreinfo device both name it so), and per CPU the NT_PRSTATUS ("CORE") and
- * QEMU's own CPU state ("QEMU", dump/dump.c), one of each per CPU in CPU order. */
-static void read_notes(struct elfcore *c, const Elf64_Phdr *ph)
+/* The notes, each bounds-checked: VMCOREINFO ("VMCOREINFO", any type; kernel/vmcore_info.c and QEMU's
+ * vmcoreinfo device both name it so), and per CPU the NT_PRSTATUS ("CORE") and QEMU's own CPU state ("QEMU",
+ * dump/dump.c), one of each per CPU in CPU order. */
+void dump_read_notes(struct dumpfile *c, const unsigned char *p, uint64_t len)
 {
-    uint64_t off = ph->p_offset, end = ph->p_offset + ph->p_filesz;
-    while (end - off >= 12) {
-        uint32_t namesz, descsz;
-        memcpy(&namesz, c->map + off, 4);
-        memcpy(&descsz, c->map + off + 4, 4);
+    uint64_t off = 0;
+    while (len - off >= 12) {
+        uint32_t namesz, descsz, type;
+        memcpy(&namesz, p + off, 4);
+        memcpy(&descsz, p + off + 4, 4);
+        memcpy(&type, p + off + 8, 4);
         uint64_t name = off + 12, desc = name + ((uint64_t)namesz + 3) / 4 * 4;
         uint64_t next = desc + ((uint64_t)descsz + 3) / 4 * 4;
-        if (next > end)
+        if (next > len)
             return;
-        uint32_t type;
-        memcpy(&type, c->map + off + 8, 4);
-        if (note_named(c, name, namesz, "VMCOREINFO") && !c->info.vmcoreinfo) {
-            c->info.vmcoreinfo = (const char *)c->map + desc;
+        if (note_named(p + name, namesz, "VMCOREINFO") && !c->info.vmcoreinfo) {
+            c->info.vmcoreinfo = (const char *)p + desc;
             c->info.vmcoreinfo_len = descsz;
-        } else if (note_named(c, name, namesz, "CORE") && type == NT_PRSTATUS && c->info.ncpus < MAX_CPUS) {
-            c->prstatus[c->info.ncpus++] = (struct note_ref){desc, descsz};
-        } else if (note_named(c, name, namesz, "QEMU") && c->nqemu < MAX_CPUS) {
-            c->qemu[c->nqemu++] = (struct note_ref){desc, descsz};
+        } else if (note_named(p + name, namesz, "CORE") && type == NT_PRSTATUS && c->info.ncpus < DUMP_MAX_CPUS) {
+            c->prstatus[c->info.ncpus++] = (struct note_ref){p + desc, descsz};
+        } else if (note_named(p + name, namesz, "QEMU") && c->nqemu < DUMP_MAX_CPUS) {
+            c->qemu[c->nqemu++] = (struct note_ref){p + desc, descsz};
         }
         off = next;
     }
 }
 
-static int parse(struct elfcore *c, char *err, size_t errlen)
+static int parse(struct dumpfile *c, char *err, size_t errlen)
 {
     Elf64_Ehdr eh;
-    /* makedumpfile's two containers: the kdump-compressed header ("KDUMP   ", include/makedumpfile.h
-     * KDUMP_SIGNATURE) and the flattened stream QEMU writes ("makedumpfile", MAKEDUMPFILE_SIGNATURE) */
-    if ((c->len >= 8 && !memcmp(c->map, "KDUMP   ", 8)) || (c->len >= 12 && !memcmp(c->map, "makedumpfile", 12))) {
-        snprintf(err, errlen, "a kdump-compressed (makedumpfile) file: klab reads ELF dumps (klab dump --format "
-                              "elf-paging or elf); crash and drgn read this one");
-        return -1;
-    }
+    /* makedumpfile's two containers: the kdump-compressed header ("KDUMP   ", KDUMP_SIGNATURE) and the
+     * flattened stream QEMU writes ("makedumpfile", MAKEDUMPFILE_SIGNATURE): physmem_kdump.c */
+    if ((c->len >= 8 && !memcmp(c->map, "KDUMP   ", 8)) || (c->len >= 12 && !memcmp(c->map, "makedumpfile", 12)))
+        return kdump_parse(c, err, errlen);
     if (c->len < sizeof eh || memcmp(c->map, ELFMAG, SELFMAG)) {
         snprintf(err, errlen, "not an ELF core dump");
         return -1;
@@ -149,7 +125,7 @@ static int parse(struct elfcore *c, char *err, size_t errlen)
             return -1;
         }
         if (ph.p_type == PT_NOTE)
-            read_notes(c, &ph);
+            dump_read_notes(c, c->map + ph.p_offset, ph.p_filesz);
         if (ph.p_type == PT_LOAD && ph.p_filesz && ph.p_paddr + ph.p_filesz > ph.p_paddr)
             c->segs[c->nseg++] = (struct seg){ph.p_paddr, ph.p_filesz, ph.p_offset};
     }
@@ -163,7 +139,7 @@ static int parse(struct elfcore *c, char *err, size_t errlen)
     return 0;
 }
 
-static const struct seg *seg_of(const struct elfcore *c, uint64_t pa)
+static const struct seg *seg_of(const struct dumpfile *c, uint64_t pa)
 {
     size_t lo = 0, hi = c->nseg;
     while (lo < hi) {
@@ -181,7 +157,9 @@ static const struct seg *seg_of(const struct elfcore *c, uint64_t pa)
 
 static int elfcore_read(void *ctx, uint64_t pa, void *buf, size_t len)
 {
-    const struct elfcore *c = ctx;
+    struct dumpfile *c = ctx;
+    if (c->kdump)
+        return kdump_read(c, pa, buf, len);
     unsigned char *out = buf;
     while (len) {
         const struct seg *s = seg_of(c, pa);
@@ -195,17 +173,27 @@ static int elfcore_read(void *ctx, uint64_t pa, void *buf, size_t len)
     return 0;
 }
 
-static void elfcore_free(struct elfcore *c)
+static void elfcore_free(struct dumpfile *c)
 {
     if (c->map && c->map != MAP_FAILED)
         munmap((void *)c->map, c->len);
     free(c->segs);
+    kdump_free(c);
     free(c);
 }
 
 static void elfcore_close(struct klab_physmem *m)
 {
     elfcore_free(klab_physmem_ctx(m));
+}
+
+/* A dump over bytes the caller owns (klab_dump_from_buffer): nothing to unmap. */
+static void buffer_close(struct klab_physmem *m)
+{
+    struct dumpfile *c = klab_physmem_ctx(m);
+    free(c->segs);
+    kdump_free(c);
+    free(c);
 }
 
 struct klab_physmem *klab_physmem_open_elfcore(const char *path, struct klab_elfcore_info *info,
@@ -219,7 +207,7 @@ struct klab_physmem *klab_physmem_open_elfcore(const char *path, struct klab_elf
         return NULL;
     }
     struct stat st;
-    struct elfcore *c = calloc(1, sizeof *c);
+    struct dumpfile *c = calloc(1, sizeof *c);
     if (!c || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
         snprintf(err, errlen, "dump %s is not a regular, non-empty file", path);
         free(c);
@@ -251,23 +239,34 @@ struct klab_physmem *klab_physmem_open_elfcore(const char *path, struct klab_elf
     return m;
 }
 
-int klab_elfcore_check_buffer(const unsigned char *buf, size_t len, struct klab_elfcore_info *info, char *err,
-                              size_t errlen)
+struct klab_physmem *klab_dump_from_buffer(const unsigned char *buf, size_t len, struct klab_elfcore_info *info,
+                                           char *err, size_t errlen)
 {
-    struct elfcore c = {.map = buf, .len = len};
-    int rc = parse(&c, err, errlen);
-    if (rc == 0 && info)
-        *info = c.info;
-    free(c.segs);
-    return rc;
+    struct dumpfile *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->map = buf;
+    c->len = len;
+    struct klab_physmem *m = parse(c, err, errlen) == 0 ? klab_physmem_with_close(elfcore_read, c, buffer_close) : NULL;
+    if (!m) {
+        free(c->segs);
+        kdump_free(c);
+        free(c);
+        return NULL;
+    }
+    if (info)
+        *info = c->info;
+    return m;
 }
 
 int klab_elfcore_register(const struct klab_physmem *m, unsigned cpu, const char *name, uint64_t *value,
                           struct klab_error *error)
 {
     KLAB_ERROR_BUF(error);
-    const struct elfcore *c = klab_physmem_ctx(m);
-    if (!c || !m || klab_physmem_close_fn(m) != elfcore_close) {
+    const struct dumpfile *c = klab_physmem_ctx(m);
+    if (!c || !m || (klab_physmem_close_fn(m) != elfcore_close && klab_physmem_close_fn(m) != buffer_close)) {
         if (err)
             snprintf(err, errlen, "not a dump");
         return -1;
@@ -290,7 +289,7 @@ int klab_elfcore_register(const struct klab_physmem *m, unsigned cpu, const char
             snprintf(err, errlen, "the dump's notes for CPU %u do not hold %s", cpu, name);
         return -1;
     }
-    memcpy(value, c->map + n->off + r->offset, 8);
+    memcpy(value, n->p + r->offset, 8);
     if (r->width == 4)
         *value &= 0xffffffffull;
     return 0;

@@ -29,9 +29,10 @@ struct klab_core_reg {
 };
 const struct klab_core_reg *klab_core_reg(enum klab_arch arch, const char *name);
 
-/* The checks klab_physmem_open_elfcore makes, on bytes in memory (fuzz target, unit tests): 0, or -1 with err
- * set. info->vmcoreinfo points into buf. */
-int klab_elfcore_check_buffer(const unsigned char *buf, size_t len, struct klab_elfcore_info *info, char *err,
-                              size_t errlen);
+/* A dump (ELF or kdump-compressed) over bytes in memory, with the checks klab_physmem_open_elfcore makes (fuzz
+ * target, unit tests): the source, or NULL with err set. buf must outlive it; info->vmcoreinfo is valid until
+ * it is closed. */
+struct klab_physmem *klab_dump_from_buffer(const unsigned char *buf, size_t len, struct klab_elfcore_info *info,
+                                           char *err, size_t errlen);
 
 #endif

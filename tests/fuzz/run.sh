@@ -45,6 +45,20 @@ eh = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + struct.pack("<HHIQQQIHHHHHH", 4, 62, 1
 ph_note = struct.pack("<IIQQQQQQ", 4, 0, noteoff, 0, 0, len(note), len(note), 4)
 ph_load = struct.pack("<IIQQQQQQ", 1, 7, loadoff, 0, 0x1000, 0x1000, 0x1000, 0x1000)
 open(sys.argv[1], "wb").write(eh + ph_note + ph_load + note + b"\0" * 0x1000)
+# The same as a kdump-compressed file (QEMU include/sysemu/dump.h): header, sub-header, two bitmaps, two page
+# descriptors (PFN 1 zlib-compressed, PFN 2 raw), VMCOREINFO and the notes, the pages.
+import zlib
+bs = 4096
+hdr = b"KDUMP   " + struct.pack("<I", 6) + b"\0" * (65 * 4) + b"x86_64".ljust(65, b"\0") + b"\0" * 65 + b"\0" * 22
+hdr += struct.pack("<10I", 0, bs, 1, 2, 8, 2, 0, 0, 0, 1)
+z = zlib.compress(b"\x11" * bs)
+data = 4 * bs + 2 * 24
+vmoff, noteoff2 = data + len(z) + bs, data + len(z) + bs + len(vmci)
+sub = struct.pack("<QIIQQQQQQQQQQQ", 0, 1, 0, 0, 0, vmoff, len(vmci), noteoff2, len(note), 0, 0, 0, 8, 8)
+bitmap = bytes([0x06]) + b"\0" * (bs - 1)
+descs = struct.pack("<QIIQ", data, len(z), 1, 0) + struct.pack("<QIIQ", data + len(z), bs, 0, 0)
+out = hdr.ljust(bs, b"\0") + sub.ljust(bs, b"\0") + bitmap + bitmap + descs + z + b"\x22" * bs + vmci + note
+open(sys.argv[1] + "-kdump", "wb").write(out)
 PY
 }
 
@@ -53,7 +67,7 @@ vmsrc=($(ls vm/*/*.c) rootfs/newc.c rootfs/gzseg.c rootfs/initramfs.c rootfs/ini
 status=0
 for name in rsp walk text dump; do
   bin=$out/fuzz_$name
-  extra=(); [ $name = text ] && extra=(-Ivm -I. "${vmsrc[@]}" -lz -lvirt -lvirt-qemu)
+  extra=(-lz -llzo2 -lsnappy); [ $name = text ] && extra+=(-Ivm -I. "${vmsrc[@]}" -lvirt -lvirt-qemu)
   if ! clang "${flags[@]}" -o "$bin" "tests/fuzz/fuzz_$name.c" "${libsrc[@]}" "${extra[@]}" 2>"$out/build-$name.log"; then
     echo "not ok - fuzz $name: build failed (see $out/build-$name.log)"
     status=1

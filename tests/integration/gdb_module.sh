@@ -17,9 +17,9 @@ echo "KALLSYMS $(grep ' hello_open' /proc/kallsyms)"
 sleep 1
 echo "READ $(cat /dev/myhello)"
 HOOK
-"$KLAB" rootfs --arch $arch -o "$work/initrd.cpio.gz" --add "$ko:/lib/modules/hellodrv.ko" \
-  --add "$work/50-hello.sh:/etc/klab.d/50-hello.sh" >/dev/null
-"$KLAB" boot --arch $arch "${test_kernel[@]}" --name $name --initrd "$work/initrd.cpio.gz" --detach >/dev/null 2>&1 \
+# klab's fresh image (its hooks load qemu_fw_cfg first, so a dump carries VMCOREINFO for klab crash below)
+"$KLAB" boot --arch $arch "${test_kernel[@]}" --name $name --add "$ko:/lib/modules/hellodrv.ko" \
+  --add "$work/50-hello.sh:/etc/klab.d/50-hello.sh" --detach >/dev/null 2>&1 \
   || { fail "boot" "klab boot failed"; finish; }
 # gdb stops at start_kernel, leaves `break hello_open` pending, and resumes; the guest's hook insmods and
 # opens /dev/myhello. After the checks gdb deletes the breakpoint and detaches, so the guest goes on.
@@ -64,4 +64,15 @@ if [ -n "$gpa" ] && grep -q "^$psz $gpa$" <<<"$hits" && [ "$(awk -v p="$gpa" '$2
 else fail "klab search of the vmalloc'ed string" "gpa ${gpa:-?}; $(section search | tail -5)"; fi
 grep -aq '^READ 1111111111111111111122222222' "$log" && ok "cat /dev/myhello returns the vmalloc'ed string" \
   || fail "hellodrv read" "$(grep -a 'READ\|myhello' "$log")"
+# klab crash NAME: crash's mod -S gets the .ko from klab's module path, so crash knows the module's symbols;
+# hello_open's address there is the guest's own /proc/kallsyms one.
+printf 'mod\nsym hello_open\nquit\n' | KLAB_MODULE_PATH=$work/hellodrv timeout 300 "$KLAB" crash $name -- -s >"$work/crash.out" 2>&1
+csym=$(awk '$3 == "hello_open" && $4 == "[hellodrv]" { print $1; exit }' "$work/crash.out")
+if grep -q 'module_core_size\|cannot handle' "$work/crash.out"; then
+  skip "klab crash: mod -S with klab's module path" "Debian 12's crash 8.0.2 cannot read this kernel ($(grep -m1 'module_core_size\|cannot handle' "$work/crash.out"))"
+elif grep -q '^ffff[0-9a-f]* *hellodrv .*/hellodrv.ko' "$work/crash.out" && [ -n "$csym" ] && [ "$csym" = "$guest" ]; then
+  ok "klab crash: mod -S loaded hellodrv.ko from klab's module path; crash's sym hello_open is the guest's kallsyms $guest"
+else
+  fail "klab crash: mod -S" "sym ${csym:-?} kallsyms ${guest:-?}; $(grep -E 'hellodrv|mod:' "$work/crash.out" | head -4)"
+fi
 finish

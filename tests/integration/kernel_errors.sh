@@ -20,7 +20,9 @@ if [ -n "$src" ] && [ -f "$src/Makefile" ]; then
 else
   fail "fragment check" "kernels/build.sh --source gave no unpacked source ($src)"
 fi
-# A module that does not compile: the first error and the log, not the compiler's wall.
+# A module that does not compile: the first error and the log, not the compiler's wall. (Debian's headers
+# installed first: their one-time install line is progress, not part of this answer.)
+bash kernels/module.sh --prepare debian-amd64 >/dev/null 2>&1
 mkdir -p "$work/broken"
 printf '#include <linux/module.h>\nint broken(void) { return undeclared_thing; }\nMODULE_LICENSE("GPL");\n' >"$work/broken/broken.c"
 echo 'obj-m += broken.o' >"$work/broken/Kbuild"

@@ -15,7 +15,8 @@ head -c 300000 /dev/urandom > "$work/big.bin"          # gets a deflate segment 
 printf 'replaced by --add\n' > "$work/replace.txt"
 
 build() { "$KLAB" rootfs --busybox "$bb" --overlay "$work/overlay" --add "$work/added.txt:/opt/added.txt" \
-            --add "$work/big.bin:lib/modules/big.ko" --add "$work/replace.txt:/srv/deep/er/file.txt" "$@"; }
+            --add "$work/big.bin:lib/modules/big.ko" --add "$work/replace.txt:/srv/deep/er/file.txt" \
+            --add "$work/added.txt:/usr/share/into/" "$@"; }
 
 check "rootfs builds uncompressed" build --compress none -o "$work/plain.cpio"
 check "rootfs builds gzip" build -o "$work/a.cpio.gz"
@@ -44,6 +45,8 @@ cmp -s "$work/x/bin/busybox" "$bb" && ok "cpio: busybox extracted byte-identical
 cmp -s "$work/x/lib/modules/big.ko" "$work/big.bin" && ok "cpio: large --add file byte-identical" || fail "cpio: big" "differs"
 cmp -s "$work/x/srv/deep/er/file.txt" "$work/replace.txt" && ok "cpio: --add overrides the overlay" || fail "cpio: override" "$(cat "$work/x/srv/deep/er/file.txt")"
 cmp -s "$work/x/opt/added.txt" "$work/added.txt" && ok "cpio: --add file in place" || fail "cpio: add" "missing"
+[ -d "$work/x/usr/share/into" ] && cmp -s "$work/x/usr/share/into/added.txt" "$work/added.txt" \
+  && ok "cpio: --add SRC:DIR/ puts SRC into that folder under its own name" || fail "cpio: add into a folder" "$(ls -la "$work/x/usr/share/into" 2>&1)"
 grep -q 'klab: init ready' "$work/x/init" && ok "cpio: klab /init inside" || fail "cpio: init" "no banner"
 
 # The gzip image is one standard gzip member holding the same archive.

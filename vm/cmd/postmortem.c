@@ -54,7 +54,10 @@ static int run_tool(const struct pm_tool *t, const char *binary, const char *dum
     }
     free(argv);
     int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0)
+    int waited = pid < 0 ? -1 : waitpid(pid, &status, 0);
+    if (t->done)
+        t->done();
+    if (waited < 0)
         return 1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

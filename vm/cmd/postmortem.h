@@ -15,6 +15,7 @@ struct pm_tool {
     bool host_arch_only;       /* reads dumps of its host's architecture only (Debian's crash build) */
     /* argv for the tool: the binary, the dump, the vmlinux, then the user's ARGS after `--` */
     char **(*argv)(const char *binary, const char *dump, const char *vmlinux, char **args, int nargs);
+    void (*done)(void);        /* after the tool ended: removes what argv() made (NULL: nothing) */
 };
 
 /* klab TOOL [NAME | DUMP] [--vmlinux F] [-- ARGS...]: the tool's exit status, or 1 after one line. */

@@ -40,7 +40,7 @@ static int dump_regs(const struct target_opts *o, char **names_arg, int n)
         return 2;
     }
     struct vm_target t;
-    if (dump_target_open(o->dump, NULL, &t) != 0)
+    if (dump_target_open(o->dump, NULL, -1, &t) != 0)
         return 1;
     if ((unsigned)o->cpu >= t.dump_cpus) {
         klab_error("dump %s has no CPU %d (its notes describe %u)", o->dump, o->cpu, t.dump_cpus);

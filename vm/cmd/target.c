@@ -41,19 +41,19 @@ int target_open(const struct target_opts *o, struct vm_target *t)
         }
         return vm_target_open(o->vm, o->cpu, o->via_stub, t);
     }
-    if (o->vm || o->cpu_given || o->via_stub) {
-        klab_error("--dump reads a file: --vm, --cpu and --via-stub are for a running VM");
+    if (o->vm || o->via_stub) {
+        klab_error("--dump reads a file: --vm and --via-stub are for a running VM");
         return -1;
     }
-    return dump_target_open(o->dump, o->vmlinux, t);
+    return dump_target_open(o->dump, o->vmlinux, o->cpu_given ? o->cpu : -1, t);
 }
 
 bool target_refuses(const struct vm_target *t, uint64_t va)
 {
-    if (!t->dump || va >> 63)
+    if (!t->dump || t->dump_user_tables || va >> 63)
         return false;
-    klab_error("%#llx is a user address: a dump gives the kernel's page tables (swapper_pg_dir), not a task's",
-               (unsigned long long)va);
+    klab_error("%#llx is a user address: without --cpu N a dump gives the kernel's page tables (swapper_pg_dir), "
+               "not a task's", (unsigned long long)va);
     return true;
 }
 

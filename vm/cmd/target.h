@@ -28,8 +28,8 @@ enum { T_CPU = 200 };
 
 /* --dump and --vmlinux, for the commands that read a dump's memory too (vtop, ptdump). */
 #define TARGET_DUMP_OPTIONS(type, member)                                                                     \
-    OPT_STR("dump", "FILE", "an ELF dump (klab dump) instead of a VM: the kernel's page tables, from its\n"     \
-                            "VMCOREINFO", type, member.dump),                                                \
+    OPT_STR("dump", "FILE", "a dump (klab dump: ELF or kdump-compressed) instead of a VM: the kernel's page\n"  \
+                            "tables, from its VMCOREINFO", type, member.dump),                               \
     OPT_STR("vmlinux", "F", "with --dump: the dumped kernel's vmlinux, for symbols (checked against the\n"     \
                             "dump's OSRELEASE; KASLR's KERNELOFFSET applied)", type, member.vmlinux)
 

@@ -6,6 +6,8 @@
 #include "backend/backend.h"
 #include "util/util.h"
 
+#include "klab.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <fcntl.h>
@@ -141,7 +143,7 @@ int dump_inspect_buffer(const unsigned char *buf, size_t len, const unsigned cha
                      (unsigned long long)end, file_size);
             return -1;
         }
-    } else if (len < sizeof flat - 1 || memcmp(buf, flat, sizeof flat - 1)) {
+    } else if ((len < sizeof flat - 1 || memcmp(buf, flat, sizeof flat - 1)) && (len < 8 || memcmp(buf, "KDUMP   ", 8))) {
         snprintf(err, errlen, "not a dump klab knows (neither an ELF core nor a makedumpfile file)");
         return -1;
     }
@@ -154,6 +156,33 @@ int dump_inspect_buffer(const unsigned char *buf, size_t len, const unsigned cha
         memcpy(out->release, r, n);
         out->release[n] = '\0';
     }
+    return 0;
+}
+
+/* A makedumpfile file's architecture and release, from libklab's reading of it (its header's utsname machine,
+ * its VMCOREINFO), which also refuses a truncated or damaged one. */
+static int kdump_facts(const char *path, struct dump_info *out, char *err, size_t errlen)
+{
+    struct klab_elfcore_info info;
+    struct klab_error e;
+    struct klab_physmem *m = klab_physmem_open_elfcore(path, &info, &e);
+    if (!m) {
+        snprintf(err, errlen, "%s", e.msg);
+        return -1;
+    }
+    out->arch = info.arch == KLAB_ARCH_X86_64 ? "x86_64" : "arm64";
+    out->release[0] = '\0';
+    if (info.vmcoreinfo) {
+        const char *r = memmem(info.vmcoreinfo, info.vmcoreinfo_len, "OSRELEASE=", 10);
+        size_t n = 0;
+        while (r && r + 10 + n < info.vmcoreinfo + info.vmcoreinfo_len && n < sizeof out->release - 1 &&
+               r[10 + n] != '\n' && r[10 + n] >= 0x20 && r[10 + n] < 0x7f)
+            n++;
+        if (r)
+            memcpy(out->release, r + 10, n);
+        out->release[n] = '\0';
+    }
+    klab_physmem_close(m);
     return 0;
 }
 
@@ -176,8 +205,10 @@ int dump_inspect(const char *path, struct dump_info *out, char *err, size_t errl
         snprintf(err, errlen, "cannot read %s (not a regular file?)", path);
         return -1;
     }
-    return dump_inspect_buffer(buf, (size_t)n, phn > 0 ? phdrs : NULL, phn > 0 ? (size_t)phn : 0,
-                               (unsigned long long)st.st_size, out, err, errlen);
+    if (dump_inspect_buffer(buf, (size_t)n, phn > 0 ? phdrs : NULL, phn > 0 ? (size_t)phn : 0,
+                            (unsigned long long)st.st_size, out, err, errlen) != 0)
+        return -1;
+    return out->elf ? 0 : kdump_facts(path, out, err, errlen);
 }
 
 /* QEMU's answer is warnings only ("warning: guest note is not present": no VMCOREINFO): the dump runs. */

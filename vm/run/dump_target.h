@@ -6,7 +6,9 @@
 
 #include "run/stub.h"
 
-/* 0, or -1 after one line. vmlinux may be NULL (addresses in hex only). */
-int dump_target_open(const char *path, const char *vmlinux, struct vm_target *t);
+/* 0, or -1 after one line. vmlinux may be NULL (addresses in hex only). cpu >= 0: that CPU's own tables
+ * (x86_64: its CR3 and CR4 from QEMU's note, the user half of the task it ran included) instead of the
+ * kernel's. */
+int dump_target_open(const char *path, const char *vmlinux, int cpu, struct vm_target *t);
 
 #endif

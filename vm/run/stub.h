@@ -15,6 +15,7 @@ struct vm_target {
     bool dump;                  /* a dump file (run/dump_target.h): no stub, no run state, the kernel's tables */
     uint64_t symbol_offset;     /* added to vmlinux symbols: a dump's KERNELOFFSET (KASLR), else 0 */
     unsigned dump_cpus;         /* a dump's CPUs (its NT_PRSTATUS notes) */
+    bool dump_user_tables;      /* a dump read with one CPU's own root (--cpu): user addresses translate too */
 };
 
 /* Opens VM `name` (NULL: the only one running), connects to its stub (stopping the guest), selects `cpu` and
