@@ -12,6 +12,15 @@ cache=${KLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klab}
 out=$(mktemp -d /var/tmp/klab-bench-dump-XXXXXX)
 trap 'rm -rf "$out"; bench_cleanup' EXIT
 echo 'print(prog["init_task"].comm)' >"$work/one.py"
+# times: RUNS timings of the whole `klab vtop --dump FILE linux_banner` command (file opened and checked)
+vtop_ms() {
+  times=()
+  for i in $(seq "$RUNS"); do
+    t0=$(date +%s%N)
+    "$KLAB" vtop --dump "$1" --vmlinux "$cache/kernels/$kernel/vmlinux" linux_banner >/dev/null
+    times+=("$(ms "$t0")")
+  done
+}
 for kernel in debian-amd64 debian-arm64; do
   [ -s "$cache/kernels/$kernel/vmlinux" ] || { echo "$kernel: not fetched, skipped"; continue; }
   "$KLAB" boot --kernel "$kernel" --name bd --mem 1G --no-wait --detach >/dev/null 2>&1
@@ -52,21 +61,11 @@ for kernel in debian-amd64 debian-arm64; do
   rm -f "$out/z"
   "$KLAB" dump bd --format kdump-zlib -o "$out/z" >/dev/null 2>&1
   zdumped=$("$KLAB" ptdump --dump "$out/z" --range $half --repeat 20 --quiet 2>&1 | sed -n 's/.*walk \([0-9.]*\) ms.*/\1/p')
-  times=()
-  for i in $(seq "$RUNS"); do
-    t0=$(date +%s%N)
-    "$KLAB" vtop --dump "$out/z" --vmlinux "$cache/kernels/$kernel/vmlinux" linux_banner >/dev/null
-    times+=("$(ms "$t0")")
-  done
+  vtop_ms "$out/z"
   printf '%-13s ptdump kernel half on kdump-zlib: %s ms (median of 20); vtop --dump SYMBOL median %s ms\n' \
     "$kernel" "$zdumped" "$(printf '%s\n' "${times[@]}" | median)"
   rm -f "$out/z"
-  times=()
-  for i in $(seq "$RUNS"); do
-    t0=$(date +%s%N)
-    "$KLAB" vtop --dump "$out/d" --vmlinux "$cache/kernels/$kernel/vmlinux" linux_banner >/dev/null
-    times+=("$(ms "$t0")")
-  done
+  vtop_ms "$out/d"
   printf '%-13s klab vtop --dump SYMBOL       median %7s ms  (runs: %s)\n' "$kernel" "$(printf '%s\n' "${times[@]}" | median)" "${times[*]}"
   if [ "$kernel" = debian-amd64 ] && command -v crash >/dev/null; then
     times=()

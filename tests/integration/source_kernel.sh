@@ -76,4 +76,11 @@ fi
 grep -aq '^READ 1111111111111111111122222222' "$KLAB_RUN_DIR/$name/console.log" \
   && ok "$profile: insmod + cat /dev/myhello from --run returns the vmalloc'ed string" \
   || fail "$profile: /dev/myhello" "$(grep -a 'READ\|myhello\|insmod' "$KLAB_RUN_DIR/$name/console.log" | head -5)"
+# A dump of the lab kernel carries its VMCOREINFO (CONFIG_FW_CFG_SYSFS and KEXEC_CORE in the lab configs), and
+# klab vtop --dump finds jiffies where QEMU's gva2gpa put it on the live VM.
+"$KLAB" dump "$name" -o "$work/src.vmcore" >"$work/dump.out" 2>&1
+d=$("$KLAB" vtop --dump "$work/src.vmcore" --vmlinux "$dest/vmlinux" jiffies 2>&1 | awk 'prev ~ /^VIRTUAL/ { print $2 } { prev = $0 }')
+[ -n "$v" ] && [ "$d" = "$v" ] && ! grep -q 'no VMCOREINFO' "$work/dump.out" \
+  && ok "$profile: its dump has VMCOREINFO; klab vtop --dump jiffies = the live gva2gpa (0x$d)" \
+  || fail "$profile: vtop --dump" "dump ${d:-?} live ${v:-?}; $(cat "$work/dump.out"; "$KLAB" vtop --dump "$work/src.vmcore" jiffies 2>&1 | tail -1)"
 finish
