@@ -31,7 +31,7 @@
 #define COMPRESSED_ZLIB 0x1
 #define COMPRESSED_LZO 0x2
 #define COMPRESSED_SNAPPY 0x4
-#define CACHE_PAGES 16
+#define CACHE_BYTES (4u << 20)        /* decompressed pages kept: a kernel's page tables fit (about 400 pages) */
 #define MAX_NOTES (64u << 20)
 
 /* A run of the file as written: bytes [off, off + size) of the dump are at map + pos. */
@@ -47,8 +47,9 @@ struct kdump {
     uint64_t *bitmap, *rank;            /* the second bitmap by 64-frame word; set bits before each word */
     size_t nwords;
     unsigned char *notes, *vmcoreinfo;  /* copies: in a flattened file they need not be contiguous */
-    unsigned char *cbuf, *pages;        /* one compressed page; CACHE_PAGES decompressed ones */
-    uint64_t cached[CACHE_PAGES];       /* pfn + 1 of each cache slot, 0: empty */
+    unsigned char *cbuf, *pages;        /* one compressed page; nslots decompressed ones */
+    uint64_t *cached;                   /* pfn + 1 of each cache slot (direct-mapped by pfn), 0: empty */
+    unsigned nslots;
 };
 
 static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
@@ -302,9 +303,11 @@ int kdump_parse(struct dumpfile *c, char *err, size_t errlen)
     }
     if (parse_headers(c, err, errlen) != 0)
         return -1;
+    k->nslots = CACHE_BYTES / k->block_size;
     k->cbuf = malloc(k->block_size);
-    k->pages = malloc((size_t)k->block_size * CACHE_PAGES);
-    if (!k->cbuf || !k->pages) {
+    k->pages = malloc((size_t)k->block_size * k->nslots);
+    k->cached = calloc(k->nslots, sizeof *k->cached);
+    if (!k->cbuf || !k->pages || !k->cached) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -339,7 +342,7 @@ static int inflate_page(const struct kdump *k, uint32_t flags, const unsigned ch
 static const unsigned char *page_of(struct dumpfile *c, uint64_t pfn)
 {
     struct kdump *k = c->kdump;
-    unsigned slot = (unsigned)(pfn % CACHE_PAGES);
+    unsigned slot = (unsigned)(pfn % k->nslots);
     unsigned char *page = k->pages + (size_t)slot * k->block_size;
     if (k->cached[slot] == pfn + 1)
         return page;
@@ -384,7 +387,7 @@ void kdump_free(struct dumpfile *c)
     struct kdump *k = c->kdump;
     if (!k)
         return;
-    free(k->ext), free(k->bitmap), free(k->rank), free(k->notes), free(k->vmcoreinfo), free(k->cbuf), free(k->pages);
+    free(k->ext), free(k->bitmap), free(k->rank), free(k->notes), free(k->vmcoreinfo), free(k->cbuf), free(k->pages), free(k->cached);
     free(k);
     c->kdump = NULL;
 }
