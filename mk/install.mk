@@ -71,7 +71,7 @@ uninstall:
 	rm -f $(DESTDIR)$(bindir)/klab $(DESTDIR)$(libdir)/libklab.so.$(KLAB_VERSION) \
 	  $(DESTDIR)$(libdir)/libklab.so.$(SOVERSION) $(DESTDIR)$(libdir)/libklab.so $(DESTDIR)$(libdir)/libklab.a \
 	  $(DESTDIR)$(libdir)/pkgconfig/klab.pc $(DESTDIR)$(includedir)/klab.h $(DESTDIR)$(bashcompdir)/klab
-	rm -f $(DESTDIR)$(mandir)/man1/klab.1 $(patsubst $(BUILD)/man/%,$(DESTDIR)$(mandir)/man1/%,$(wildcard $(BUILD)/man/klab-*.1))
+	rm -f $(DESTDIR)$(mandir)/man1/klab.1 $(DESTDIR)$(mandir)/man1/klab-*.1   # klab-COMMAND(1): klab's by name
 	rm -rf $(DESTDIR)$(datadir) $(DESTDIR)$(docdir)
 
 # The Debian package: `make install` staged with Debian's paths, then packaging/mkdeb.sh (dpkg-deb).
