@@ -7,11 +7,11 @@
 #include "machine/paths.h"
 #include "machine/profile.h"
 #include "util/opts.h"
+#include "util/spawn.h"
 #include "util/util.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 struct fetch_options {
@@ -33,21 +33,12 @@ const struct opt_cmd fetch_command = {
              "(apt-get, as root or through sudo). arm64 needs dpkg's arm64 architecture (scripts/deps.sh adds it).",
 };
 
-/* Runs a bash script of klab's and waits: its exit status, or 127 when it could not start. */
+/* Runs a bash script of klab's to its end, its progress on klab's terminal: its exit status. */
 static int run_script(char *const argv[])
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        return 127;
-    if (pid == 0) {
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        ;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    struct spawn sp = { .argv = argv, .inherit_stdio = true };
+    int rc = spawn_run(&sp);
+    return rc < 0 ? 127 : rc;
 }
 
 static int fetch_one(const struct machine_profile *p, const char *series)

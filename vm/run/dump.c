@@ -100,6 +100,19 @@ static uint64_t elf_segments_end(const unsigned char *ph, uint64_t num, bool *va
     return end;
 }
 
+/* VMCOREINFO's OSRELEASE= value in text, printable characters up to the line's end ("" when there is none). */
+static void release_of(const char *text, size_t len, struct dump_info *out)
+{
+    const char *r = text ? memmem(text, len, "OSRELEASE=", 10) : NULL;
+    size_t n = 0;
+    while (r && r + 10 + n < text + len && n < sizeof out->release - 1 && r[10 + n] != '\n' &&
+           (unsigned char)r[10 + n] >= 0x20 && (unsigned char)r[10 + n] < 0x7f)
+        n++;
+    if (r)
+        memcpy(out->release, r + 10, n);
+    out->release[n] = '\0';
+}
+
 int dump_inspect_buffer(const unsigned char *buf, size_t len, const unsigned char *phdrs, size_t phlen,
                         unsigned long long file_size, struct dump_info *out, char *err, size_t errlen)
 {
@@ -147,15 +160,7 @@ int dump_inspect_buffer(const unsigned char *buf, size_t len, const unsigned cha
         snprintf(err, errlen, "not a dump klab knows (neither an ELF core nor a makedumpfile file)");
         return -1;
     }
-    const unsigned char *r = memmem(buf, len, "OSRELEASE=", 10);
-    if (r) {
-        size_t n = 0;
-        r += 10;
-        while (r + n < buf + len && n < sizeof out->release - 1 && r[n] != '\n' && r[n] >= 0x20 && r[n] < 0x7f)
-            n++;
-        memcpy(out->release, r, n);
-        out->release[n] = '\0';
-    }
+    release_of((const char *)buf, len, out);
     return 0;
 }
 
@@ -171,17 +176,7 @@ static int kdump_facts(const char *path, struct dump_info *out, char *err, size_
         return -1;
     }
     out->arch = info.arch == KLAB_ARCH_X86_64 ? "x86_64" : "arm64";
-    out->release[0] = '\0';
-    if (info.vmcoreinfo) {
-        const char *r = memmem(info.vmcoreinfo, info.vmcoreinfo_len, "OSRELEASE=", 10);
-        size_t n = 0;
-        while (r && r + 10 + n < info.vmcoreinfo + info.vmcoreinfo_len && n < sizeof out->release - 1 &&
-               r[10 + n] != '\n' && r[10 + n] >= 0x20 && r[10 + n] < 0x7f)
-            n++;
-        if (r)
-            memcpy(out->release, r + 10, n);
-        out->release[n] = '\0';
-    }
+    release_of(info.vmcoreinfo, info.vmcoreinfo ? info.vmcoreinfo_len : 0, out);
     klab_physmem_close(m);
     return 0;
 }

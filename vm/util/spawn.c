@@ -14,7 +14,7 @@ static _Noreturn void in_child(const struct spawn *s, int out)
 {
     if (s->own_group)
         setpgid(0, 0);
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int null = s->inherit_stdio ? -1 : open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0)
         dup2(null, STDIN_FILENO);
     if (out < 0)

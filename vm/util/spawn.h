@@ -10,6 +10,7 @@ struct spawn {
     void *ctx;
     const char *output;            /* stdout and stderr to this file (truncated, 0644, not a symlink); NULL:
                                       /dev/null */
+    bool inherit_stdio;            /* the child keeps klab's stdin, stdout and stderr (output is then unused) */
     bool own_group;                /* the child leads a process group, and the deadline kills the group */
     int timeout_ms;                /* 0: no deadline */
     int deadline_signal;           /* sent at the deadline (0: SIGKILL) */
