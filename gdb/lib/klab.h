@@ -319,6 +319,89 @@ KLAB_API int klab_walk_ranges(const struct klab_mmu_regs *regs, struct klab_phys
                               const struct klab_range_opts *opts, klab_range_fn fn, void *ctx,
                               struct klab_range_stats *stats, struct klab_error *err);
 
+/* ---- page-table snapshots and their differences (klab ptsnap, klab ptdiff) ----------------------------- */
+
+/* A whole walk kept for later: every mapped and every bad range of klab_walk_ranges, with what it was taken
+ * of. Saved as text (one line per range, ending with a count line so a cut file is refused) and diffed as
+ * merged ranges, so a snapshot of a 1 GiB linear map in 4K pages stays a few lines when nothing moved. */
+struct klab_ptsnap;
+
+struct klab_ptsnap_info {
+    enum klab_arch arch;
+    size_t nranges;
+    int pid;                 /* the process whose user tables it holds (--pid), or -1: the CPU's own */
+    uint64_t root_pa[2];     /* the roots walked: x86 CR3 / arm64 TTBR0_EL1 in [0], TTBR1_EL1 in [1] */
+    char label[160];         /* what it was taken of, free text ("VM lab, CPU 0", "pid 77 (cow)") */
+};
+
+/* Walks as klab_walk_ranges (opts may be NULL: everything) and keeps the ranges. NULL with err filled. */
+KLAB_API struct klab_ptsnap *klab_ptsnap_take(const struct klab_mmu_regs *regs, struct klab_physmem *mem,
+                                              const struct klab_range_opts *opts, int pid, const char *label,
+                                              struct klab_error *err);
+KLAB_API void klab_ptsnap_free(struct klab_ptsnap *s);
+KLAB_API void klab_ptsnap_info(const struct klab_ptsnap *s, struct klab_ptsnap_info *out);
+/* Range i (i < nranges), or NULL. */
+KLAB_API const struct klab_range *klab_ptsnap_range(const struct klab_ptsnap *s, size_t i);
+/* The snapshot as text: a malloc'ed, NUL-terminated buffer (*len without the NUL), or NULL (no memory). */
+KLAB_API char *klab_ptsnap_format(const struct klab_ptsnap *s, size_t *len);
+/* Parses that text (untrusted: every field is checked, a line or count that does not fit is refused). */
+KLAB_API struct klab_ptsnap *klab_ptsnap_parse(const char *text, size_t len, struct klab_error *err);
+/* Writes the snapshot to path, replacing it atomically: the folder must be the caller's and writable by
+ * nobody else, and a symlink at path is refused, not followed. The file is 0600. 0, or -1 with err. */
+KLAB_API int klab_ptsnap_save(const struct klab_ptsnap *s, const char *path, struct klab_error *err);
+/* Reads a snapshot written by klab_ptsnap_save: a regular file (not a symlink) of the caller's (or root's)
+ * that nobody else may write, in such a folder. NULL with err. */
+KLAB_API struct klab_ptsnap *klab_ptsnap_load(const char *path, struct klab_error *err);
+
+/* Where snapshot NAME lives: a NAME with a '/' is a path, as given; a plain name ([A-Za-z0-9_.-], not
+ * starting with '.') is a file of the snapshot store shared by the klab program and gdb:
+ * $KLAB_PTSNAP_DIR, else $KLAB_CACHE/ptsnap, else $XDG_CACHE_HOME/klab/ptsnap, else ~/.cache/klab/ptsnap
+ * (created 0700 when create). 0, or -1 with err. */
+KLAB_API int klab_ptsnap_path(const char *name, bool create, char *out, size_t outlen, struct klab_error *err);
+/* The store's folder (as above; out gets it), for listing. 0, or -1 with err. */
+KLAB_API int klab_ptsnap_store(bool create, char *out, size_t outlen, struct klab_error *err);
+
+/* What changed over [va_start, va_end) between two snapshots. One change covers VAs where the difference is
+ * the same kind all along, so a fork's copy-on-write shows as one "perms" range per VMA. */
+enum klab_ptchange_kind {
+    KLAB_PTCHANGE_MAPPED,     /* mapped in b only */
+    KLAB_PTCHANGE_UNMAPPED,   /* mapped in a only */
+    KLAB_PTCHANGE_CHANGED,    /* mapped in both, differently (what says how) */
+};
+enum {
+    KLAB_PTDIFF_PERMS = 1 << 0,    /* kernel or user read/write/execute rights */
+    KLAB_PTDIFF_MOVED = 1 << 1,    /* another physical address */
+    KLAB_PTDIFF_SPLIT = 1 << 2,    /* smaller leaves (2M -> 4K x 512) */
+    KLAB_PTDIFF_MERGED = 1 << 3,   /* larger leaves */
+    KLAB_PTDIFF_BITS = 1 << 4,     /* other attribute bits (cache type, global, ...) */
+    KLAB_PTDIFF_BAD = 1 << 5,      /* a range the hardware would fault on, in either */
+};
+struct klab_ptchange {
+    enum klab_ptchange_kind kind;
+    unsigned what;                 /* KLAB_PTDIFF_* for CHANGED (and BAD for any kind) */
+    uint64_t va_start, va_end;     /* [va_start, va_end); va_end 0 means the top of the address space */
+    struct klab_range before, after;  /* the ranges at va_start, cut to start there (zeroed where none) */
+    bool pa_follows;               /* both sides' PA advance with the VA over the whole change */
+    uint64_t pieces;               /* how many diff segments were joined into this change */
+    char bits_gone[120], bits_new[120];  /* attribute names only in before / only in after */
+};
+/* Options of a diff. */
+enum {
+    KLAB_PTDIFF_ALL_BITS = 1 << 0, /* also report bits the hardware and kernel flip as pages are used
+                                    * (x86 ACCESSED and DIRTY; arm64 AF, DBM-managed AP[2], software DIRTY) */
+};
+typedef int (*klab_ptchange_fn)(void *ctx, const struct klab_ptchange *change);
+/* Calls fn for each change in VA order over [va_start, va_end] (0, 0: everything). The snapshots must be of
+ * one arch. 0, the callback's non-zero value, or -1 with err. */
+KLAB_API int klab_ptdiff(const struct klab_ptsnap *a, const struct klab_ptsnap *b, uint64_t va_start,
+                         uint64_t va_end, unsigned flags, klab_ptchange_fn fn, void *ctx, struct klab_error *err);
+/* One line: "~ 0x..-0x.. SIZE perms rw-/rw- -> r--/r--  4K x4 pte  -RW +RO", "+ ... mapped PA ...". */
+KLAB_API size_t klab_format_ptchange(const struct klab_ptchange *c, char *buf, size_t len);
+/* The whole diff as klab ptdiff prints it: one line per change, then a summary line ("3 changes: ..." or
+ * "no change"). A malloc'ed string, or NULL with err. */
+KLAB_API char *klab_ptdiff_text(const struct klab_ptsnap *a, const struct klab_ptsnap *b, uint64_t va_start,
+                                uint64_t va_end, unsigned flags, struct klab_error *err);
+
 /* ---- search ------------------------------------------------------------------------------------------- */
 
 /* What klab_search looks for: an aligned value of width bytes (4 or 8, little-endian) in the mapped leaves
@@ -461,7 +544,7 @@ KLAB_API int klab_parse_page_size(const char *s, uint64_t *size, struct klab_err
 
 /* ---- the ABI: callers that mirror these structures (gdb/klab/lib.py) check their sizes first ---------- */
 
-#define KLAB_ABI_VERSION 5
+#define KLAB_ABI_VERSION 6
 struct klab_abi {
     unsigned version;
     size_t mmu_regs, level, perms, walk, range, range_opts, range_stats, geometry, ram_region, error, kernel_mm, swp,

@@ -386,4 +386,10 @@ const struct klab_arch_ops klab_arch_arm64 = {
     .max_physmem_bits = max_physmem_bits,
     .qemu_blind = qemu_blind,
     .swp = swp,
+    /* AF is set by hardware (FEAT_HAFDBS) or by the kernel's access-flag fault, and cleared by page aging;
+     * PTE_DIRTY is Linux's software dirty bit (arch/arm64/include/asm/pgtable.h pte_mkdirty/pte_mkclean). */
+    .diff_volatile = { "AF", "!AF", "sw:DIRTY" },
+    .diff_size_names = { "page", "block" },
+    .dbm_name = "DBM",
+    .dbm_managed = "AP=",
 };

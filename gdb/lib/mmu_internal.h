@@ -98,6 +98,13 @@ struct klab_arch_ops {
     /* Splits a non-present entry of a user table at hw_level by the kernel's layout for this arch. */
     void (*swp)(const struct klab_kernel_mm *k, unsigned granule_shift, int hw_level, uint64_t raw,
                 struct klab_swp_arch *out);
+    /* For ptdiff, by the names describe() writes: the leaf bits the hardware or the kernel flip as a page is
+     * used (left out unless asked), the names that only restate the leaf's size (a split says it already),
+     * and the bit that makes write permission hardware-managed (arm64 DBM: the CPU clears AP[2] on the first
+     * write, Arm ARM D8.4.6), whose presence on both sides makes names starting with dbm_managed volatile. */
+    const char *diff_volatile[4];
+    const char *diff_size_names[4];
+    const char *dbm_name, *dbm_managed;
 };
 extern const struct klab_arch_ops klab_arch_x86_64, klab_arch_arm64;
 /* The table of an architecture; NULL for a value that is none. */

@@ -283,4 +283,7 @@ const struct klab_arch_ops klab_arch_x86_64 = {
     .decode = decode_entry,
     .max_physmem_bits = max_physmem_bits,
     .swp = swp,
+    /* The CPU sets A and D as it uses a page (SDM Vol. 3A 4.8); nothing else of a leaf changes by itself. */
+    .diff_volatile = { "ACCESSED", "DIRTY" },
+    .diff_size_names = { "4K-page", "2M-page", "1G-page" },
 };

@@ -33,6 +33,8 @@ int cmd_inspect(int argc, char **argv);
 int cmd_regs(int argc, char **argv);
 int cmd_vtop(int argc, char **argv);
 int cmd_ptdump(int argc, char **argv);
+int cmd_ptsnap(int argc, char **argv);
+int cmd_ptdiff(int argc, char **argv);
 int cmd_exam(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_drgn(int argc, char **argv);
@@ -44,7 +46,7 @@ int cmd_complete(int argc, char **argv);
 int cmd_man(int argc, char **argv);
 
 extern const struct opt_cmd boot_command, gdb_command, stop_command, status_command, wait_command,
-    rootfs_command, inspect_command, regs_command, vtop_command, ptdump_command, exam_command, dump_command,
+    rootfs_command, inspect_command, regs_command, vtop_command, ptdump_command, ptsnap_command, ptdiff_command, exam_command, dump_command,
     drgn_command, crash_command, fetch_command;
 
 #endif

@@ -71,28 +71,6 @@ static int on_option(void *ctx, int id, const char *arg)
     return target_option(&p->t, id, arg) > 0 ? 0 : -1;
 }
 
-/* --range START-END with hex or symbols: 0, or 2 after one line. */
-static int parse_range(const struct vm_target *t, struct ptdump_options *p)
-{
-    char *copy = strdup(p->range);
-    char *dash = strchr(copy, '-');
-    int rc = 0;
-    if (!dash || dash == copy || !dash[1]) {
-        klab_error("--range wants START-END, not '%s'", p->range);
-        rc = 2;
-    } else {
-        *dash = '\0';
-        if (!parse_address(t, copy, &p->ro.va_start) || !parse_address(t, dash + 1, &p->ro.va_end))
-            rc = 2;
-        else if (p->ro.va_end < p->ro.va_start) {
-            klab_error("--range %s ends before it starts", p->range);
-            rc = 2;
-        }
-    }
-    free(copy);
-    return rc;
-}
-
 struct dump_ctx {
     bool print;
     char last_root[12];
@@ -171,7 +149,7 @@ int cmd_ptdump(int argc, char **argv)
     struct vm_target t;
     if (target_open(&p.t, &t) != 0)
         return 1;
-    int rc = p.range ? parse_range(&t, &p) : 0;
+    int rc = p.range && !parse_span(&t, p.range, &p.ro.va_start, &p.ro.va_end) ? 2 : 0;
     if (rc == 0)
         rc = dump(&t, &p);
     vm_target_close(&t);

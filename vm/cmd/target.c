@@ -69,3 +69,22 @@ bool parse_address(const struct vm_target *t, const char *s, uint64_t *va)
     klab_error("'%s' is neither a hex address nor a symbol of %s", s, t->rs.vmlinux ? t->rs.vmlinux : "vmlinux");
     return false;
 }
+
+bool parse_span(const struct vm_target *t, const char *text, uint64_t *start, uint64_t *end)
+{
+    char *copy = strdup(text);
+    char *dash = strchr(copy, '-');
+    bool ok = false;
+    if (!dash || dash == copy || !dash[1])
+        klab_error("--range wants START-END, not '%s'", text);
+    else {
+        *dash = '\0';
+        if (parse_address(t, copy, start) && parse_address(t, dash + 1, end)) {
+            ok = *end >= *start;
+            if (!ok)
+                klab_error("--range %s ends before it starts", text);
+        }
+    }
+    free(copy);
+    return ok;
+}

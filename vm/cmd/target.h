@@ -49,4 +49,7 @@ bool target_refuses(const struct vm_target *t, uint64_t va);
  * nokaslr). */
 bool parse_address(const struct vm_target *t, const char *s, uint64_t *va);
 
+/* --range START-END (inclusive; hex or symbols, as parse_address): true, or false after one line. */
+bool parse_span(const struct vm_target *t, const char *text, uint64_t *start, uint64_t *end);
+
 #endif
