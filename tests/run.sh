@@ -82,6 +82,8 @@ run --plan "boot: arm64" bash tests/integration/boot.sh arm64
 run --plan "libklab vs QEMU gva2gpa: x86_64 5-level" bash tests/integration/mmu.sh x86_64 max
 run --plan "libklab vs QEMU gva2gpa: x86_64 4-level" bash tests/integration/mmu.sh x86_64 qemu64
 run --plan "libklab vs QEMU gva2gpa: arm64" bash tests/integration/mmu.sh arm64
+run --plan "ptsnap/ptdiff vs QEMU gva2gpa: x86_64" bash tests/integration/ptdiff.sh x86_64
+run --plan "ptsnap/ptdiff vs QEMU gva2gpa: arm64" bash tests/integration/ptdiff.sh arm64
 run --plan "gdb commands vtop/pte/ptdump: x86_64" bash tests/integration/gdb_mmu.sh x86_64
 run --plan "gdb commands vtop/pte/ptdump: arm64" bash tests/integration/gdb_mmu.sh arm64
 run --plan "gdb current/ps/page/initmem-watch/vtop --pid: x86_64 5-level" bash tests/integration/gdb_kernel.sh x86_64

@@ -14,7 +14,7 @@ FILTER_NON_PRESENT = 32
 RANGE_NON_PRESENT = 2
 RANGE_MAPPED = 0
 ROOT_USER, ROOT_FOR_VA, ROOT_ALL = 0, 1, 2
-ABI_VERSION = 5
+ABI_VERSION = 6
 STOP_NOT_PRESENT = 1
 MASK64 = (1 << 64) - 1
 
@@ -100,6 +100,11 @@ class SearchOpts(ctypes.Structure):
 
 class SearchStats(ctypes.Structure):
     _fields_ = [(n, ctypes.c_uint64) for n in ("mapped_bytes", "bytes_read", "skipped_bytes", "hits", "zero_bytes")]
+
+
+class PtsnapInfo(ctypes.Structure):
+    _fields_ = [("arch", ctypes.c_int), ("nranges", ctypes.c_size_t), ("pid", ctypes.c_int),
+                ("root_pa", ctypes.c_uint64 * 2), ("label", ctypes.c_char * 160)]
 
 
 class Abi(ctypes.Structure):
@@ -188,6 +193,19 @@ def lib():
                                   ctypes.c_void_p, ctypes.POINTER(SearchStats), ctypes.POINTER(Error)]
         l.klab_format_swp.restype = ctypes.c_size_t
         l.klab_format_swp.argtypes = [ctypes.POINTER(Swp), ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+        l.klab_ptsnap_take.restype = ctypes.c_void_p
+        l.klab_ptsnap_take.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_void_p, ctypes.POINTER(RangeOpts), ctypes.c_int,
+                                       ctypes.c_char_p, ctypes.POINTER(Error)]
+        l.klab_ptsnap_free.argtypes = [ctypes.c_void_p]
+        l.klab_ptsnap_info.argtypes = [ctypes.c_void_p, ctypes.POINTER(PtsnapInfo)]
+        l.klab_ptsnap_save.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Error)]
+        l.klab_ptsnap_load.restype = ctypes.c_void_p
+        l.klab_ptsnap_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(Error)]
+        l.klab_ptsnap_path.argtypes = [ctypes.c_char_p, ctypes.c_bool, ctypes.c_char_p, ctypes.c_size_t,
+                                       ctypes.POINTER(Error)]
+        l.klab_ptdiff_text.restype = ctypes.c_void_p   # malloc'ed: read, then freed with libc's free
+        l.klab_ptdiff_text.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint,
+                                       ctypes.POINTER(Error)]
         _lib = l
     return _lib
 
@@ -401,3 +419,65 @@ def parse_page_size(text, what):
     if lib().klab_parse_page_size(text.encode(), ctypes.byref(size), ctypes.byref(err)) != 0:
         raise gdb.GdbError("klab %s: %s" % (what, err))
     return size.value
+
+
+_libc = ctypes.CDLL(None)
+_libc.free.argtypes = [ctypes.c_void_p]
+
+
+class Snapshot:
+    """A libklab page-table snapshot (klab ptsnap): taken now, or loaded from the store or a path."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    @classmethod
+    def take(cls, regs, mem, pid, label, what):
+        err = Error()
+        h = lib().klab_ptsnap_take(ctypes.byref(regs), mem.handle, None, pid, label.encode(), ctypes.byref(err))
+        if not h:
+            raise gdb.GdbError("klab %s: %s" % (what, err))
+        return cls(h)
+
+    @classmethod
+    def load(cls, name, what):
+        err = Error()
+        h = lib().klab_ptsnap_load(snapshot_path(name, False, what).encode(), ctypes.byref(err))
+        if not h:
+            raise gdb.GdbError("klab %s: %s" % (what, err))
+        return cls(h)
+
+    def save(self, name, what):
+        path, err = snapshot_path(name, True, what), Error()
+        if lib().klab_ptsnap_save(self.handle, path.encode(), ctypes.byref(err)) != 0:
+            raise gdb.GdbError("klab %s: %s" % (what, err))
+        return path
+
+    def info(self):
+        i = PtsnapInfo()
+        lib().klab_ptsnap_info(self.handle, ctypes.byref(i))
+        return i
+
+    def diff_text(self, other, lo, hi, flags, what):
+        err = Error()
+        p = lib().klab_ptdiff_text(self.handle, other.handle, lo, hi, flags, ctypes.byref(err))
+        if not p:
+            raise gdb.GdbError("klab %s: %s" % (what, err))
+        text = ctypes.string_at(p).decode(errors="replace")
+        _libc.free(p)
+        return text
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.handle:
+            lib().klab_ptsnap_free(self.handle)
+            self.handle = None
+
+
+def snapshot_path(name, create, what):
+    buf, err = ctypes.create_string_buffer(4096), Error()
+    if lib().klab_ptsnap_path(name.encode(), create, buf, len(buf), ctypes.byref(err)) != 0:
+        raise gdb.GdbError("klab %s: %s" % (what, err))
+    return buf.value.decode()

@@ -275,6 +275,71 @@ Usage: klab ptdump [--pid N | --mm PTR | --pgd PA] [--range START-END] [--filter
         gdb.write("".join(lines))
 
 
+class KlabPtsnap(KlabCommand):
+    """Save the whole page table as a snapshot, for klab ptdiff.
+
+Usage: klab ptsnap save NAME [--pid N | --mm PTR | --pgd PA]
+  Keeps every range klab ptdump would print. --pid N: process N's tables (its user half; the kernel half is
+  shared). A plain NAME goes to the snapshot store the klab program uses too ($KLAB_PTSNAP_DIR, else
+  $KLAB_CACHE/ptsnap, else ~/.cache/klab/ptsnap); a NAME with a '/' is a path."""
+
+    OPTIONS = ("--pid", "--mm", "--pgd")
+
+    def __init__(self):
+        super().__init__("klab ptsnap")
+
+    def invoke(self, arg, from_tty):
+        pos, opts = split_args(arg, "ptsnap", set(), {"--pid", "--mm", "--pgd"})
+        if len(pos) != 2 or pos[0] != "save":
+            raise gdb.GdbError("klab ptsnap: usage: klab ptsnap save NAME [--pid N | --mm PTR | --pgd PA]")
+        regs = address_space(lib.mmu_regs(), opts, "ptsnap")
+        pid = int(opts["--pid"], 0) if "--pid" in opts else -1
+        label = "gdb, %s" % ("pid %d's tables" % pid if pid >= 0 else "the CPU's own tables" if len(opts) == 0
+                             else "the tables of %s" % " ".join("%s %s" % kv for kv in opts.items()))
+        with lib.PhysMem() as mem, lib.Snapshot.take(regs, mem, pid, label, "ptsnap") as s:
+            path = s.save(pos[1], "ptsnap")
+            gdb.write("saved %s: %d ranges (%s)\n" % (path, s.info().nranges, label))
+
+
+class KlabPtdiff(KlabCommand):
+    """What changed in the page tables from snapshot A to B, or to now.
+
+Usage: klab ptdiff A [B] [--range START-END] [--all-bits]
+  Without B, A is diffed against the tables now (a --pid snapshot against that process's tables now).
+  One line per change: + mapped, - unmapped, ~ moved / split / merged / perms / bits, then a count.
+  --all-bits also reports the bits the CPU and kernel flip as pages are used (ACCESSED, DIRTY, AF)."""
+
+    OPTIONS = ("--range", "--all-bits")
+
+    def __init__(self):
+        super().__init__("klab ptdiff")
+
+    def invoke(self, arg, from_tty):
+        pos, opts = split_args(arg, "ptdiff", {"--all-bits"}, {"--range"})
+        if len(pos) not in (1, 2):
+            raise gdb.GdbError("klab ptdiff: usage: klab ptdiff A [B] [--range START-END] [--all-bits]")
+        lo = hi = 0
+        if "--range" in opts:
+            start, sep, end = opts["--range"].partition("-")
+            if not sep:
+                raise gdb.GdbError("klab ptdiff: --range wants START-END")
+            lo, hi = address(start, "ptdiff"), address(end, "ptdiff")
+            if hi < lo:
+                raise gdb.GdbError("klab ptdiff: --range ends before it starts")
+        flags = 1 if "--all-bits" in opts else 0
+        with lib.Snapshot.load(pos[0], "ptdiff") as a:
+            if len(pos) == 2:
+                with lib.Snapshot.load(pos[1], "ptdiff") as b:
+                    gdb.write(a.diff_text(b, lo, hi, flags, "ptdiff"))
+                return
+            pid = a.info().pid
+            regs = address_space(lib.mmu_regs(), {"--pid": str(pid)} if pid >= 0 else {}, "ptdiff")
+            with lib.PhysMem() as mem, lib.Snapshot.take(regs, mem, pid, "now", "ptdiff") as b:
+                gdb.write(a.diff_text(b, lo, hi, flags, "ptdiff"))
+
+
 KlabVtop()
 KlabPte()
 KlabPtdump()
+KlabPtsnap()
+KlabPtdiff()
