@@ -11,8 +11,7 @@
 #include <ctype.h>
 
 /* snprintf that appends at *used and never runs past len. */
-static void add(char *buf, size_t len, size_t *used, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void add(char *buf, size_t len, size_t *used, const char *fmt, ...)
+void klab_add(char *buf, size_t len, size_t *used, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -46,11 +45,11 @@ static void explain(const struct klab_walk *w, char *buf, size_t len, size_t *us
         for (size_t k = 0; k < sizeof name; k++)
             name[k] = (char)toupper((unsigned char)l->name[k]);
         const char *shift_name = i == 0 ? "PGDIR" : i == w->nlevels - 1 && !strcmp(name, "PTE") ? "PAGE" : name;
-        add(buf, len, used, "    %s_SHIFT = %-2u  PTRS_PER_%s = %-5u  %s_index = (addr >> %u) & %u = %llu\n",
+        klab_add(buf, len, used, "    %s_SHIFT = %-2u  PTRS_PER_%s = %-5u  %s_index = (addr >> %u) & %u = %llu\n",
             shift_name, l->shift, name, 1u << bits, l->name, l->shift, (1u << bits) - 1,
             (unsigned long long)((w->va >> l->shift) & ((1ull << bits) - 1)));
     }
-    add(buf, len, used, "    page offset = addr & 0x%llx = 0x%llx\n", (unsigned long long)((1ull << g) - 1),
+    klab_add(buf, len, used, "    page offset = addr & 0x%llx = 0x%llx\n", (unsigned long long)((1ull << g) - 1),
         (unsigned long long)(w->va & ((1ull << g) - 1)));
 }
 
@@ -61,7 +60,7 @@ static void levels(const struct klab_walk *w, char *buf, size_t len, size_t *use
         char name[8];
         for (size_t k = 0; k < sizeof name; k++)
             name[k] = (char)toupper((unsigned char)l->name[k]);
-        add(buf, len, used, "  %5s: %llx => %llx  [%s %s index %u] %s\n", name, (unsigned long long)l->entry_pa,
+        klab_add(buf, len, used, "  %5s: %llx => %llx  [%s %s index %u] %s\n", name, (unsigned long long)l->entry_pa,
             (unsigned long long)l->raw, l->hw_name, l->name, l->index, l->bits);
     }
 }
@@ -73,23 +72,23 @@ size_t klab_format_walk(const struct klab_walk *w, const char *label, bool want_
     char pa[24] = "(not mapped)", sz[24], perms[8];
     if (mapped)
         snprintf(pa, sizeof pa, "%llx", (unsigned long long)w->pa);
-    add(buf, len, &used, "VIRTUAL           PHYSICAL\n%-16llx  %s%s%s\n\n", (unsigned long long)w->va, pa,
+    klab_add(buf, len, &used, "VIRTUAL           PHYSICAL\n%-16llx  %s%s%s\n\n", (unsigned long long)w->va, pa,
         label ? "  " : "", label ? label : "");
     if (!w->granule_shift) {   /* nothing was walked: translation off, or no usable root */
-        add(buf, len, &used, "  STOP: %s: %s\n", klab_stop_name(w->stop), w->why);
+        klab_add(buf, len, &used, "  STOP: %s: %s\n", klab_stop_name(w->stop), w->why);
         return used;
     }
-    add(buf, len, &used, "%s: %llx  (%uK granule, %u-bit VA, %d level%s walked)\n", w->root_name,
+    klab_add(buf, len, &used, "%s: %llx  (%uK granule, %u-bit VA, %d level%s walked)\n", w->root_name,
         (unsigned long long)w->root_pa, 1u << (w->granule_shift - 10), w->va_bits, w->nlevels,
         w->nlevels == 1 ? "" : "s");
     if (want_explain)
         explain(w, buf, len, &used);
     levels(w, buf, len, &used);
     if (mapped)
-        add(buf, len, &used, "   PAGE: %llx  (%s)  %s\n", (unsigned long long)(w->pa & ~(w->page_size - 1)),
+        klab_add(buf, len, &used, "   PAGE: %llx  (%s)  %s\n", (unsigned long long)(w->pa & ~(w->page_size - 1)),
             klab_size_str(w->page_size, sz), klab_perms_str(&w->perms, perms));
     else
-        add(buf, len, &used, "  STOP: %s: %s\n", klab_stop_name(w->stop), w->why);
+        klab_add(buf, len, &used, "  STOP: %s: %s\n", klab_stop_name(w->stop), w->why);
     return used;
 }
 
@@ -98,19 +97,19 @@ size_t klab_format_range(const struct klab_range *r, char last_root[12], char *b
     size_t used = 0;
     if (strcmp(last_root, r->root_name)) {
         snprintf(last_root, 12, "%s", r->root_name);
-        add(buf, len, &used, "---[ %s ]---\n", r->root_name);
+        klab_add(buf, len, &used, "---[ %s ]---\n", r->root_name);
     }
     char sz[24], ps[24], perms[8];
     const uint64_t span = r->va_end - r->va_start;
     if (r->kind == KLAB_RANGE_NON_PRESENT)
-        add(buf, len, &used, "0x%016llx-0x%016llx %6s  %-4s entry 0x%016llx\n", (unsigned long long)r->va_start,
+        klab_add(buf, len, &used, "0x%016llx-0x%016llx %6s  %-4s entry 0x%016llx\n", (unsigned long long)r->va_start,
             (unsigned long long)r->va_end, klab_size_str(span, sz), r->level_name, (unsigned long long)r->first_raw);
     else if (r->kind == KLAB_RANGE_BAD)
-        add(buf, len, &used, "0x%016llx-0x%016llx %6s  BAD %s entry 0x%016llx: %s\n", (unsigned long long)r->va_start,
+        klab_add(buf, len, &used, "0x%016llx-0x%016llx %6s  BAD %s entry 0x%016llx: %s\n", (unsigned long long)r->va_start,
             (unsigned long long)r->va_end, klab_size_str(span, sz), r->level_name, (unsigned long long)r->first_raw,
             r->attrs);
     else
-        add(buf, len, &used, "0x%016llx-0x%016llx %6s  PA 0x%-12llx %4s x%-6llu %-4s %s  %s\n",
+        klab_add(buf, len, &used, "0x%016llx-0x%016llx %6s  PA 0x%-12llx %4s x%-6llu %-4s %s  %s\n",
             (unsigned long long)r->va_start, (unsigned long long)r->va_end, klab_size_str(span, sz),
             (unsigned long long)r->pa_start, klab_size_str(r->page_size, ps), (unsigned long long)r->leaves,
             r->level_name, klab_perms_str(&r->perms, perms), r->attrs);
@@ -126,7 +125,7 @@ size_t klab_format_range_swp(const struct klab_range *r, const struct klab_swp *
     char decoded[512];
     klab_format_swp(s, swap_name, decoded, sizeof decoded);
     used--;   /* the range line goes on: "entry 0x...: SWAP: ..." */
-    add(buf, len, &used, ": %s", decoded + strspn(decoded, " "));
+    klab_add(buf, len, &used, ": %s", decoded + strspn(decoded, " "));
     return used;
 }
 
@@ -141,11 +140,11 @@ int klab_format_entry(enum klab_arch arch, unsigned granule_shift, int hw_level,
     if (klab_decode_entry(arch, granule_shift, hw_level, raw, &l, err) != 0)
         return -1;
     size_t used = 0;
-    add(buf, len, &used, "  PTE: %llx  %s level %s (%uK granule)\n  kind: %s\n", (unsigned long long)raw, a->name,
+    klab_add(buf, len, &used, "  PTE: %llx  %s level %s (%uK granule)\n  kind: %s\n", (unsigned long long)raw, a->name,
         l.hw_name, 1u << (granule_shift - 10), kinds[l.kind]);
     if (l.kind == KLAB_ENTRY_TABLE || l.kind == KLAB_ENTRY_BLOCK || l.kind == KLAB_ENTRY_PAGE)
-        add(buf, len, &used, "  output address: %llx\n", (unsigned long long)l.out_pa);
-    add(buf, len, &used, "  bits: %s\n", l.bits);
+        klab_add(buf, len, &used, "  output address: %llx\n", (unsigned long long)l.out_pa);
+    klab_add(buf, len, &used, "  bits: %s\n", l.bits);
     return 0;
 }
 
@@ -202,15 +201,15 @@ static void swp_bits(const struct klab_swp *s, char *buf, size_t len, size_t *us
     };
     for (size_t i = 0; i < sizeof bits / sizeof *bits; i++)
         if (bits[i].on)
-            add(buf, len, used, "  %s", bits[i].name);
+            klab_add(buf, len, used, "  %s", bits[i].name);
 }
 
 static void swp_pfn(const struct klab_swp *s, char *buf, size_t len, size_t *used)
 {
     if (s->has_pfn)
-        add(buf, len, used, "PFN %#llx", (unsigned long long)s->pfn);
+        klab_add(buf, len, used, "PFN %#llx", (unsigned long long)s->pfn);
     else
-        add(buf, len, used, "PFN unknown (%s)", s->why);
+        klab_add(buf, len, used, "PFN unknown (%s)", s->why);
 }
 
 size_t klab_format_swp(const struct klab_swp *s, const char *swap_name, char *buf, size_t len)
@@ -219,10 +218,10 @@ size_t klab_format_swp(const struct klab_swp *s, const char *swap_name, char *bu
     const char *kind = klab_swp_kind_name(s->kind);
     switch (s->kind) {
     case KLAB_SWP_NONE:
-        add(buf, len, &used, "  EMPTY: an empty entry: nothing mapped, nothing kept");
+        klab_add(buf, len, &used, "  EMPTY: an empty entry: nothing mapped, nothing kept");
         break;
     case KLAB_SWP_SWAP:
-        add(buf, len, &used, "   SWAP: type %u%s%s%s  offset %#llx", s->type, swap_name ? " (" : "",
+        klab_add(buf, len, &used, "   SWAP: type %u%s%s%s  offset %#llx", s->type, swap_name ? " (" : "",
             swap_name ? swap_name : "", swap_name ? ")" : "", (unsigned long long)s->offset);
         swp_bits(s, buf, len, &used);
         break;
@@ -234,36 +233,36 @@ size_t klab_format_swp(const struct klab_swp *s, const char *swap_name, char *bu
     case KLAB_SWP_DEVICE_EXCLUSIVE_WRITE:
     case KLAB_SWP_DEVICE_EXCLUSIVE_READ:
     case KLAB_SWP_HWPOISON:
-        add(buf, len, &used, "%7s: %s (swap type %u)  ", s->kind == KLAB_SWP_HWPOISON ? "POISON"
+        klab_add(buf, len, &used, "%7s: %s (swap type %u)  ", s->kind == KLAB_SWP_HWPOISON ? "POISON"
                              : s->kind <= KLAB_SWP_MIGRATION_WRITE ? "MIGRATE" : "DEVICE", kind, s->type);
         swp_pfn(s, buf, len, &used);
         swp_bits(s, buf, len, &used);
         break;
     case KLAB_SWP_PTE_MARKER:
-        add(buf, len, &used, " MARKER: pte-marker (swap type %u)%s%s", s->type, s->offset & 1 ? "  uffd-wp" : "",
+        klab_add(buf, len, &used, " MARKER: pte-marker (swap type %u)%s%s", s->type, s->offset & 1 ? "  uffd-wp" : "",
             s->offset & 2 ? "  poisoned" : "");
         if (s->offset & 4)
-            add(buf, len, &used, "  guard");
+            klab_add(buf, len, &used, "  guard");
         break;
     case KLAB_SWP_SWAPIN_ERROR:
-        add(buf, len, &used, "  ERROR: swapin-error (swap type %u): reading the page back from swap failed", s->type);
+        klab_add(buf, len, &used, "  ERROR: swapin-error (swap type %u): reading the page back from swap failed", s->type);
         break;
     case KLAB_SWP_PROT_NONE:
     case KLAB_SWP_INVALIDATED:
-        add(buf, len, &used, "%7s: ", s->kind == KLAB_SWP_PROT_NONE ? "PROTNONE" : "INVALID");
+        klab_add(buf, len, &used, "%7s: ", s->kind == KLAB_SWP_PROT_NONE ? "PROTNONE" : "INVALID");
         swp_pfn(s, buf, len, &used);
-        add(buf, len, &used, "  %s", s->kind == KLAB_SWP_PROT_NONE
+        klab_add(buf, len, &used, "  %s", s->kind == KLAB_SWP_PROT_NONE
                                          ? "present to the kernel, not to the MMU: PROT_NONE or a NUMA-hinting fault"
                                          : "a huge page made invalid while it is split or changed (pmdp_invalidate)");
         break;
     case KLAB_SWP_KERNEL:
-        add(buf, len, &used, "   SOFT: not present in a kernel mapping: %s", s->why);
+        klab_add(buf, len, &used, "   SOFT: not present in a kernel mapping: %s", s->why);
         break;
     default:
-        add(buf, len, &used, "   SOFT: unknown non-present entry: %s", s->why);
+        klab_add(buf, len, &used, "   SOFT: unknown non-present entry: %s", s->why);
         break;
     }
-    add(buf, len, &used, "\n");
+    klab_add(buf, len, &used, "\n");
     return used;
 }
 
@@ -278,7 +277,7 @@ int klab_qemu_verdict(const struct klab_walk *w, bool qemu_mapped, uint64_t qemu
     char pa[24] = "unmapped";
     if (qemu_mapped)
         snprintf(pa, sizeof pa, "%llx", (unsigned long long)qemu_pa);
-    add(buf, len, &used, "QEMU gva2gpa: %s (%s)\n", pa, blind ? blind : verdict ? "DISAGREES" : "agrees");
+    klab_add(buf, len, &used, "QEMU gva2gpa: %s (%s)\n", pa, blind ? blind : verdict ? "DISAGREES" : "agrees");
     return verdict;
 }
 

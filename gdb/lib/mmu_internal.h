@@ -137,6 +137,9 @@ int klab_decode_x86_64(int hw_level, uint64_t raw, struct klab_level *out, char 
 
 /* Linux's name for level i of n (top is pgd; the rest are named from the bottom: pte, pmd, pud, p4d). */
 const char *klab_linux_level_name(int i, int n);
+/* snprintf that appends at *used and never runs past len (*used counts what did not fit too): the text of
+ * format.c and ptdiff.c. */
+void klab_add(char *buf, size_t len, size_t *used, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Appends " name" to bits. */
 void klab_bits_add(struct klab_level *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

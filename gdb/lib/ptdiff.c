@@ -253,25 +253,14 @@ int klab_ptdiff(const struct klab_ptsnap *sa, const struct klab_ptsnap *sb, uint
 
 /* ---- text -------------------------------------------------------------------------------------------------- */
 
-static void add(char *buf, size_t len, size_t *used, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void add(char *buf, size_t len, size_t *used, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(*used < len ? buf + *used : NULL, *used < len ? len - *used : 0, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        *used += (size_t)n;
-}
-
 /* "4K x64 pte", or "part of a 2M pmd" when the change is smaller than one leaf. */
 static void shape(char *buf, size_t len, size_t *used, const struct klab_range *r, uint64_t span)
 {
     char ps[24];
     if (span && span < r->page_size)
-        add(buf, len, used, "part of a %s %s", klab_size_str(r->page_size, ps), r->level_name);
+        klab_add(buf, len, used, "part of a %s %s", klab_size_str(r->page_size, ps), r->level_name);
     else
-        add(buf, len, used, "%s x%llu %s", klab_size_str(r->page_size, ps),
+        klab_add(buf, len, used, "%s x%llu %s", klab_size_str(r->page_size, ps),
             (unsigned long long)(span ? span / r->page_size : (0 - r->va_start) / r->page_size), r->level_name);
 }
 
@@ -285,7 +274,7 @@ static const char *what_words(unsigned what, char *buf, size_t len)
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof words / sizeof *words; i++)
         if (what & words[i].bit)
-            add(buf, len, &used, "%s%s", used ? "," : "", words[i].word);
+            klab_add(buf, len, &used, "%s%s", used ? "," : "", words[i].word);
     return buf;
 }
 
@@ -293,15 +282,15 @@ static void one_side(char *buf, size_t len, size_t *used, const struct klab_rang
 {
     char perms[8];
     if (r->kind == KLAB_RANGE_BAD) {
-        add(buf, len, used, "BAD %s entry 0x%016llx: %s", r->level_name, (unsigned long long)r->first_raw, r->attrs);
+        klab_add(buf, len, used, "BAD %s entry 0x%016llx: %s", r->level_name, (unsigned long long)r->first_raw, r->attrs);
         return;
     }
     if (pa_ok)
-        add(buf, len, used, "PA 0x%llx  ", (unsigned long long)r->pa_start);
+        klab_add(buf, len, used, "PA 0x%llx  ", (unsigned long long)r->pa_start);
     else
-        add(buf, len, used, "PA (scattered)  ");
+        klab_add(buf, len, used, "PA (scattered)  ");
     shape(buf, len, used, r, span);
-    add(buf, len, used, "  %s  %s", klab_perms_str(&r->perms, perms), r->attrs);
+    klab_add(buf, len, used, "  %s  %s", klab_perms_str(&r->perms, perms), r->attrs);
 }
 
 size_t klab_format_ptchange(const struct klab_ptchange *c, char *buf, size_t len)
@@ -310,54 +299,54 @@ size_t klab_format_ptchange(const struct klab_ptchange *c, char *buf, size_t len
     char sz[24], words[64], pa[24], pb[24];
     const uint64_t span = c->va_end - c->va_start;
     const char sign = c->kind == KLAB_PTCHANGE_MAPPED ? '+' : c->kind == KLAB_PTCHANGE_UNMAPPED ? '-' : '~';
-    add(buf, len, &used, "%c 0x%016llx-0x%016llx %6s  ", sign, (unsigned long long)c->va_start,
+    klab_add(buf, len, &used, "%c 0x%016llx-0x%016llx %6s  ", sign, (unsigned long long)c->va_start,
         (unsigned long long)c->va_end, span ? klab_size_str(span, sz) : "top");
     if (c->kind != KLAB_PTCHANGE_CHANGED) {
-        add(buf, len, &used, "%-12s ", c->kind == KLAB_PTCHANGE_MAPPED ? "mapped" : "unmapped");
+        klab_add(buf, len, &used, "%-12s ", c->kind == KLAB_PTCHANGE_MAPPED ? "mapped" : "unmapped");
         if (c->kind == KLAB_PTCHANGE_UNMAPPED)
-            add(buf, len, &used, "was ");
+            klab_add(buf, len, &used, "was ");
         one_side(buf, len, &used, c->kind == KLAB_PTCHANGE_MAPPED ? &c->after : &c->before, span, c->pa_follows);
-        add(buf, len, &used, "\n");
+        klab_add(buf, len, &used, "\n");
         return used;
     }
     const struct klab_range *x = &c->before, *y = &c->after;
-    add(buf, len, &used, "%-12s ", what_words(c->what, words, sizeof words));
+    klab_add(buf, len, &used, "%-12s ", what_words(c->what, words, sizeof words));
     if (c->what & KLAB_PTDIFF_BAD) {
         one_side(buf, len, &used, x, span, c->pa_follows);
-        add(buf, len, &used, " -> ");
+        klab_add(buf, len, &used, " -> ");
         one_side(buf, len, &used, y, span, c->pa_follows);
-        add(buf, len, &used, "\n");
+        klab_add(buf, len, &used, "\n");
         return used;
     }
     if (!c->pa_follows)
-        add(buf, len, &used, "PA (scattered)%s  ", (c->what & KLAB_PTDIFF_MOVED) ? " -> (scattered)" : "");
+        klab_add(buf, len, &used, "PA (scattered)%s  ", (c->what & KLAB_PTDIFF_MOVED) ? " -> (scattered)" : "");
     else if (c->what & KLAB_PTDIFF_MOVED)
-        add(buf, len, &used, "PA 0x%llx -> 0x%llx  ", (unsigned long long)x->pa_start, (unsigned long long)y->pa_start);
+        klab_add(buf, len, &used, "PA 0x%llx -> 0x%llx  ", (unsigned long long)x->pa_start, (unsigned long long)y->pa_start);
     else
-        add(buf, len, &used, "PA 0x%llx  ", (unsigned long long)x->pa_start);
+        klab_add(buf, len, &used, "PA 0x%llx  ", (unsigned long long)x->pa_start);
     shape(buf, len, &used, x, span);
     if (c->what & (KLAB_PTDIFF_SPLIT | KLAB_PTDIFF_MERGED)) {
-        add(buf, len, &used, " -> ");
+        klab_add(buf, len, &used, " -> ");
         shape(buf, len, &used, y, span);
     }
     if (c->what & KLAB_PTDIFF_PERMS)
-        add(buf, len, &used, "  %s -> %s", klab_perms_str(&x->perms, pa), klab_perms_str(&y->perms, pb));
+        klab_add(buf, len, &used, "  %s -> %s", klab_perms_str(&x->perms, pa), klab_perms_str(&y->perms, pb));
     else
-        add(buf, len, &used, "  %s", klab_perms_str(&x->perms, pa));
+        klab_add(buf, len, &used, "  %s", klab_perms_str(&x->perms, pa));
     if (c->what & KLAB_PTDIFF_BITS) {
-        add(buf, len, &used, " ");
+        klab_add(buf, len, &used, " ");
         for (const char *p = c->bits_gone; *p;) {
             size_t n = strcspn(p, " ");
-            add(buf, len, &used, " -%.*s", (int)n, p);
+            klab_add(buf, len, &used, " -%.*s", (int)n, p);
             p += n + (p[n] == ' ');
         }
         for (const char *p = c->bits_new; *p;) {
             size_t n = strcspn(p, " ");
-            add(buf, len, &used, " +%.*s", (int)n, p);
+            klab_add(buf, len, &used, " +%.*s", (int)n, p);
             p += n + (p[n] == ' ');
         }
     }
-    add(buf, len, &used, "\n");
+    klab_add(buf, len, &used, "\n");
     return used;
 }
 
@@ -413,18 +402,18 @@ char *klab_ptdiff_text(const struct klab_ptsnap *a, const struct klab_ptsnap *b,
     char summary[256];
     size_t used = 0;
     if (!t.changes)
-        add(summary, sizeof summary, &used, "no change\n");
+        klab_add(summary, sizeof summary, &used, "no change\n");
     else {
-        add(summary, sizeof summary, &used, "%llu change%s: %llu mapped, %llu unmapped, %llu changed",
+        klab_add(summary, sizeof summary, &used, "%llu change%s: %llu mapped, %llu unmapped, %llu changed",
             (unsigned long long)t.changes, t.changes == 1 ? "" : "s", (unsigned long long)t.by_kind[KLAB_PTCHANGE_MAPPED],
             (unsigned long long)t.by_kind[KLAB_PTCHANGE_UNMAPPED], (unsigned long long)t.by_kind[KLAB_PTCHANGE_CHANGED]);
         const char *sep = " (";
         for (int i = 0; i < 6; i++)
             if (t.by_what[i]) {
-                add(summary, sizeof summary, &used, "%s%llu %s", sep, (unsigned long long)t.by_what[i], what[i]);
+                klab_add(summary, sizeof summary, &used, "%s%llu %s", sep, (unsigned long long)t.by_what[i], what[i]);
                 sep = ", ";
             }
-        add(summary, sizeof summary, &used, "%s\n", strcmp(sep, " (") ? ")" : "");
+        klab_add(summary, sizeof summary, &used, "%s\n", strcmp(sep, " (") ? ")" : "");
     }
     struct text out = t;
     size_t n = strlen(summary);

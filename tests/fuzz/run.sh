@@ -62,10 +62,14 @@ open(sys.argv[1] + "-kdump", "wb").write(out)
 PY
 }
 
+seed_ptsnap() {
+  printf 'klab-ptsnap 1\narch x86_64\npid -1\nroots 0x1000 0x0\nlabel seed\nr M CR3 0x400000 0x402000 0x5000000 0x1000 2 pte 1 12 rw-/rw- 0x8000000005000067 4K-page P RW USER\nr B CR3 0xffff888000000000 0xffff888000200000 0x0 0x0 0 pmd 2 12 ---/--- 0x80 reserved\nranges 2\n' >"$1"
+}
+
 # The text parsers live in vm/run and vm/exam (run state, room file, checks): with the rest of klab but its main().
 vmsrc=($(ls vm/*/*.c) rootfs/newc.c rootfs/gzseg.c rootfs/initramfs.c rootfs/init_script.c)
 status=0
-for name in rsp walk text dump; do
+for name in rsp walk text dump ptsnap; do
   bin=$out/fuzz_$name
   extra=(-lz -llzo2 -lsnappy); [ $name = text ] && extra+=(-Ivm -I. "${vmsrc[@]}" -lvirt -lvirt-qemu)
   if ! clang "${flags[@]}" -o "$bin" "tests/fuzz/fuzz_$name.c" "${libsrc[@]}" "${extra[@]}" 2>"$out/build-$name.log"; then
