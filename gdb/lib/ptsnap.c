@@ -424,8 +424,8 @@ static int open_folder(const char *path, char *base, size_t baselen, char *err, 
     }
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
-    if (fd < 0)
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+    if (fd < 0)   /* named by the snapshot's path: "no such file" is about it, wherever it lives */
+        snprintf(err, errlen, "%s: %s", errno == ENOENT ? path : dir, strerror(errno));
     else if (fstat(fd, &st) != 0 || (st.st_uid != geteuid() && st.st_uid != 0))
         snprintf(err, errlen, "%s: not your folder (owner %u): refusing to trust a snapshot in it", dir,
                  (unsigned)st.st_uid);

@@ -137,7 +137,7 @@ expect_error "klab wait reports the panic" "ended before .*guest panicked: Kerne
 # klab's gdb commands in a gdb that has vmlinux but no target: one "no process attached" error each.
 vmlinux=$KLAB_CACHE/kernels/debian-amd64/vmlinux
 for c in "klab current" "klab ps" "klab ptov 0x1000" "klab pfn jiffies" "klab page 1" "klab vtop jiffies" \
-         "klab ptdump" "klab initmem-watch" "klab kaslr" "klab modules" "p \$klab_current()"; do
+         "klab ptdump" "klab ptsnap save x" "klab initmem-watch" "klab kaslr" "klab modules" "p \$klab_current()"; do
   out=$(gdb-multiarch -q -nx -batch -ex "python import sys; sys.path.insert(0, '$PWD/gdb'); import klab" -ex "$c" \
         "$vmlinux" 2>&1 | grep -v '^$')
   [ "$(echo "$out" | grep -c .)" -eq 1 ] && echo "$out" | grep -q "^klab.*no process attached" \
