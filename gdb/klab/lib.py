@@ -199,8 +199,8 @@ def lib():
         l.klab_ptsnap_free.argtypes = [ctypes.c_void_p]
         l.klab_ptsnap_info.argtypes = [ctypes.c_void_p, ctypes.POINTER(PtsnapInfo)]
         l.klab_ptsnap_save.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Error)]
-        l.klab_ptsnap_load.restype = ctypes.c_void_p
-        l.klab_ptsnap_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(Error)]
+        l.klab_ptsnap_open.restype = ctypes.c_void_p
+        l.klab_ptsnap_open.argtypes = [ctypes.c_char_p, ctypes.POINTER(Error)]
         l.klab_ptsnap_path.argtypes = [ctypes.c_char_p, ctypes.c_bool, ctypes.c_char_p, ctypes.c_size_t,
                                        ctypes.POINTER(Error)]
         l.klab_ptdiff_text.restype = ctypes.c_void_p   # malloc'ed: read, then freed with libc's free
@@ -442,7 +442,7 @@ class Snapshot:
     @classmethod
     def load(cls, name, what):
         err = Error()
-        h = lib().klab_ptsnap_load(snapshot_path(name, False, what).encode(), ctypes.byref(err))
+        h = lib().klab_ptsnap_open(name.encode(), ctypes.byref(err))
         if not h:
             raise gdb.GdbError("klab %s: %s" % (what, err))
         return cls(h)

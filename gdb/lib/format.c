@@ -21,6 +21,32 @@ void klab_add(char *buf, size_t len, size_t *used, const char *fmt, ...)
         *used += (size_t)n;
 }
 
+void klab_tb_add(struct klab_textbuf *t, const char *fmt, ...)
+{
+    for (int tries = 0; tries < 2 && !t->failed; tries++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = true;
+            return;
+        }
+        if (t->p && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = (t->cap ? t->cap * 2 : 65536) + (size_t)n;
+        char *np = realloc(t->p, cap);
+        if (!np) {
+            t->failed = true;
+            return;
+        }
+        t->p = np;
+        t->cap = cap;
+    }
+}
+
 const char *klab_size_str(uint64_t size, char buf[24])
 {
     static const struct { unsigned shift; char unit; } units[] = { { 40, 'T' }, { 30, 'G' }, { 20, 'M' }, { 10, 'K' } };

@@ -358,6 +358,8 @@ KLAB_API struct klab_ptsnap *klab_ptsnap_load(const char *path, struct klab_erro
  * $KLAB_PTSNAP_DIR, else $KLAB_CACHE/ptsnap, else $XDG_CACHE_HOME/klab/ptsnap, else ~/.cache/klab/ptsnap
  * (created 0700 when create). 0, or -1 with err. */
 KLAB_API int klab_ptsnap_path(const char *name, bool create, char *out, size_t outlen, struct klab_error *err);
+/* klab_ptsnap_load of the snapshot klab_ptsnap_path names. NULL with err. */
+KLAB_API struct klab_ptsnap *klab_ptsnap_open(const char *name, struct klab_error *err);
 /* The store's folder (as above; out gets it), for listing. 0, or -1 with err. */
 KLAB_API int klab_ptsnap_store(bool create, char *out, size_t outlen, struct klab_error *err);
 

@@ -140,6 +140,14 @@ const char *klab_linux_level_name(int i, int n);
 /* snprintf that appends at *used and never runs past len (*used counts what did not fit too): the text of
  * format.c and ptdiff.c. */
 void klab_add(char *buf, size_t len, size_t *used, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Text that grows as it is written (snapshot files, diffs): p is malloc'ed and NUL-terminated; failed once
+ * memory ran out (the text is then incomplete). */
+struct klab_textbuf {
+    char *p;
+    size_t len, cap;
+    bool failed;
+};
+void klab_tb_add(struct klab_textbuf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends " name" to bits. */
 void klab_bits_add(struct klab_level *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

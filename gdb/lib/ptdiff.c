@@ -353,9 +353,7 @@ size_t klab_format_ptchange(const struct klab_ptchange *c, char *buf, size_t len
 /* ---- the whole diff as text ------------------------------------------------------------------------------------ */
 
 struct text {
-    char *p;
-    size_t len, cap;
-    bool failed;
+    struct klab_textbuf tb;
     uint64_t changes, by_kind[3], by_what[6];
 };
 
@@ -365,64 +363,46 @@ static int append_change(void *ctx, const struct klab_ptchange *c)
     char line[1024];
     size_t n = klab_format_ptchange(c, line, sizeof line);
     if (n >= sizeof line)
-        n = sizeof line - 1, line[n - 1] = '\n';
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap * 2 + n + 65536;
-        char *np = realloc(t->p, cap);
-        if (!np) {
-            t->failed = true;
-            return 1;
-        }
-        t->p = np;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, line, n + 1);
-    t->len += n;
+        line[sizeof line - 2] = '\n';
+    klab_tb_add(&t->tb, "%s", line);
     t->changes++;
     t->by_kind[c->kind]++;
     for (int i = 0; i < 6; i++)
         if (c->what & (1u << i))
             t->by_what[i]++;
-    return 0;
+    return t->tb.failed;
 }
 
 char *klab_ptdiff_text(const struct klab_ptsnap *a, const struct klab_ptsnap *b, uint64_t va_start, uint64_t va_end,
                        unsigned flags, struct klab_error *error)
 {
     KLAB_ERROR_BUF(error);
-    struct text t = { 0 };
+    struct text t = { .tb = { 0 } };
     int rc = klab_ptdiff(a, b, va_start, va_end, flags, append_change, &t, error);
-    if (rc != 0 || t.failed) {
-        if (t.failed)
-            snprintf(err, errlen, "out of memory");
-        free(t.p);
+    if (rc != 0 && !t.tb.failed) {
+        free(t.tb.p);
         return NULL;
     }
     static const char *const what[] = { "perms", "moved", "split", "merged", "bits", "bad" };
-    char summary[256];
-    size_t used = 0;
     if (!t.changes)
-        klab_add(summary, sizeof summary, &used, "no change\n");
+        klab_tb_add(&t.tb, "no change\n");
     else {
-        klab_add(summary, sizeof summary, &used, "%llu change%s: %llu mapped, %llu unmapped, %llu changed",
-            (unsigned long long)t.changes, t.changes == 1 ? "" : "s", (unsigned long long)t.by_kind[KLAB_PTCHANGE_MAPPED],
-            (unsigned long long)t.by_kind[KLAB_PTCHANGE_UNMAPPED], (unsigned long long)t.by_kind[KLAB_PTCHANGE_CHANGED]);
+        klab_tb_add(&t.tb, "%llu change%s: %llu mapped, %llu unmapped, %llu changed", (unsigned long long)t.changes,
+                    t.changes == 1 ? "" : "s", (unsigned long long)t.by_kind[KLAB_PTCHANGE_MAPPED],
+                    (unsigned long long)t.by_kind[KLAB_PTCHANGE_UNMAPPED],
+                    (unsigned long long)t.by_kind[KLAB_PTCHANGE_CHANGED]);
         const char *sep = " (";
         for (int i = 0; i < 6; i++)
             if (t.by_what[i]) {
-                klab_add(summary, sizeof summary, &used, "%s%llu %s", sep, (unsigned long long)t.by_what[i], what[i]);
+                klab_tb_add(&t.tb, "%s%llu %s", sep, (unsigned long long)t.by_what[i], what[i]);
                 sep = ", ";
             }
-        klab_add(summary, sizeof summary, &used, "%s\n", strcmp(sep, " (") ? ")" : "");
+        klab_tb_add(&t.tb, "%s\n", strcmp(sep, " (") ? ")" : "");
     }
-    struct text out = t;
-    size_t n = strlen(summary);
-    char *p = realloc(out.p, out.len + n + 1);
-    if (!p) {
-        free(out.p);
+    if (t.tb.failed) {
         snprintf(err, errlen, "out of memory");
+        free(t.tb.p);
         return NULL;
     }
-    memcpy(p + out.len, summary, n + 1);
-    return p;
+    return t.tb.p;
 }

@@ -114,55 +114,22 @@ struct klab_ptsnap *klab_ptsnap_take(const struct klab_mmu_regs *regs, struct kl
 
 /* ---- text ------------------------------------------------------------------------------------------------ */
 
-struct textbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void tb_add(struct textbuf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_add(struct textbuf *t, const char *fmt, ...)
-{
-    for (int tries = 0; tries < 2 && !t->failed; tries++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = true;
-            return;
-        }
-        if (t->p && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = (t->cap ? t->cap * 2 : 65536) + (size_t)n;
-        char *np = realloc(t->p, cap);
-        if (!np) {
-            t->failed = true;
-            return;
-        }
-        t->p = np;
-        t->cap = cap;
-    }
-}
-
 char *klab_ptsnap_format(const struct klab_ptsnap *s, size_t *len)
 {
-    struct textbuf t = { 0 };
+    struct klab_textbuf t = { 0 };
     const struct klab_ptsnap_info *in = &s->info;
-    tb_add(&t, "%s\narch %s\npid %d\nroots 0x%llx 0x%llx\nlabel %s\n", PTSNAP_MAGIC, klab_arch_name(in->arch), in->pid,
+    klab_tb_add(&t, "%s\narch %s\npid %d\nroots 0x%llx 0x%llx\nlabel %s\n", PTSNAP_MAGIC, klab_arch_name(in->arch), in->pid,
            (unsigned long long)in->root_pa[0], (unsigned long long)in->root_pa[1], in->label);
     for (size_t i = 0; i < in->nranges; i++) {
         const struct klab_range *r = &s->r[i];
         char perms[8];
-        tb_add(&t, "r %c %s 0x%llx 0x%llx 0x%llx 0x%llx %llu %s %d %u %s 0x%llx %s\n",
+        klab_tb_add(&t, "r %c %s 0x%llx 0x%llx 0x%llx 0x%llx %llu %s %d %u %s 0x%llx %s\n",
                r->kind == KLAB_RANGE_BAD ? 'B' : 'M', r->root_name, (unsigned long long)r->va_start,
                (unsigned long long)r->va_end, (unsigned long long)r->pa_start, (unsigned long long)r->page_size,
                (unsigned long long)r->leaves, r->level_name[0] ? r->level_name : "-", r->hw_level, r->granule_shift,
                klab_perms_str(&r->perms, perms), (unsigned long long)r->first_raw, r->attrs);
     }
-    tb_add(&t, "ranges %zu\n", in->nranges);
+    klab_tb_add(&t, "ranges %zu\n", in->nranges);
     if (t.failed) {
         free(t.p);
         return NULL;
@@ -618,4 +585,10 @@ int klab_ptsnap_path(const char *name, bool create, char *out, size_t outlen, st
         return -1;
     }
     return 0;
+}
+
+struct klab_ptsnap *klab_ptsnap_open(const char *name, struct klab_error *err)
+{
+    char path[4096];
+    return klab_ptsnap_path(name, false, path, sizeof path, err) == 0 ? klab_ptsnap_load(path, err) : NULL;
 }

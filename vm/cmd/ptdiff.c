@@ -46,11 +46,8 @@ static int on_option(void *ctx, int id, const char *arg)
 
 static struct klab_ptsnap *load(const char *name)
 {
-    char path[4096];
     struct klab_error err;
-    struct klab_ptsnap *s = NULL;
-    if (klab_ptsnap_path(name, false, path, sizeof path, &err) == 0)
-        s = klab_ptsnap_load(path, &err);
+    struct klab_ptsnap *s = klab_ptsnap_open(name, &err);
     if (!s)
         klab_error("ptdiff: %s", err.msg);
     return s;

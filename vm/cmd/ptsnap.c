@@ -103,11 +103,8 @@ static int save(const struct ptsnap_options *p, const char *name)
 
 static struct klab_ptsnap *load(const char *name)
 {
-    char path[4096];
-    if (snap_path(name, false, path, sizeof path) != 0)
-        return NULL;
     struct klab_error err;
-    struct klab_ptsnap *s = klab_ptsnap_load(path, &err);
+    struct klab_ptsnap *s = klab_ptsnap_open(name, &err);
     if (!s)
         klab_error("ptsnap: %s", err.msg);
     return s;
