@@ -136,7 +136,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 # libklab's tests link the library sources only.
 LIBKLAB_TESTS := $(BUILD)/tests/test_mmu $(BUILD)/tests/test_rsp $(BUILD)/tests/test_range $(BUILD)/tests/test_format \
                  $(BUILD)/tests/test_swp $(BUILD)/tests/test_search $(BUILD)/tests/test_elfcore $(BUILD)/tests/test_kdump \
-                 $(BUILD)/tests/test_ptdiff
+                 $(BUILD)/tests/test_ptdiff $(BUILD)/tests/test_svg
 $(LIBKLAB_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIBKLAB_SRC) $(LIBKLAB_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Igdb/lib -o $@ $< $(LIBKLAB_SRC) -pthread $(LIBKLAB_LIBS)

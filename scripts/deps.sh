@@ -17,6 +17,7 @@ packages=(
   libvirt-daemon-system                              # its system daemon (qemu:///system; tests start it)
   python3-drgn crash                                 # post-mortem: klab drgn, and crash on klab dump's files
   lintian man-db                                     # make deb's checks, and man for its pages (tests)
+  libxml2-utils chromium fonts-dejavu-core           # --svg pictures: xmllint, and headless rendering (tests)
 )
 
 missing=()

@@ -14,7 +14,7 @@ FILTER_NON_PRESENT = 32
 RANGE_NON_PRESENT = 2
 RANGE_MAPPED = 0
 ROOT_USER, ROOT_FOR_VA, ROOT_ALL = 0, 1, 2
-ABI_VERSION = 6
+ABI_VERSION = 7
 STOP_NOT_PRESENT = 1
 MASK64 = (1 << 64) - 1
 
@@ -107,21 +107,33 @@ class PtsnapInfo(ctypes.Structure):
                 ("root_pa", ctypes.c_uint64 * 2), ("label", ctypes.c_char * 160)]
 
 
+class SvgRegion(ctypes.Structure):
+    _fields_ = [("start", ctypes.c_uint64), ("end", ctypes.c_uint64), ("name", ctypes.c_char * 32)]
+
+
+class SvgMapOpts(ctypes.Structure):
+    _fields_ = [("before", ctypes.c_void_p), ("diff_flags", ctypes.c_uint), ("va_start", ctypes.c_uint64),
+                ("va_end", ctypes.c_uint64), ("regions", ctypes.POINTER(SvgRegion)), ("nregions", ctypes.c_size_t),
+                ("title", ctypes.c_char_p)]
+
+
 class Abi(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint)] + [(n, ctypes.c_size_t) for n in (
         "mmu_regs", "level", "perms", "walk", "range", "range_opts", "range_stats", "geometry", "ram_region",
-        "error", "kernel_mm", "swp", "search_opts", "search_stats")]
+        "error", "kernel_mm", "swp", "search_opts", "search_stats", "svg_region", "svg_map_opts")]
 
 
 # The structures above and the fields of struct klab_abi that give their C sizes.
 _MIRRORS = (("mmu_regs", MmuRegs), ("level", Level), ("perms", Perms), ("walk", Walk), ("range", Range),
             ("range_opts", RangeOpts), ("range_stats", RangeStats), ("geometry", Geometry),
             ("ram_region", RamRegion), ("error", Error), ("kernel_mm", KernelMm), ("swp", Swp),
-            ("search_opts", SearchOpts), ("search_stats", SearchStats))
+            ("search_opts", SearchOpts), ("search_stats", SearchStats), ("svg_region", SvgRegion),
+            ("svg_map_opts", SvgMapOpts))
 
 READ_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_size_t)
 RANGE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(Range))
 HIT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
+SYMBOL_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint64))
 
 _lib = None
 
@@ -206,6 +218,16 @@ def lib():
         l.klab_ptdiff_text.restype = ctypes.c_void_p   # malloc'ed: read, then freed with libc's free
         l.klab_ptdiff_text.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint,
                                        ctypes.POINTER(Error)]
+        l.klab_svg_walk.restype = ctypes.c_void_p   # malloc'ed, as klab_ptdiff_text
+        l.klab_svg_walk.argtypes = [ctypes.POINTER(Walk), ctypes.c_char_p, ctypes.POINTER(ctypes.c_size_t),
+                                    ctypes.POINTER(Error)]
+        l.klab_svg_map.restype = ctypes.c_void_p
+        l.klab_svg_map.argtypes = [ctypes.c_void_p, ctypes.POINTER(SvgMapOpts), ctypes.POINTER(ctypes.c_size_t),
+                                   ctypes.POINTER(Error)]
+        l.klab_write_output.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(Error)]
+        l.klab_kernel_regions.restype = ctypes.c_size_t
+        l.klab_kernel_regions.argtypes = [ctypes.POINTER(MmuRegs), ctypes.c_void_p, SYMBOL_FN, ctypes.c_void_p,
+                                          ctypes.POINTER(SvgRegion), ctypes.c_size_t]
         _lib = l
     return _lib
 
@@ -432,9 +454,10 @@ class Snapshot:
         self.handle = handle
 
     @classmethod
-    def take(cls, regs, mem, pid, label, what):
+    def take(cls, regs, mem, pid, label, what, opts=None):
         err = Error()
-        h = lib().klab_ptsnap_take(ctypes.byref(regs), mem.handle, None, pid, label.encode(), ctypes.byref(err))
+        h = lib().klab_ptsnap_take(ctypes.byref(regs), mem.handle, ctypes.byref(opts) if opts else None, pid,
+                                   label.encode(), ctypes.byref(err))
         if not h:
             raise gdb.GdbError("klab %s: %s" % (what, err))
         return cls(h)
@@ -481,3 +504,51 @@ def snapshot_path(name, create, what):
     if lib().klab_ptsnap_path(name.encode(), create, buf, len(buf), ctypes.byref(err)) != 0:
         raise gdb.GdbError("klab %s: %s" % (what, err))
     return buf.value.decode()
+
+
+def _write_svg(p, size, err, path, what):
+    """Writes a picture libklab drew (p malloc'ed, freed here) to path; '-' is gdb's output."""
+    if not p:
+        raise gdb.GdbError("klab %s: --svg: %s" % (what, err))
+    try:
+        if path == "-":
+            gdb.write(ctypes.string_at(p, size.value).decode(errors="replace"))
+            return
+        werr = Error()
+        if lib().klab_write_output(path.encode(), p, size.value, ctypes.byref(werr)) != 0:
+            raise gdb.GdbError("klab %s: --svg: %s" % (what, werr))
+        gdb.write("picture written to %s (%d bytes of SVG)\n" % (path, size.value))
+    finally:
+        _libc.free(p)
+
+
+def svg_walk(walk, label, path, what):
+    size, err = ctypes.c_size_t(), Error()
+    p = lib().klab_svg_walk(ctypes.byref(walk), label.encode() if label else None, ctypes.byref(size),
+                            ctypes.byref(err))
+    _write_svg(p, size, err, path, what)
+
+
+def kernel_regions(regs, mem, symbol):
+    """libklab's named regions of the kernel (klab_kernel_regions), symbol(name) giving an address or None."""
+    def lookup(ctx, name, out):
+        try:
+            addr = symbol(name.decode())
+        except gdb.error:
+            addr = None
+        if addr is None:
+            return -1
+        out[0] = addr
+        return 0
+    regions = (SvgRegion * 8)()
+    n = lib().klab_kernel_regions(ctypes.byref(regs), mem.handle, SYMBOL_FN(lookup), None, regions, 8)
+    return regions, n
+
+
+def svg_map(now, before, flags, lo, hi, regions, title, path, what):
+    """now's map (a Snapshot), with what changed since before (a Snapshot or None), to path."""
+    reg, n = regions
+    o = SvgMapOpts(before.handle if before else None, flags, lo, hi, reg, n, title.encode())
+    size, err = ctypes.c_size_t(), Error()
+    p = lib().klab_svg_map(now.handle, ctypes.byref(o), ctypes.byref(size), ctypes.byref(err))
+    _write_svg(p, size, err, path, what)

@@ -120,6 +120,15 @@ def translate(regs, mem, va):
     return walk
 
 
+def _symbol_address(name):
+    """A kernel symbol's address as gdb has it (KASLR's slide applied by klab kaslr), or None."""
+    return kernel.address_of(name, "svg") if kernel.has_symbol(name) else None
+
+
+def regions(regs, mem):
+    return lib.kernel_regions(regs, mem, _symbol_address)
+
+
 def print_walk(walk, explain=False):
     """crash's vtop layout, as libklab words it (klab_format_walk: the shell's klab vtop prints the same)."""
     gdb.write(lib.format_walk(walk, explain=explain))
@@ -128,7 +137,7 @@ def print_walk(walk, explain=False):
 class KlabVtop(KlabCommand):
     """Translate a virtual address, printing every page-table level (crash's vtop layout).
 
-Usage: klab vtop ADDRESS [--pid N | --mm PTR | --pgd PA] [--explain] [--qemu]
+Usage: klab vtop ADDRESS [--pid N | --mm PTR | --pgd PA] [--explain] [--qemu] [--svg FILE]
   ADDRESS     any expression: 0xffff800008000000, $sp, init_task.stack; a bare variable name means
               its address (jiffies = &jiffies), a pointer variable where it points
   --pid N     walk process N's page tables (its mm->pgd), e.g. for one of its user addresses
@@ -138,24 +147,31 @@ Usage: klab vtop ADDRESS [--pid N | --mm PTR | --pgd PA] [--explain] [--qemu]
               PGDIR_SHIFT = 42, PTRS_PER_PGD = 64 for 64K pages, 48-bit VA, 3 levels)
   --qemu      also ask QEMU (monitor gva2gpa, the selected CPU's tables) and say whether it agrees; where
               QEMU cannot see a page (arm64 EL1 with PSTATE.PAN set: EL0's pages) klab says so
+  --svg FILE  also draw the walk as an SVG picture: the address's index fields, each table with its
+              entry highlighted and decoded, arrows to the page ('-': the picture instead of the text)
 A non-present user entry is decoded as the kernel wrote it: SWAP (type, the swap file, offset), MIGRATE
 (and the PFN), POISON, MARKER, PROTNONE, by this kernel's version and config; what klab cannot justify
 says "unknown non-present entry".
 Tables are read from the VM's RAM file when klab gdb started this session, else through the stub."""
 
-    OPTIONS = ("--pid", "--mm", "--pgd", "--explain", "--qemu")
+    OPTIONS = ("--pid", "--mm", "--pgd", "--explain", "--qemu", "--svg")
 
     def __init__(self):
         super().__init__("klab vtop")
 
     def invoke(self, arg, from_tty):
-        pos, opts = split_args(arg, "vtop", {"--explain", "--qemu"}, {"--pgd", "--pid", "--mm"})
+        pos, opts = split_args(arg, "vtop", {"--explain", "--qemu"}, {"--pgd", "--pid", "--mm", "--svg"})
         if len(pos) != 1:
             raise gdb.GdbError("klab vtop: give one address (see help klab vtop)")
         va = address(pos[0], "vtop")
         regs = address_space(lib.mmu_regs(), opts, "vtop", va)
         with lib.PhysMem() as mem:
             walk = translate(regs, mem, va)
+        if "--svg" in opts:
+            label = None if re.match(r"(0x)?[0-9a-fA-F]+$", pos[0]) else pos[0]
+            lib.svg_walk(walk, label, opts["--svg"], "vtop")
+            if opts["--svg"] == "-":
+                return
         print_walk(walk, "--explain" in opts)
         gdb.write(swap.describe_walk(walk, regs, "vtop"))
         if "--qemu" in opts:
@@ -223,21 +239,23 @@ class KlabPtdump(KlabCommand):
 Each line: VA span, size, PA, page size x count, level, permissions, attributes.
 
 Usage: klab ptdump [--pid N | --mm PTR | --pgd PA] [--range START-END] [--filter w,x,u,k]
-                   [--page-size 4K|2M|1G|64K|...] [--no-merge] [--non-present]
+                   [--page-size 4K|2M|1G|64K|...] [--no-merge] [--non-present] [--svg FILE]
   --pid N / --mm PTR: that process's page tables (user half from its mm->pgd; the kernel half is shared).
   Leaves merge while VA and PA continue and the attributes stay equal. Permissions are kernel/user rwx.
   --filter: w writable, x executable, u user-accessible, k kernel-only (all given must hold).
   --non-present: instead of the mappings, every non-present entry that still holds something, decoded as
-  klab vtop does (swapped and migrating pages of --pid N, PROT_NONE, ...)."""
+  klab vtop does (swapped and migrating pages of --pid N, PROT_NONE, ...).
+  --svg FILE: draw the address space as an SVG map instead ('-': to gdb's output): rows of ranges coloured
+  by rights, leaf sizes shaded, the kernel's regions named."""
 
-    OPTIONS = ("--pid", "--mm", "--pgd", "--range", "--filter", "--page-size", "--no-merge", "--non-present")
+    OPTIONS = ("--pid", "--mm", "--pgd", "--range", "--filter", "--page-size", "--no-merge", "--non-present", "--svg")
 
     def __init__(self):
         super().__init__("klab ptdump")
 
     def invoke(self, arg, from_tty):
         pos, opts = split_args(arg, "ptdump", {"--no-merge", "--non-present"},
-                               {"--range", "--filter", "--page-size", "--pid", "--mm", "--pgd"})
+                               {"--range", "--filter", "--page-size", "--pid", "--mm", "--pgd", "--svg"})
         if pos:
             raise gdb.GdbError("klab ptdump: unexpected argument '%s'" % pos[0])
         o = lib.RangeOpts()
@@ -257,6 +275,13 @@ Usage: klab ptdump [--pid N | --mm PTR | --pgd PA] [--range START-END] [--filter
         if "--page-size" in opts:
             o.page_size = lib.parse_page_size(opts["--page-size"], "ptdump")
         regs = address_space(lib.mmu_regs(), opts, "ptdump")
+        if "--svg" in opts:
+            if "--non-present" in opts:
+                raise gdb.GdbError("klab ptdump: --svg draws the mapped ranges, not --non-present")
+            label = "gdb, %s" % ("pid %s" % opts["--pid"] if "--pid" in opts else "the CPU's own tables")
+            with lib.PhysMem() as mem, lib.Snapshot.take(regs, mem, -1, label, "ptdump", o) as s:
+                lib.svg_map(s, None, 0, o.va_start, o.va_end, regions(regs, mem), "ptdump", opts["--svg"], "ptdump")
+            return
         lines = []
         last_root = ctypes.create_string_buffer(12)
 
@@ -304,18 +329,20 @@ Usage: klab ptsnap save NAME [--pid N | --mm PTR | --pgd PA]
 class KlabPtdiff(KlabCommand):
     """What changed in the page tables from snapshot A to B, or to now.
 
-Usage: klab ptdiff A [B] [--range START-END] [--all-bits]
+Usage: klab ptdiff A [B] [--range START-END] [--all-bits] [--svg FILE]
   Without B, A is diffed against the tables now (a --pid snapshot against that process's tables now).
   One line per change: + mapped, - unmapped, ~ moved / split / merged / perms / bits, then a count.
-  --all-bits also reports the bits the CPU and kernel flip as pages are used (ACCESSED, DIRTY, AF)."""
+  --all-bits also reports the bits the CPU and kernel flip as pages are used (ACCESSED, DIRTY, AF).
+  --svg FILE also draws B (or now) as an SVG map with each change outlined and listed ('-': instead of
+  the text)."""
 
-    OPTIONS = ("--range", "--all-bits")
+    OPTIONS = ("--range", "--all-bits", "--svg")
 
     def __init__(self):
         super().__init__("klab ptdiff")
 
     def invoke(self, arg, from_tty):
-        pos, opts = split_args(arg, "ptdiff", {"--all-bits"}, {"--range"})
+        pos, opts = split_args(arg, "ptdiff", {"--all-bits"}, {"--range", "--svg"})
         if len(pos) not in (1, 2):
             raise gdb.GdbError("klab ptdiff: usage: klab ptdiff A [B] [--range START-END] [--all-bits]")
         lo = hi = 0
@@ -327,15 +354,23 @@ Usage: klab ptdiff A [B] [--range START-END] [--all-bits]
             if hi < lo:
                 raise gdb.GdbError("klab ptdiff: --range ends before it starts")
         flags = 1 if "--all-bits" in opts else 0
+        svg = opts.get("--svg")
+
+        def show(a, b, named):
+            if svg != "-":
+                gdb.write(a.diff_text(b, lo, hi, flags, "ptdiff"))
+            if svg:
+                lib.svg_map(b, a, flags, lo, hi, named, "ptdiff", svg, "ptdiff")
+
         with lib.Snapshot.load(pos[0], "ptdiff") as a:
             if len(pos) == 2:
                 with lib.Snapshot.load(pos[1], "ptdiff") as b:
-                    gdb.write(a.diff_text(b, lo, hi, flags, "ptdiff"))
+                    show(a, b, ((lib.SvgRegion * 1)(), 0))
                 return
             pid = a.info().pid
             regs = address_space(lib.mmu_regs(), {"--pid": str(pid)} if pid >= 0 else {}, "ptdiff")
             with lib.PhysMem() as mem, lib.Snapshot.take(regs, mem, pid, "now", "ptdiff") as b:
-                gdb.write(a.diff_text(b, lo, hi, flags, "ptdiff"))
+                show(a, b, regions(regs, mem) if svg else None)
 
 
 KlabVtop()

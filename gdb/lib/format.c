@@ -322,5 +322,6 @@ void klab_abi(struct klab_abi *out)
         .geometry = sizeof(struct klab_geometry), .ram_region = sizeof(struct klab_ram_region),
         .error = sizeof(struct klab_error), .kernel_mm = sizeof(struct klab_kernel_mm), .swp = sizeof(struct klab_swp),
         .search_opts = sizeof(struct klab_search_opts), .search_stats = sizeof(struct klab_search_stats),
+        .svg_region = sizeof(struct klab_svg_region), .svg_map_opts = sizeof(struct klab_svg_map_opts),
     };
 }

@@ -544,13 +544,52 @@ KLAB_API int klab_parse_filters(const char *s, unsigned *filters, struct klab_er
 /* --page-size 4K, 2M, 1G, 64K, 512M ... → bytes. */
 KLAB_API int klab_parse_page_size(const char *s, uint64_t *size, struct klab_error *err);
 
+/* ---- pictures: a walk and an address space as SVG (klab vtop / ptdump / ptdiff --svg) ------------------- */
+
+/* A walk drawn: the address's bits split into each level's index (with seed 002's "pgd_index = (addr >> 42)
+ * & 63"), the root register, each table with the entry at its index highlighted and decoded, arrows to the
+ * next table and the page; where the walk stopped, and why. label (may be NULL) names the address. A
+ * malloc'ed, NUL-terminated SVG document (*len without the NUL; len may be NULL), or NULL with err. */
+KLAB_API char *klab_svg_walk(const struct klab_walk *w, const char *label, size_t *len, struct klab_error *err);
+
+/* A stretch of address space the caller can name (the kernel image, the linear map, modules): [start, end),
+ * end 0 meaning the top. */
+struct klab_svg_region {
+    uint64_t start, end;
+    char name[32];
+};
+struct klab_svg_map_opts {
+    const struct klab_ptsnap *before;   /* also draw what changed since this snapshot (NULL: a plain map) */
+    unsigned diff_flags;                /* KLAB_PTDIFF_ALL_BITS */
+    uint64_t va_start, va_end;          /* inclusive span drawn (0, 0: everything) */
+    const struct klab_svg_region *regions;
+    size_t nregions;
+    const char *title;                  /* may be NULL */
+};
+/* A snapshot drawn as a map: rows of address space (split at large gaps, region edges and roots), each to its
+ * own linear scale, ranges coloured by rights with their leaf size as a shade below; with before, each change
+ * outlined and listed as klab ptdiff words it. o may be NULL. As klab_svg_walk returns. */
+KLAB_API char *klab_svg_map(const struct klab_ptsnap *now, const struct klab_svg_map_opts *o, size_t *len,
+                            struct klab_error *err);
+/* A kernel symbol's run-time address (KASLR applied): 0, or non-zero when the caller does not know it. */
+typedef int (*klab_symbol_fn)(void *ctx, const char *name, uint64_t *addr);
+/* The kernel's regions klab can justify, for the map's labels: the image [_text, _end), and x86's direct
+ * map, vmalloc and vmemmap from page_offset_base, vmalloc_base, vmemmap_base and max_pfn read through the
+ * tables, its fixed cpu_entry_area; arm64's linear map [PAGE_OFFSET, PAGE_END) from TCR_EL1. A region whose
+ * symbol or variable is unknown is left out. Returns how many of out[0..max) it filled. */
+KLAB_API size_t klab_kernel_regions(const struct klab_mmu_regs *regs, struct klab_physmem *mem,
+                                    klab_symbol_fn symbol, void *ctx, struct klab_svg_region *out, size_t max);
+/* Writes len bytes to path ("-": stdout): a new file renamed over the old, never through a symlink or over
+ * a non-file. 0, or -1 with err. */
+KLAB_API int klab_write_output(const char *path, const char *text, size_t len, struct klab_error *err);
+
 /* ---- the ABI: callers that mirror these structures (gdb/klab/lib.py) check their sizes first ---------- */
 
-#define KLAB_ABI_VERSION 6
+#define KLAB_ABI_VERSION 7
 struct klab_abi {
     unsigned version;
     size_t mmu_regs, level, perms, walk, range, range_opts, range_stats, geometry, ram_region, error, kernel_mm, swp,
-           search_opts, search_stats;
+           search_opts, search_stats, svg_region, svg_map_opts;
 };
 KLAB_API void klab_abi(struct klab_abi *out);
 /* "rwx/r-x"-style text: kernel then user permissions. buf needs 8 bytes. */

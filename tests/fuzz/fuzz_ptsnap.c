@@ -1,6 +1,7 @@
 /* libFuzzer target: a page-table snapshot file (klab ptsnap), which a user may be handed or find in a store,
  * parsed from arbitrary bytes; what parses is written back, re-parsed (it must, and say the same) and diffed
- * against itself (no change). */
+ * against itself (no change), and drawn (klab ptdump / ptdiff --svg: labels and ranges from the file go into
+ * the picture, which must stay one closed document). */
 #define _GNU_SOURCE
 #include "klab.h"
 
@@ -24,6 +25,11 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (diff && strcmp(diff, "no change\n"))
         abort();
     free(diff);
+    const struct klab_svg_map_opts o = { .before = again, .title = "fuzz" };
+    char *svg = klab_svg_map(s, &o, &len, &err);
+    if (svg && (len != strlen(svg) || len < 7 || strcmp(svg + len - 7, "</svg>\n")))
+        abort();   /* a NUL or a cut document from untrusted text */
+    free(svg);
     free(text);
     klab_ptsnap_free(again);
     klab_ptsnap_free(s);

@@ -3,6 +3,8 @@
  * range walks must end (bounded), never read out of bounds, never hit undefined behaviour. */
 #include "klab.h"
 
+#include <stdlib.h>
+
 #include <string.h>
 
 struct ram {
@@ -54,8 +56,14 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     struct ram ram = { data + 56, size - 56 };
     struct klab_physmem *m = klab_physmem_from_callback(read_ram, &ram);
     struct klab_walk walk;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
         klab_translate(&regs, m, w[i] ^ w[6], &walk);
+        size_t len;
+        char *svg = klab_svg_walk(&walk, NULL, &len, NULL);   /* any shape the walker accepts is drawable */
+        if (svg && (len != strlen(svg) || strcmp(svg + len - 7, "</svg>\n")))
+            abort();
+        free(svg);
+    }
     klab_translate(&regs, m, 0xffff800008000000ull, &walk);
     klab_translate(&regs, m, 0xffffffff81000000ull, &walk);
     struct ctx c = { .k = kernel_of(w) };

@@ -3,6 +3,7 @@
  * diff and its text: the same lines as gdb's klab ptdiff). */
 #define _GNU_SOURCE
 #include "cmd/commands.h"
+#include "cmd/picture.h"
 #include "cmd/target.h"
 #include "util/opts.h"
 #include "util/util.h"
@@ -13,7 +14,7 @@
 
 struct ptdiff_options {
     struct target_opts t;
-    const char *range;
+    const char *range, *svg;
     bool all_bits;
 };
 
@@ -21,6 +22,8 @@ static const struct opt options[] = {
     OPT_STR("range", "A-B", "only VAs from A to B (inclusive; hex, or vmlinux symbols)", struct ptdiff_options, range),
     OPT_BOOL("all-bits", "also report the bits the CPU and kernel flip as pages are used (x86 ACCESSED,\n"
                          "DIRTY; arm64 AF, software DIRTY, DBM-managed AP[2])", struct ptdiff_options, all_bits),
+    OPT_STR("svg", "FILE", "also draw B (or now) as an SVG map with each change outlined and listed\n"
+                           "('-': to stdout, instead of the text)", struct ptdiff_options, svg),
     TARGET_OPTIONS(struct ptdiff_options, t),
     TARGET_DUMP_OPTIONS(struct ptdiff_options, t),
     OPT_END,
@@ -116,8 +119,12 @@ int cmd_ptdiff(int argc, char **argv)
         if (!text)
             klab_error("ptdiff: %s", err.msg);
         else {
-            fputs(text, stdout);
+            if (!p.svg || strcmp(p.svg, "-"))
+                fputs(text, stdout);
             rc = strcmp(text, "no change\n") ? 1 : 0;
+            if (p.svg && picture_map(p.svg, b, a, p.all_bits ? KLAB_PTDIFF_ALL_BITS : 0, lo, hi,
+                                     have_target ? &t : NULL, "ptdiff") != 0)
+                rc = 2;
         }
         free(text);
     }

@@ -2,6 +2,7 @@
  * lines as gdb's klab ptdump). */
 #define _GNU_SOURCE
 #include "cmd/commands.h"
+#include "cmd/picture.h"
 #include "cmd/target.h"
 #include "machine/kernel_mm.h"
 #include "util/opts.h"
@@ -16,7 +17,7 @@ enum { P_FILTER = 1, P_PAGE_SIZE, P_NO_MERGE, P_NON_PRESENT, P_REPEAT };
 struct ptdump_options {
     struct target_opts t;
     struct klab_range_opts ro;
-    const char *range;
+    const char *range, *svg;
     bool stats, quiet;
     uint64_t repeat;
 };
@@ -33,6 +34,8 @@ static const struct opt options[] = {
     OPT_BOOL("stats", "print tables read, bytes, entries, leaves, ranges and the walk's time to stderr",
              struct ptdump_options, stats),
     OPT_CALL("repeat", P_REPEAT, "N", "walk N times (timing; output printed once) and report the median to stderr"),
+    OPT_STR("svg", "FILE", "draw the address space as an SVG map instead ('-': stdout): rows of ranges\n"
+                           "coloured by rights, leaf sizes shaded, kernel regions named", struct ptdump_options, svg),
     OPT_BOOL("quiet", "print nothing but --stats", struct ptdump_options, quiet),
     TARGET_OPTIONS(struct ptdump_options, t),
     TARGET_DUMP_OPTIONS(struct ptdump_options, t),
@@ -136,6 +139,22 @@ static int dump(struct vm_target *t, const struct ptdump_options *p)
     return rc;
 }
 
+/* --svg: the walk kept as a snapshot and drawn. 0, or 1 after one line. */
+static int draw(struct vm_target *t, const struct ptdump_options *p)
+{
+    struct klab_error err;
+    char *label = t->dump ? xasprintf("dump %s", p->t.dump) : xasprintf("VM %s, CPU %d", t->rs.name, p->t.cpu);
+    struct klab_ptsnap *s = klab_ptsnap_take(&t->regs, t->mem, &p->ro, -1, label, &err);
+    free(label);
+    if (!s) {
+        klab_error("ptdump: %s", err.msg);
+        return 1;
+    }
+    int rc = picture_map(p->svg, s, NULL, 0, p->ro.va_start, p->ro.va_end, t, "ptdump");
+    klab_ptsnap_free(s);
+    return rc;
+}
+
 int cmd_ptdump(int argc, char **argv)
 {
     struct ptdump_options p = { .t = { .cpu = 0 }, .repeat = 1 };
@@ -146,12 +165,16 @@ int cmd_ptdump(int argc, char **argv)
         klab_error("unexpected argument '%s' (see klab ptdump --help)", argv[first]);
         return 2;
     }
+    if (p.svg && (p.ro.filters & KLAB_FILTER_NON_PRESENT || p.repeat > 1 || p.stats || p.quiet)) {
+        klab_error("--svg draws the mapped ranges: not with --non-present, --repeat, --stats or --quiet");
+        return 2;
+    }
     struct vm_target t;
     if (target_open(&p.t, &t) != 0)
         return 1;
     int rc = p.range && !parse_span(&t, p.range, &p.ro.va_start, &p.ro.va_end) ? 2 : 0;
     if (rc == 0)
-        rc = dump(&t, &p);
+        rc = p.svg ? draw(&t, &p) : dump(&t, &p);
     vm_target_close(&t);
     return rc;
 }

@@ -62,6 +62,11 @@ bool parse_address(const struct vm_target *t, const char *s, uint64_t *va)
     if (parse_hex(s, va))
         return true;
     char err[300];
+    if (!t->dump && t->rs.kaslr && t->rs.vmlinux) {
+        klab_error("'%s': this VM booted with KASLR, so its symbols sit at a slide klab gdb finds (klab kaslr); "
+                   "give a hex address", s);
+        return false;
+    }
     if (t->rs.vmlinux && vmlinux_symbol_address(t->rs.vmlinux, s, va, err, sizeof err) == 0) {
         *va += t->symbol_offset;
         return true;

@@ -2,6 +2,7 @@
  * libklab's text: the same layout as gdb's klab vtop). */
 #define _GNU_SOURCE
 #include "cmd/commands.h"
+#include "cmd/picture.h"
 #include "cmd/target.h"
 #include "machine/kernel_mm.h"
 #include "util/opts.h"
@@ -14,11 +15,14 @@
 struct vtop_options {
     struct target_opts t;
     bool ask_qemu;
+    const char *svg;
 };
 
 static const struct opt options[] = {
     OPT_BOOL("qemu", "also ask QEMU (monitor command gva2gpa) and say whether it agrees", struct vtop_options,
              ask_qemu),
+    OPT_STR("svg", "FILE", "also draw the walk as an SVG picture ('-': to stdout, instead of the text): the\n"
+                           "address's index fields, each table with its entry, arrows to the page", struct vtop_options, svg),
     TARGET_OPTIONS(struct vtop_options, t),
     TARGET_DUMP_OPTIONS(struct vtop_options, t),
     OPT_END,
@@ -109,6 +113,10 @@ int cmd_vtop(int argc, char **argv)
         klab_error("vtop needs an address (see klab vtop --help)");
         return 2;
     }
+    if (o.svg && argc - first != 1) {
+        klab_error("--svg draws one address; give one");
+        return 2;
+    }
     if (o.ask_qemu && o.t.dump) {
         klab_error("--qemu asks a running VM; a dump has no QEMU to ask");
         return 2;
@@ -132,8 +140,13 @@ int cmd_vtop(int argc, char **argv)
         struct klab_walk w;
         if (klab_translate(&t.regs, t.mem, va, &w) != 0 && rc == 0)
             rc = 1;
+        const char *label = parse_hex(argv[i], NULL) ? NULL : argv[i];
+        if (o.svg && picture_walk(o.svg, &w, label) != 0)
+            rc = 2;
+        if (o.svg && !strcmp(o.svg, "-"))
+            continue;
         char text[4096];
-        klab_format_walk(&w, parse_hex(argv[i], NULL) ? NULL : argv[i], false, text, sizeof text);
+        klab_format_walk(&w, label, false, text, sizeof text);
         printf("%s%s", i > first ? "\n" : "", text);
         print_non_present(&t, &w, &kernel, &have_kernel);
         if (o.ask_qemu && compare_with_qemu(&t, o.t.cpu, &w) != 0)
