@@ -122,7 +122,7 @@ module: $(KLAB)
 # Guest programs from labs/ (static, so they run in the busybox initramfs), one per architecture. They link at
 # 0x10000000, away from busybox's 0x400000: a hardware breakpoint on their code stops in them only.
 LAB_CFLAGS := -std=c11 -Wall -Wextra -Werror -O2 -g -static -Wl,-Ttext-segment=0x10000000
-labs: $(BUILD)/labs/pagemap-x86_64 $(BUILD)/labs/pagemap-arm64
+labs: $(BUILD)/labs/pagemap-x86_64 $(BUILD)/labs/pagemap-arm64 $(BUILD)/labs/ptlab-x86_64 $(BUILD)/labs/ptlab-arm64
 $(BUILD)/labs/%-x86_64: labs/%/*.c Makefile
 	@mkdir -p $(dir $@)
 	x86_64-linux-gnu-gcc $(LAB_CFLAGS) -o $@ $(filter %.c,$^)

@@ -84,6 +84,9 @@ run --plan "libklab vs QEMU gva2gpa: x86_64 4-level" bash tests/integration/mmu.
 run --plan "libklab vs QEMU gva2gpa: arm64" bash tests/integration/mmu.sh arm64
 run --plan "ptsnap/ptdiff vs QEMU gva2gpa: x86_64" bash tests/integration/ptdiff.sh x86_64
 run --plan "ptsnap/ptdiff vs QEMU gva2gpa: arm64" bash tests/integration/ptdiff.sh arm64
+run --plan "ptdiff of a module load vs /sys/module and gva2gpa: x86_64" bash tests/integration/ptdiff_module.sh
+run --plan "gdb ptsnap --pid: mprotect, fork, copy-on-write vs /proc: x86_64" bash tests/integration/gdb_ptlab.sh x86_64
+run --plan "gdb ptsnap --pid: mprotect, fork, copy-on-write vs /proc: arm64" bash tests/integration/gdb_ptlab.sh arm64
 run --plan "--svg pictures vs QEMU, drawn by chromium: x86_64" bash tests/integration/svg.sh x86_64
 run --plan "--svg pictures vs QEMU, drawn by chromium: arm64" bash tests/integration/svg.sh arm64
 run --plan "gdb commands vtop/pte/ptdump: x86_64" bash tests/integration/gdb_mmu.sh x86_64

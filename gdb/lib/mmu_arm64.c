@@ -390,6 +390,8 @@ const struct klab_arch_ops klab_arch_arm64 = {
      * PTE_DIRTY is Linux's software dirty bit (arch/arm64/include/asm/pgtable.h pte_mkdirty/pte_mkclean). */
     .diff_volatile = { "AF", "!AF", "sw:DIRTY" },
     .diff_size_names = { "page", "block" },
+    /* AP[2:1], PXN, UXN (Arm ARM D8.4.1, D8.4.2); DBM is Linux's PTE_WRITE (asm/pgtable-hwdef.h). */
+    .diff_perm_names = { "AP=", "PXN", "UXN", "DBM" },
     .dbm_name = "DBM",
     .dbm_managed = "AP=",
 };

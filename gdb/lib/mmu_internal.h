@@ -104,6 +104,8 @@ struct klab_arch_ops {
      * write, Arm ARM D8.4.6), whose presence on both sides makes names starting with dbm_managed volatile. */
     const char *diff_volatile[4];
     const char *diff_size_names[4];
+    /* The names (prefixes) that carry the rights: a change of only these is "perms", not also "bits". */
+    const char *diff_perm_names[6];
     const char *dbm_name, *dbm_managed;
 };
 extern const struct klab_arch_ops klab_arch_x86_64, klab_arch_arm64;

@@ -286,4 +286,6 @@ const struct klab_arch_ops klab_arch_x86_64 = {
     /* The CPU sets A and D as it uses a page (SDM Vol. 3A 4.8); nothing else of a leaf changes by itself. */
     .diff_volatile = { "ACCESSED", "DIRTY" },
     .diff_size_names = { "4K-page", "2M-page", "1G-page" },
+    /* R/W, U/S and XD (SDM Vol. 3A 4.6) as describe() names them. */
+    .diff_perm_names = { "RW", "RO", "USER", "SUPERVISOR", "NX" },
 };

@@ -87,6 +87,27 @@ static void names_only_in(const struct klab_arch_ops *a, const char *x, const ch
     }
 }
 
+/* Whether the space-separated names hold one that is not a rights name (a prefix of diff_perm_names). */
+static bool other_than_perms(const struct klab_arch_ops *a, const char *names)
+{
+    for (const char *p = names; *p;) {
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn(p, " ");
+        if (!n)
+            break;
+        bool perm = false;
+        for (size_t i = 0; i < 6 && a->diff_perm_names[i] && !perm; i++) {
+            size_t k = strlen(a->diff_perm_names[i]);
+            perm = n >= k && !memcmp(p, a->diff_perm_names[i], k) && (k == n || a->diff_perm_names[i][k - 1] == '=');
+        }
+        if (!perm)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
 /* How the piece [va, ...) differs where both sides map it; what == 0: not at all. */
 static void compare(const struct klab_arch_ops *a, const struct klab_range *x, const struct klab_range *y, unsigned flags,
                     struct klab_ptchange *c)
@@ -107,7 +128,8 @@ static void compare(const struct klab_arch_ops *a, const struct klab_range *x, c
     bool dbm = a->dbm_name && has_name(x->attrs, a->dbm_name) && has_name(y->attrs, a->dbm_name);
     names_only_in(a, x->attrs, y->attrs, dbm, flags, c->bits_gone, sizeof c->bits_gone);
     names_only_in(a, y->attrs, x->attrs, dbm, flags, c->bits_new, sizeof c->bits_new);
-    if (c->bits_gone[0] || c->bits_new[0])
+    /* The names always show what flipped ("-RW +RO"); "bits" in what says something beyond the rights did. */
+    if (other_than_perms(a, c->bits_gone) || other_than_perms(a, c->bits_new))
         c->what |= KLAB_PTDIFF_BITS;
 }
 
@@ -333,7 +355,7 @@ size_t klab_format_ptchange(const struct klab_ptchange *c, char *buf, size_t len
         klab_add(buf, len, &used, "  %s -> %s", klab_perms_str(&x->perms, pa), klab_perms_str(&y->perms, pb));
     else
         klab_add(buf, len, &used, "  %s", klab_perms_str(&x->perms, pa));
-    if (c->what & KLAB_PTDIFF_BITS) {
+    if (c->bits_gone[0] || c->bits_new[0]) {
         klab_add(buf, len, &used, " ");
         for (const char *p = c->bits_gone; *p;) {
             size_t n = strcspn(p, " ");

@@ -99,6 +99,14 @@ static void test_no_change(void)
     CHECK_EQ_U64(g.c[0].va_start, USER_VA + 0x3000);
     CHECK_STR(g.c[0].bits_gone, "ACCESSED DIRTY");
     CHECK_STR(g.c[0].bits_new, "");
+    /* Rights and another bit together: "perms" and "bits". */
+    put(UPT, 2, USER_PA(2) | P | US | A | D | G | NX);
+    klab_ptsnap_free(b);
+    b = snap(m, &regs);
+    g = diff(a, b, 0);
+    CHECK_EQ_U64(g.n, 1);
+    CHECK_EQ_U64(g.c[0].what, KLAB_PTDIFF_PERMS | KLAB_PTDIFF_BITS);
+    CHECK(strstr(g.c[0].bits_new, "GLOBAL") && strstr(g.c[0].bits_new, "RO") && !strcmp(g.c[0].bits_gone, "RW"));
     klab_ptsnap_free(a);
     klab_ptsnap_free(b);
     klab_physmem_close(m);
@@ -117,7 +125,8 @@ static void test_fork_then_cow(void)
     struct changes g = diff(before, forked, 0);
     CHECK_EQ_U64(g.n, 1);
     CHECK_EQ_U64(g.c[0].kind, KLAB_PTCHANGE_CHANGED);
-    CHECK_EQ_U64(g.c[0].what, KLAB_PTDIFF_PERMS | KLAB_PTDIFF_BITS);
+    /* Only the rights' own bits flipped (R/W): "perms", with the names shown, not also "bits". */
+    CHECK_EQ_U64(g.c[0].what, KLAB_PTDIFF_PERMS);
     CHECK_EQ_U64(g.c[0].va_start, USER_VA);
     CHECK_EQ_U64(g.c[0].va_end, USER_VA + 0x8000);
     CHECK_EQ_U64(g.c[0].pieces, 8);
@@ -127,13 +136,13 @@ static void test_fork_then_cow(void)
     CHECK_STR(g.c[0].bits_new, "RO");
     char line[512];
     klab_format_ptchange(&g.c[0], line, sizeof line);
-    CHECK(strstr(line, "perms,bits") && strstr(line, "rw-/rw- -> r--/r--") && strstr(line, "-RW +RO") &&
+    CHECK(strstr(line, " perms ") && !strstr(line, "bits") && strstr(line, "rw-/rw- -> r--/r--") && strstr(line, "-RW +RO") &&
           strstr(line, "4K x8 pte") && line[0] == '~');
     put(UPT, 5, 0x7777000ull | P | RW | US | A | D | NX);
     struct klab_ptsnap *wrote = snap(m, &regs);
     g = diff(forked, wrote, 0);
     CHECK_EQ_U64(g.n, 1);
-    CHECK_EQ_U64(g.c[0].what, KLAB_PTDIFF_MOVED | KLAB_PTDIFF_PERMS | KLAB_PTDIFF_BITS);
+    CHECK_EQ_U64(g.c[0].what, KLAB_PTDIFF_MOVED | KLAB_PTDIFF_PERMS);
     CHECK_EQ_U64(g.c[0].va_start, USER_VA + 0x5000);
     CHECK_EQ_U64(g.c[0].va_end, USER_VA + 0x6000);
     CHECK_EQ_U64(g.c[0].before.pa_start, USER_PA(5));
@@ -144,7 +153,7 @@ static void test_fork_then_cow(void)
     CHECK_EQ_U64(g.c[0].va_end, USER_VA + 0x5000);
     CHECK_EQ_U64(g.c[1].what, KLAB_PTDIFF_MOVED);
     CHECK_EQ_U64(g.c[2].va_start, USER_VA + 0x6000);
-    CHECK_EQ_U64(g.c[2].what, KLAB_PTDIFF_PERMS | KLAB_PTDIFF_BITS);
+    CHECK_EQ_U64(g.c[2].what, KLAB_PTDIFF_PERMS);
     klab_ptsnap_free(before);
     klab_ptsnap_free(forked);
     klab_ptsnap_free(wrote);

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# A module load through klab ptdiff, from the shell: seed 002's hellodrv built against Debian's headers,
+# inserted while klab keeps a snapshot of before. The guest's own /sys/module/hellodrv/sections say where its
+# text and data went; ptdiff must report those pages as newly mapped with the rights the module loader gives
+# them (kernel/module/strict_rwx.c: text r-x, data rw-, both NX for user), and every new mapping's PA agree
+# with QEMU's gva2gpa. x86_64 only: Debian's arm64 headers carry arm64 build tools (klab module says so).
+. "$(dirname "$0")/../lib.sh"
+export KLAB_RUN_DIR=$(mktemp -d /dev/shm/klab-test-XXXXXX)
+work=$(mktemp -d)
+export KLAB_PTSNAP_DIR=$work/store
+name=ptmod
+cleanup() { "$KLAB" stop --all >/dev/null 2>&1; rm -rf "$KLAB_RUN_DIR" "$work"; }
+trap cleanup EXIT
+ko=$(bash kernels/module.sh labs/hellodrv debian-amd64 "$work/hellodrv" 2>"$work/module.err") && [ -f "$ko" ] \
+  || { fail "hellodrv build" "$ko $(tail -2 "$work/module.err")"; finish; }
+"$KLAB" boot --arch x86_64 --name $name --add "$ko:/lib/modules/hellodrv.ko" --no-wait --detach >"$work/boot" 2>&1 \
+  || { fail "boot" "$(cat "$work/boot")"; finish; }
+timeout 300 "$KLAB" wait $name >/dev/null 2>&1 || { fail "banner" "no init banner"; finish; }
+mon=$KLAB_RUN_DIR/$name/monitor.sock
+hmp() { python3 tests/integration/hmp.py "$mon" "$1"; }
+"$KLAB" ptsnap save before --vm $name >/dev/null 2>&1 || { fail "ptsnap save" "before insmod"; finish; }
+python3 tests/integration/console.py "$KLAB_RUN_DIR/$name/console.sock" \
+  'insmod /lib/modules/hellodrv.ko && for s in .text .data; do echo "SECTION $s $(cat /sys/module/hellodrv/sections/$s)"; done' 4 >/dev/null
+hmp stop >/dev/null
+"$KLAB" ptdiff before --vm $name >"$work/diff" 2>&1; rc=$?
+[ $rc -eq 1 ] && ok "ptdiff across insmod: $(tail -1 "$work/diff")" || fail "ptdiff across insmod" "rc $rc: $(tail -3 "$work/diff")"
+log=$(tr -d '\r' <"$KLAB_RUN_DIR/$name/console.log")
+# covering VA: the change line whose [start, end) holds VA
+covering() {
+  python3 - "$1" "$work/diff" <<'PY'
+import re, sys
+va = int(sys.argv[1], 16)
+for line in open(sys.argv[2]):
+    m = re.match(r"[-+~] 0x([0-9a-f]+)-0x([0-9a-f]+) ", line)
+    if m and int(m.group(1), 16) <= va < int(m.group(2), 16):
+        print(line.rstrip())
+        break
+PY
+}
+for s in .text .data; do
+  va=$(sed -n "s/^SECTION $s \(0x[0-9a-f]*\)\$/\1/p" <<<"$log" | tail -1)
+  [ -n "$va" ] || { fail "hellodrv $s" "the guest printed no address for it: $(tail -3 <<<"$log")"; continue; }
+  line=$(covering "$va")
+  case $s in .text) want='r-x/---' ;; .data) want='rw-/---' ;; esac
+  [[ $line == "+ "*" mapped "*" $want "* ]] && ok "hellodrv $s at $va (/sys/module): newly mapped $want: ${line:0:90}" \
+    || fail "hellodrv $s at $va" "wanted a '+ ... mapped ... $want' change over it, got: ${line:-none}"
+done
+n=0 good=0
+while read -r _ range _ _ _ pa _; do
+  va=${range%-*}
+  q=$(hmp "gva2gpa $va" | tr -d '\r')
+  n=$((n + 1)); [[ $q == *"gpa: $pa"* ]] && good=$((good + 1))
+done < <(grep -E '^\+ 0x[0-9a-f]+-0x[0-9a-f]+ +\S+ +mapped +PA 0x' "$work/diff")
+[ $n -gt 0 ] && [ $good -eq $n ] && ok "the $n new mappings are at the PA QEMU's gva2gpa gives" || fail "new mappings vs gva2gpa" "$good of $n"
+[ -z "${KLAB_TEST_KEEP:-}" ] || cp "$work/diff" "$KLAB_TEST_KEEP"
+hmp cont >/dev/null
+finish
