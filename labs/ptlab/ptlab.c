@@ -12,8 +12,16 @@
  *            Between phases it prints what /proc says of the same pages (PFNs from /proc/self/pagemap,
  *            the VMA from /proc/self/maps): the debugger's independent truth. Then it pauses forever.
  *
+ *   ptlab --secret [N]   seed 004: N pages (default 1) of memfd_secret(2) (the kernel needs
+ *            secretmem.enable=1 before v6.5), each written once: the fault takes the page out of the
+ *            kernel's direct map (mm/secretmem.c secretmem_fault: set_direct_map_invalid_noflush), which on
+ *            x86 first splits the 2M mapping around it into 4K pages. Prints the last page's frame
+ *            (pagemap) and /proc/meminfo's DirectMap lines before and after the writes, then pauses with
+ *            the pages held. Many pages reach frames in 2M mappings nothing split yet.
+ *
  * Static, so it runs in klab's busybox initramfs; root there, so pagemap shows the frames. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -74,9 +82,59 @@ static void print_maps(const char *lo, const char *hi)
     fflush(stdout);
 }
 
-int main(void)
+/* /proc/meminfo's DirectMap lines (x86 only: arch/x86/mm/pat/set_memory.c arch_report_meminfo). */
+static void print_direct_map(const char *when)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[128];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "DirectMap", 9))
+            printf("ptlab: %s %s", when, line);
+    if (f)
+        fclose(f);
+    fflush(stdout);
+}
+
+#ifndef SYS_memfd_secret
+#define SYS_memfd_secret 447   /* the same number on x86_64 and arm64 (include/uapi/asm-generic/unistd.h) */
+#endif
+
+static int secret(long ps, long n)
+{
+    int fd = (int)syscall(SYS_memfd_secret, 0);
+    if (fd < 0) {
+        printf("ptlab: memfd_secret: %s (Linux before 6.5 needs secretmem.enable=1)\n", strerror(errno));
+        return 1;
+    }
+    char *p = MAP_FAILED;
+    if (ftruncate(fd, n * ps) != 0 ||
+        (p = mmap(NULL, (size_t)(n * ps), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+        printf("ptlab: secret page: %s\n", strerror(errno));
+        return 1;
+    }
+    print_direct_map("before");
+    for (long i = 0; i < n; i++)
+        p[i * ps] = 's';   /* the fault: the page leaves the direct map */
+    printf("ptlab: secret 0x%016" PRIxPTR " pfn 0x%" PRIx64 " (page %ld of %ld)\n", (uintptr_t)(p + (n - 1) * ps),
+           pfn_of(getpid(), p, ps, (int)(n - 1)), n, n);
+    print_direct_map("after");
+    printf("ptlab: done\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
+int main(int argc, char **argv)
 {
     const long ps = sysconf(_SC_PAGESIZE);
+    if (argc > 1 && !strcmp(argv[1], "--secret")) {
+        const long n = argc > 2 ? strtol(argv[2], NULL, 0) : 1;
+        if (n < 1 || n > 65536) {
+            fprintf(stderr, "ptlab: --secret wants 1 to 65536 pages\n");
+            return 2;
+        }
+        return secret(ps, n);
+    }
     char *buf = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (buf == MAP_FAILED) {
         perror("ptlab: mmap");
