@@ -92,6 +92,15 @@ def verdict(before, after, size):
     return "; ".join(said)
 
 
+def _ptdiff_lines(before, regs, regions):
+    """klab ptdiff from the call's snapshot to now, over each region: {region: [lines]}."""
+    out = {}
+    with lib.PhysMem() as mem, lib.Snapshot.take(regs, mem, -1, "initmem-watch: at the return", "initmem-watch") as now:
+        for name, (start, end) in regions.items():
+            out[name] = before.diff_text(now, start, end - 1, 0, "initmem-watch").splitlines()
+    return out
+
+
 class _Stop(gdb.Breakpoint):
     def __init__(self, address, on_hit):
         super().__init__("*0x%x" % address, internal=True, temporary=True)
@@ -106,7 +115,7 @@ class _Watch:
     active = []
 
     def __init__(self, call, ret, regions, header):
-        self.regions, self.header, self.before = regions, header, None
+        self.regions, self.header, self.before, self.tables = regions, header, None, None
         self.breakpoints = [_Stop(call, self.at_call), _Stop(ret, self.at_return)]
 
     def at_call(self):
@@ -120,6 +129,9 @@ class _Watch:
             self.regions["linear"] = (alias, alias + (end - begin))
             self.header += "  init section PA %x\n" % walk.pa
         self.before = snapshot(self.regions)
+        # The whole page table too: at the return, klab ptdiff's words for what changed over each region.
+        with lib.PhysMem() as mem:
+            self.tables = lib.Snapshot.take(regs, mem, -1, "initmem-watch: at the call", "initmem-watch")
         return False                                   # keep going into free_initmem
 
     def at_return(self):
@@ -132,8 +144,21 @@ class _Watch:
             gdb.write("    after:  %s\n" % _describe(after[name], end - start))
             if self.before:
                 gdb.write("    changed: %s\n" % verdict(self.before[name], after[name], end - start))
+        if self.tables:
+            self.report_ptdiff()
         _Watch.active.remove(self)
         return True                                    # stop here so the user can look
+
+    def report_ptdiff(self):
+        try:
+            found = _ptdiff_lines(self.tables, lib.mmu_regs(), self.regions)
+        finally:
+            self.tables.__exit__(None, None, None)
+            self.tables = None
+        gdb.write("  page tables, call -> return (klab ptdiff):\n")
+        for name, lines in found.items():
+            for line in lines:
+                gdb.write("    %-6s %s\n" % (name, line))
 
 
 class KlabInitmemWatch(gdb.Command):
@@ -145,7 +170,8 @@ Usage: klab initmem-watch      (then continue)
 Breaks where kernel_init really calls free_initmem and where the call returns; records, each time, the
 mapping (from the page tables) and the first bytes of the init section at its kernel-image address and at
 its linear-map alias; stops after the return and prints what changed: arm64 unmaps the image range, x86_64
-keeps it mapped and poisons it with 0xcc. Set it before kernel_init runs (klab gdb stops at start_kernel)."""
+keeps it mapped and poisons it with 0xcc. Then the page tables' own account (klab ptdiff of a snapshot at
+the call against the return, over each region). Set it before kernel_init runs (klab gdb stops at start_kernel)."""
 
     def __init__(self):
         super().__init__("klab initmem-watch", gdb.COMMAND_BREAKPOINTS)

@@ -140,6 +140,24 @@ def main():
         lin_after = bytes.fromhex(linear.group(3).split("bytes: ")[1].replace(" ", ""))
         check("initmem-watch: linear alias bytes after = QEMU's xp at the init PA (%s)" % lin_after[:4].hex(),
               init_pa is not None and qemu_bytes(init_pa) == lin_after, "xp %s" % qemu_bytes(init_pa or 0).hex())
+        # The page tables' own account of the same call (klab ptdiff inside initmem-watch): a region
+        # initmem-watch calls unmapped is unmapped there whole, one it calls still mapped loses nothing.
+        for name, m in (("image", image), ("linear", linear)):
+            lo, hi = [int(x, 16) for x in re.search(r"  %s +([0-9a-f]+)-([0-9a-f]+)\n" % name, report).groups()]
+            gone = 0
+            for a, b in re.findall(r"^    %s +- 0x([0-9a-f]+)-0x([0-9a-f]+) " % name, report, re.M):
+                gone += min(int(b, 16), hi) - max(int(a, 16), lo)
+            said = m.group(m.lastindex)
+            if said.startswith("unmapped"):
+                check("initmem-watch: ptdiff finds the %s range unmapped whole, as the watch says" % name,
+                      gone == hi - lo, "%d of %d bytes: %s" % (gone, hi - lo, report[report.find("page tables"):]))
+            else:
+                check("initmem-watch: ptdiff finds nothing of the %s range unmapped, as the watch says (%s)" % (
+                    name, said[:40]), gone == 0, report[report.find("page tables"):])
+                perms = re.search(r"^    %s +~ .* perms" % name, report, re.M) is not None
+                check("initmem-watch: ptdiff %s a rights change of the %s range, as the watch says" % (
+                    "finds" if perms else "finds no", name), perms == ("permissions changed" in said),
+                      report[report.find("page tables"):])
         # free_initmem poisons what it frees (mm/page_alloc.c free_reserved_area, POISON_FREE_INITMEM): the
         # bytes QEMU itself shows at the PA, not klab's word for it.
         check("initmem-watch: the init PA holds 0xcc after free_initmem (QEMU xp)",
