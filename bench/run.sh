@@ -11,4 +11,5 @@ mkdir -p bench/results
   bash bench/gdb.sh
   bash bench/triage.sh
   bash bench/dump.sh
+  bash bench/replay.sh
 } 2>&1 | tee bench/results/latest.txt

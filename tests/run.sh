@@ -89,6 +89,8 @@ run --plan "ptdiff of memfd_secret vs pagemap, meminfo DirectMap and gva2gpa: x8
 run --plan "ptdiff of memfd_secret vs pagemap and gva2gpa: arm64" bash tests/integration/ptdiff_secret.sh arm64
 run --plan "gdb ptsnap --pid: mprotect, fork, copy-on-write vs /proc: x86_64" bash tests/integration/gdb_ptlab.sh x86_64
 run --plan "gdb ptsnap --pid: mprotect, fork, copy-on-write vs /proc: arm64" bash tests/integration/gdb_ptlab.sh arm64
+run --limit 1500 --plan "record/replay: console, reverse-stepi, reverse-continue, watchpoints: x86_64" bash tests/integration/replay.sh x86_64
+run --limit 1500 --plan "record/replay: console, reverse-stepi, reverse-continue, watchpoints: arm64" bash tests/integration/replay.sh arm64
 run --plan "--svg pictures vs QEMU, drawn by chromium: x86_64" bash tests/integration/svg.sh x86_64
 run --plan "--svg pictures vs QEMU, drawn by chromium: arm64" bash tests/integration/svg.sh arm64
 run --plan "gdb commands vtop/pte/ptdump: x86_64" bash tests/integration/gdb_mmu.sh x86_64

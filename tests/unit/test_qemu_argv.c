@@ -191,6 +191,29 @@ static void test_vmcoreinfo_device(void)
     }
 }
 
+/* Record/replay: icount with the log and the start snapshot in the recording, the snapshot drive. */
+static void test_record_replay(void)
+{
+    struct boot_request r = request("x86_64");
+    struct argv a;
+    char err[160];
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
+    CHECK(!value_of(&a, "-icount"));
+    argv_free(&a);
+    r.smp = 1;
+    r.rr_mode = "record";
+    r.rr_dir = "/rec";
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
+    CHECK_STR(value_of(&a, "-icount"), "shift=auto,rr=record,rrfile=/rec/replay.bin,rrsnapshot=init");
+    CHECK(has_pair(&a, "-drive", "file=/rec/snapshots.qcow2,if=none,id=klab-rr,format=qcow2"));
+    argv_free(&a);
+    r.rr_mode = "replay";
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
+    CHECK_STR(value_of(&a, "-icount"), "shift=auto,rr=replay,rrfile=/rec/replay.bin,rrsnapshot=init");
+    CHECK(has(&a, "-S"));
+    argv_free(&a);
+}
+
 int main(void)
 {
     RUN(test_x86_defaults);
@@ -202,5 +225,6 @@ int main(void)
     RUN(test_vmcoreinfo_device);
     RUN(test_ram_layouts);
     RUN(test_swap_disk);
+    RUN(test_record_replay);
     return CHECK_DONE();
 }

@@ -13,7 +13,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -79,8 +82,39 @@ static _Noreturn void exec_qemu(const struct argv *av, const char *run_dir, bool
     _exit(127);
 }
 
-/* Until QEMU's monitor answers (every socket is set up then), QEMU exits, or the deadline. */
-static bool wait_ready(pid_t pid, const char *run_dir, int *status)
+/* Whether the gdb stub accepts a connection (a bare connect: no packet is sent). */
+static bool stub_accepts(const char *listen)
+{
+    int fd = -1;
+    if (!strncmp(listen, "unix:", 5)) {
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        snprintf(a.sun_path, sizeof a.sun_path, "%s", listen + 5);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+            close(fd);
+            fd = -1;
+        }
+    } else {
+        const char *port = strrchr(listen, ':');
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port ? port + 1 : "0")),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0) {
+        sleep_ms(20);
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
+/* Until QEMU's monitor answers (every socket is set up then), QEMU exits, or the deadline. A recording or
+ * replay has no monitor (machine/qemu_argv.c): its gdb stub, set up after the console, says it instead. */
+static bool wait_ready(pid_t pid, const char *run_dir, const struct boot_request *req, int *status)
 {
     char *mon = path_join(run_dir, "monitor.sock");
     uint64_t deadline = now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000u;
@@ -89,7 +123,7 @@ static bool wait_ready(pid_t pid, const char *run_dir, int *status)
         if (waitpid(pid, status, WNOHANG) == pid)
             exited = true;
         else
-            ready = monitor_wait_ready(mon, 20) == 0;
+            ready = req->rr_mode ? stub_accepts(req->gdb_listen) : monitor_wait_ready(mon, 20) == 0;
     }
     free(mon);
     if (!ready && !exited) {
@@ -125,7 +159,7 @@ static struct vm_instance *start(struct boot_plan *p, int *status)
         klab_error("fork: %s", strerror(errno));
         return NULL;
     }
-    if (!wait_ready(pid, p->rs.dir, status))
+    if (!wait_ready(pid, p->rs.dir, &p->req, status))
         return NULL;
     p->rs.qemu_pid = pid;
     p->rs.supervisor_pid = self;

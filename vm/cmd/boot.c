@@ -5,7 +5,9 @@
 #include "backend/backend.h"
 #include "machine/lab_image.h"
 #include "machine/swap_disk.h"
+#include "cmd/boot.h"
 #include "run/boot_plan.h"
+#include "run/recording.h"
 #include "run/runstate.h"
 #include "run/supervisor.h"
 #include "util/opts.h"
@@ -13,6 +15,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { O_ADD = 256, O_RUN, O_SMP, O_MEM, O_SWAP, O_GDB_PORT, O_ACCEL, O_BACKEND, O_ANNOUNCE };
@@ -57,6 +60,9 @@ static const struct opt options[] = {
              "boot nothing: record that process PID (e.g. `make vm-x86` fetching and building) is\n"
                                     "starting this VM, so that `klab gdb` waits for it while PID lives"),
     STR("qemu", "BINARY", "the system emulator to run (default: the profile's, found in PATH)", qemu),
+    STR("record", "DIR", "record the whole run (QEMU record/replay: one CPU, TCG with icount) into the new\n"
+                         "folder DIR, console input included; `klab replay DIR` runs it again for reverse\n"
+                         "debugging (reverse-stepi, reverse-continue, watchpoints backwards)", record),
     OPT_END,
 };
 
@@ -91,6 +97,7 @@ static int on_option(void *ctx, int id, const char *arg)
         if (opts_number(arg, 1, 64, &v, "--smp wants a CPU count from 1 to 64") != 0)
             return -1;
         o->smp = (unsigned)v;
+        o->smp_given = true;
         return 0;
     case O_MEM:
         if (parse_size_mib(arg, &o->mem) && o->mem >= (64ull << 20))
@@ -131,6 +138,16 @@ static int check_combination(const struct boot_options *o)
         klab_error("boot: --swap puts its modules and swapon hook into klab's fresh image; it cannot with --initrd");
     else if (o->initrd && (o->nadds || o->nruns))
         klab_error("boot: --add and --run go into klab's fresh image; with --initrd put them in yours (klab rootfs)");
+    else if (o->record && libvirt)
+        klab_error("boot: --record is for --backend qemu (klab passes QEMU's -icount rr=record itself)");
+    else if (o->record && o->swap)
+        klab_error("boot: --record cannot record a disk's I/O here (QEMU's blkreplay): drop --swap");
+    else if (o->record && o->smp_given && o->smp != 1)
+        klab_error("boot: --record runs one CPU (QEMU's icount runs the guest in one deterministic thread): drop --smp");
+    else if (o->record && o->accel && strcmp(o->accel, "tcg"))
+        klab_error("boot: --record needs TCG (icount): a KVM guest's execution cannot be recorded");
+    else if (o->record && strchr(o->record, ','))
+        klab_error("boot: --record %s: a ',' in the path would split QEMU's -icount option", o->record);
     else
         return 0;
     return -1;
@@ -148,7 +165,26 @@ static int parse(int argc, char **argv, struct boot_options *o)
         klab_error("boot: unexpected argument '%s' (see klab boot --help)", argv[first]);
         return 2;
     }
-    return check_combination(o) == 0 ? -1 : 2;
+    if (check_combination(o) != 0)
+        return 2;
+    struct stat st;
+    if (o->record && lstat(o->record, &st) == 0) {
+        klab_error("boot: --record %s exists already (a recording is never overwritten)", o->record);
+        return 2;
+    }
+    if (o->record) {
+        o->smp = 1;
+        o->accel = "tcg";
+        if (o->record[0] != '/') {   /* QEMU and the supervisor get it: absolute */
+            char cwd[4096];
+            if (!getcwd(cwd, sizeof cwd)) {
+                klab_error("boot: --record: cannot tell the current folder");
+                return 2;
+            }
+            o->record = xasprintf("%s/%s", cwd, o->record);
+        }
+    }
+    return -1;
 }
 
 /* --announce: boot nothing, say that process PID is starting this VM (for `make vm-*`). */
@@ -169,6 +205,64 @@ static int dry_run(struct boot_plan *plan)
     return plan->backend->describe(plan, stdout);
 }
 
+/* --record: the new recording folder before the boot, its initramfs and manifest once the image exists. */
+static int record_start(const struct boot_options *o)
+{
+    char *qemu_img = find_in_path("qemu-img");
+    if (!qemu_img) {
+        klab_error("boot: --record needs qemu-img for its snapshot drive (scripts/deps.sh installs qemu-utils)");
+        return -1;
+    }
+    int rc = recording_create(o->record, qemu_img);
+    free(qemu_img);
+    return rc;
+}
+
+static int record_finish(const struct boot_options *o, const struct boot_facts *f, struct boot_plan *plan)
+{
+    struct recording r = {
+        .dir = (char *)o->record, .arch = (char *)f->profile->arch, .kernel = f->kernel, .vmlinux = f->vmlinux,
+        .append = (char *)o->append, .cpu = (char *)o->cpu, .qemu = f->qemu_path, .mem = o->mem, .kaslr = o->kaslr,
+        .no_pvh = o->no_pvh, .stamps = recording_stamps(f->kernel, f->vmlinux, f->qemu_path),
+    };
+    int rc = recording_finish(&r, f->initrd);
+    free(r.stamps);
+    if (rc == 0)
+        plan->req.initrd = plan->rs.initrd = recording_path(o->record, "initramfs.cpio.gz");
+    return rc;
+}
+
+int boot_start(struct boot_options *o)
+{
+    int rc;
+    struct boot_facts facts;
+    if ((rc = boot_resolve(o, &facts)) != 0)
+        return rc;
+    struct boot_plan plan;
+    boot_plan(o, &facts, &plan);
+    if (o->dry_run)
+        return dry_run(&plan);
+    if (runstate_claim(plan.rs.name) < 0)   /* the lock: held until this process and its supervisor end */
+        return 1;
+    if (o->record && record_start(o) != 0)
+        return 1;
+    if (facts.swap_image && swap_disk_create(facts.swap_image, o->swap) != 0)
+        return 1;
+    const struct lab_image_kernel k = {
+        .swap = { .on = facts.swap_image != NULL, .modules = facts.swap_modules }, .fw_cfg = facts.fw_cfg_modules };
+    if (!facts.initrd && !(facts.initrd = lab_image_build(facts.profile, facts.run_dir, o->adds, o->nadds, o->runs,
+                                                          o->nruns, &k)))
+        return 1;
+    plan.req.initrd = plan.rs.initrd = facts.initrd;
+    if (o->record && record_finish(o, &facts, &plan) != 0)
+        return 1;
+    if (facts.accel_why[0] && !o->detach)
+        klab_info("accelerator %s (%s)", facts.accel, facts.accel_why);
+    if (o->record && !o->detach)
+        klab_info("recording into %s (klab replay %s runs it again)", o->record, o->record);
+    return supervise(&plan);
+}
+
 int cmd_boot(int argc, char **argv)
 {
     struct boot_options o;
@@ -177,24 +271,5 @@ int cmd_boot(int argc, char **argv)
         return rc;
     if (o.announce)
         return announce_only(&o);
-    struct boot_facts facts;
-    if ((rc = boot_resolve(&o, &facts)) != 0)
-        return rc;
-    struct boot_plan plan;
-    boot_plan(&o, &facts, &plan);
-    if (o.dry_run)
-        return dry_run(&plan);
-    if (runstate_claim(plan.rs.name) < 0)   /* the lock: held until this process and its supervisor end */
-        return 1;
-    if (facts.swap_image && swap_disk_create(facts.swap_image, o.swap) != 0)
-        return 1;
-    const struct lab_image_kernel k = {
-        .swap = { .on = facts.swap_image != NULL, .modules = facts.swap_modules }, .fw_cfg = facts.fw_cfg_modules };
-    if (!facts.initrd && !(facts.initrd = lab_image_build(facts.profile, facts.run_dir, o.adds, o.nadds, o.runs,
-                                                          o.nruns, &k)))
-        return 1;
-    plan.req.initrd = plan.rs.initrd = facts.initrd;
-    if (facts.accel_why[0] && !o.detach)
-        klab_info("accelerator %s (%s)", facts.accel, facts.accel_why);
-    return supervise(&plan);
+    return boot_start(&o);
 }

@@ -6,6 +6,8 @@
 const struct klab_command klab_commands[] = {
     { "boot", cmd_boot, "boot a kernel under QEMU, paused at its first instruction, gdb stub on 127.0.0.1",
       &boot_command },
+    { "replay", cmd_replay, "boot a recording (boot --record) again, paused, for reverse debugging in gdb",
+      &replay_command },
     { "gdb", cmd_gdb, "attach gdb-multiarch to a VM with symbols and klab's commands", &gdb_command },
     { "stop", cmd_stop, "stop a VM and remove its RAM file, sockets and run state", &stop_command },
     { "status", cmd_status, "list running VMs", &status_command },

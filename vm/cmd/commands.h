@@ -40,6 +40,7 @@ int cmd_dump(int argc, char **argv);
 int cmd_drgn(int argc, char **argv);
 int cmd_crash(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 /* Hidden: what the bash completion (scripts/klab.bash) asks for. */
 int cmd_complete(int argc, char **argv);
 /* Hidden: klab(1) and klab-COMMAND(1) in roff, for the Makefile's man pages. */
@@ -47,6 +48,6 @@ int cmd_man(int argc, char **argv);
 
 extern const struct opt_cmd boot_command, gdb_command, stop_command, status_command, wait_command,
     rootfs_command, inspect_command, regs_command, vtop_command, ptdump_command, ptsnap_command, ptdiff_command, exam_command, dump_command,
-    drgn_command, crash_command, fetch_command;
+    drgn_command, crash_command, fetch_command, replay_command;
 
 #endif

@@ -67,7 +67,13 @@ int qemu_build_argv(const struct boot_request *r, struct argv *a, char *err, siz
     push(a, strdup("-nodefaults"));
     push2(a, "-display", strdup("none"));
     push(a, strdup("-no-reboot"));
-    if (r->console == CONSOLE_STDIO)
+    if (r->rr_mode)
+        /* Record/replay: a file. QEMU records how much of each console write its chardev took, and a socket
+         * takes nothing while nobody is connected (and may take part of a write when its reader lags), so a
+         * replay of a socket console diverges ("Missing character write event"); a file takes every byte.
+         * Input comes from the image's hooks (klab boot --run), which replay like the rest of the guest. */
+        push2(a, "-chardev", xasprintf("file,id=klab-con,path=%s/console.log", r->run_dir));
+    else if (r->console == CONSOLE_STDIO)
         /* signal=off: ^C goes to the guest; mux=on gives QEMU's escape keys (^A x quits, ^A h lists them). */
         push2(a, "-chardev", xasprintf("stdio,id=klab-con,mux=on,signal=off,logfile=%s/console.log", r->run_dir));
     else
@@ -82,11 +88,22 @@ int qemu_build_argv(const struct boot_request *r, struct argv *a, char *err, siz
     /* The guest's VMCOREINFO note for dump-guest-memory (crash and drgn read KASLR and the layout from it):
      * a fw_cfg file the guest's qemu_fw_cfg driver fills (machine/vmcoreinfo.h). */
     push2(a, "-device", strdup("vmcoreinfo"));
-    push2(a, "-monitor", xasprintf("unix:%s/monitor.sock,server=on,wait=off", r->run_dir));
+    /* Not under record/replay: QEMU records the human monitor's output like a guest's console output, so a
+     * monitor command in either run makes the replay diverge ("Missing character write event"). Such a VM
+     * is driven through its gdb stub (qRcmd), which QEMU keeps out of the recording. */
+    if (!r->rr_mode)
+        push2(a, "-monitor", xasprintf("unix:%s/monitor.sock,server=on,wait=off", r->run_dir));
     /* Never -s: it listens on every interface. */
     /* A Unix socket is created 0600 (umask set by the supervisor), so only its owner can attach. */
     push2(a, "-gdb", !strncmp(r->gdb_listen, "unix:", 5) ? xasprintf("%s,server=on,wait=off", r->gdb_listen)
                                                          : strdup(r->gdb_listen));
+    if (r->rr_mode) {
+        /* Record/replay (QEMU docs/system/replay.rst): icount makes execution deterministic, rrfile keeps the
+         * inputs, rrsnapshot=init saves (record) or loads (replay) the start state on the one drive below,
+         * from which gdb's reverse-step and reverse-continue replay forward to the step before. */
+        push2(a, "-icount", xasprintf("shift=auto,rr=%s,rrfile=%s/replay.bin,rrsnapshot=init", r->rr_mode, r->rr_dir));
+        push2(a, "-drive", xasprintf("file=%s/snapshots.qcow2,if=none,id=klab-rr,format=qcow2", r->rr_dir));
+    }
     if (r->wait_for_gdb)
         push(a, strdup("-S"));
     return 0;

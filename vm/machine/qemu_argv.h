@@ -28,6 +28,8 @@ struct boot_request {
     const char *run_dir;       /* ram, console.log, console.sock, monitor.sock live here */
     const char *swap_image;    /* a raw disk for the guest's swap (virtio-blk, serial klab-swap), or NULL */
     enum console_mode console;
+    const char *rr_mode;       /* "record" or "replay" (QEMU's record/replay), NULL for neither */
+    const char *rr_dir;        /* the recording: replay.bin and snapshots.qcow2 */
 };
 
 struct argv {

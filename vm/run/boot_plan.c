@@ -17,7 +17,8 @@ const char *boot_cpu(const struct boot_options *o, const struct machine_profile 
 void boot_plan(const struct boot_options *o, const struct boot_facts *f, struct boot_plan *plan)
 {
     const struct backend_ops *backend = backend_find(o->backend);
-    bool interactive = !o->detach && f->tty && backend->console_on_terminal;
+    /* A recording's console is a file (machine/qemu_argv.c): never the terminal. */
+    bool interactive = !o->detach && f->tty && backend->console_on_terminal && !o->record && !o->replay;
     /* -cpu is passed only when it is not the profile's default, as the user gave it. */
     const char *cpu_arg = f->cpu && strcmp(f->cpu, f->profile->default_cpu) ? f->cpu : o->cpu;
     /* The vmlinux by its PVH entry, when it has one: the same kernel (kernel_pair_check matched their
@@ -28,15 +29,20 @@ void boot_plan(const struct boot_options *o, const struct boot_facts *f, struct 
         .req = {
             .profile = f->profile, .qemu = f->qemu_path, .name = o->name ? o->name : f->profile->arch,
             .kernel = pvh ? f->vmlinux : f->kernel, .initrd = f->initrd, .append = o->append, .cpu = cpu_arg, .accel = f->accel,
-            .smp = o->smp, .mem_bytes = o->mem, .kaslr = o->kaslr, .wait_for_gdb = !o->no_wait,
+            .smp = o->smp, .mem_bytes = o->mem, .kaslr = o->kaslr, .wait_for_gdb = !o->no_wait || o->record,
             .gdb_listen = f->gdb_listen, .run_dir = f->run_dir, .swap_image = f->swap_image,
             .console = interactive ? CONSOLE_STDIO : CONSOLE_SOCKET,
+            .rr_mode = o->record ? "record" : o->replay ? "replay" : NULL,
+            .rr_dir = o->record ? o->record : o->replay,
         },
         .backend = backend,
         .connect = o->connect,
         .detach = o->detach,
         .interactive = interactive,
         .quiet = o->detach,
+        /* A recording starts paused whatever --no-wait says: it has no monitor to say QEMU is ready, and the
+         * gdb stub that says so instead stops a running guest as it is connected to. */
+        .resume = o->record && o->no_wait,
     };
     plan->rs = (struct runstate){
         .name = (char *)plan->req.name, .dir = f->run_dir, .profile = f->profile, .gdb_listen = f->gdb_listen,

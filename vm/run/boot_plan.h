@@ -28,6 +28,9 @@ struct boot_options {
     pid_t announce;   /* --announce PID: only say that PID is starting this VM (for `make vm-*`) */
     bool kaslr, no_wait, detach, dry_run;
     bool no_pvh;                  /* boot the image through its decompressor even when vmlinux has a PVH entry */
+    const char *record;           /* --record DIR: QEMU's record/replay log and snapshots go there (run/recording.h) */
+    const char *replay;           /* klab replay DIR: boot that recording again */
+    bool smp_given;
 };
 
 /* What boot_resolve() found on this machine. Strings malloc'ed (boot_facts_free). */
@@ -58,6 +61,8 @@ struct boot_plan {
     bool detach;
     bool interactive;                   /* the terminal is the guest's console */
     bool quiet;                         /* say nothing but errors (detached) */
+    bool resume;                        /* started paused because only the stub can tell a recording is up
+                                         * (it has no monitor): --record --no-wait continues it then */
 };
 
 /* The CPU model: --cpu, else the profile's, else its full CPU when the default lacks the kernel's granule. */

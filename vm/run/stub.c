@@ -27,6 +27,17 @@ int vm_target_open(const char *name, int cpu, bool memory_via_stub, struct vm_ta
         return -1;
     }
     free(vm);
+    char *mon = path_join(t->rs.dir, "monitor.sock");
+    const bool has_monitor = !strcmp(t->rs.backend ? t->rs.backend : "qemu", "libvirt") || file_exists(mon);
+    free(mon);
+    if (!has_monitor) {
+        /* A recording or replay (machine/qemu_argv.c): connecting the stub would stop it with no way to tell
+         * whether it ran before. */
+        klab_error("VM '%s' is a recording or a replay: it has no monitor, and klab's shell commands would stop "
+                   "it; use `klab gdb %s` (its klab commands read the same tables)", t->rs.name, t->rs.name);
+        runstate_free(&t->rs);
+        return -1;
+    }
     char *status = runstate_monitor(&t->rs, "info status", 2000);
     t->was_running = status && strstr(status, "running");
     free(status);

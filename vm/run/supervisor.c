@@ -102,6 +102,20 @@ static void announce(const struct runstate *rs, bool waiting, FILE *f)
             rs->profile->make_suffix, rs->name, rs->name);
 }
 
+/* Continues a VM through its gdb stub: connect, detach (QEMU resumes a VM its last client detaches from).
+ * A recording has no monitor (machine/qemu_argv.c). 0, or -1. */
+static int resume_through_stub(const struct runstate *rs)
+{
+    const char *where = !strncmp(rs->gdb_listen, "tcp:", 4) ? rs->gdb_listen + 4 : rs->gdb_listen;
+    struct klab_error err;
+    struct klab_rsp *r = klab_rsp_connect(where, 5000, &err);
+    if (!r)
+        return -1;
+    int rc = klab_rsp_detach(r);
+    klab_rsp_close(r);
+    return rc;
+}
+
 /* Starts the VM and says so; NULL after reporting (the folder already cleaned up). */
 static struct vm_instance *start(struct boot_plan *p)
 {
@@ -111,7 +125,9 @@ static struct vm_instance *start(struct boot_plan *p)
         finish(p->rs.dir, status, true);
         return NULL;
     }
-    announce(&p->rs, p->req.wait_for_gdb, stderr);
+    if (p->resume && resume_through_stub(&p->rs) != 0)
+        klab_error("could not continue the recording (klab gdb's continue will)");
+    announce(&p->rs, p->req.wait_for_gdb && !p->resume, stderr);
     return vm;
 }
 

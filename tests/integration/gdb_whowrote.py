@@ -1,0 +1,59 @@
+"""Sourced in gdb by replay_module.sh, attached to `klab replay` of a boot in which staledrv (labs/staledrv)
+wrote through a stale pointer into another object: the lesson of docs/walkthroughs/who-wrote-it.md. Stop where
+the module finds its victim corrupted, watch the corrupted word, reverse-continue: gdb must stop at the write
+itself, in staledrv_write_stale with the writer work item below it on the stack (QEMU reports a watchpoint
+once the access is done: one reverse-stepi gives the word its old value back, one stepi writes the module's
+stale value again; gdb's own reads)."""
+
+import os
+import re
+import sys
+
+import gdb
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gdb_checks import check, fail, run  # noqa: E402
+
+
+def word(expr):
+    return int(gdb.parse_and_eval(expr)) & ((1 << 64) - 1)
+
+
+def main():
+    run("set breakpoint pending on")
+    run("hbreak staledrv_check")
+    run("continue")
+    # gdb prints a stop as an event, not into execute's string: where the CPU is, is the oracle.
+    at = run("info symbol $pc").strip()
+    if not check("the replay reaches staledrv_check (the module's symbols loaded by klab): %s" % at.split(" in section")[0],
+                 at.startswith("staledrv_check"), at):
+        return
+    victim = word("victim")
+    value = word("victim->value")
+    check("at the check the victim's value is the stale write's 0xdeadbeef (gdb reads %x)" % value,
+          value == 0xdeadbeef, "victim %x value %x" % (victim, value))
+    run("delete")
+    run("watch -l victim->value")
+    run("reverse-continue")
+    at = run("info symbol $pc").strip()
+    bt = run("bt")
+    check("reverse-continue on the watched word stops in the writer: %s" % at.split(" in section")[0],
+          at.startswith("staledrv_write_stale"), at)
+    check("the stack there is the writer work item's (bt)", "staledrv_writer" in bt and "process_one_work" in bt, bt)
+    kbt = run("klab bt")
+    check("klab bt there names the same frames", "staledrv_write_stale" in kbt and "staledrv_writer" in kbt, kbt)
+    run("delete")
+    run("reverse-stepi")
+    writer = run("x/i $pc").strip()
+    before = word("victim->value")
+    run("stepi")
+    after = word("victim->value")
+    check("the instruction before the stop writes the word: %x -> %x (%s)" % (before, after, writer.split(":", 1)[-1].strip()),
+          before == 1 and after == 0xdeadbeef, "%x -> %x at %s" % (before, after, writer))
+    print("# gdb_whowrote.py: done")
+
+
+try:
+    main()
+except gdb.error as e:
+    fail("gdb_whowrote.py", str(e))

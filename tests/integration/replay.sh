@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Record and replay (klab boot --record, klab replay) with a real kernel: a boot to the shell and a scripted
+# console session (--run) recorded, replayed twice: the replayed console prints what the recorded one did, byte for
+# byte; then gdb runs the replay backwards (gdb_replay.py). And the refusals, one line each.
+#   tests/integration/replay.sh x86_64|arm64
+. "$(dirname "$0")/../lib.sh"
+arch=$1
+case $arch in x86_64) brk=do_sys_openat2 ;; arm64) brk=do_sys_openat2 ;; *) echo "usage: replay.sh x86_64|arm64"; exit 2 ;; esac
+export KLAB_RUN_DIR=$(mktemp -d /dev/shm/klab-test-XXXXXX)
+work=$(mktemp -d)
+cleanup() { "$KLAB" stop --all >/dev/null 2>&1; rm -rf "$KLAB_RUN_DIR" "$work"; }
+trap cleanup EXIT
+rec=$work/rec
+# The session is the image's own (--run): a recording's console is a file, input comes from the guest.
+"$KLAB" boot --arch "$arch" --name rec --record "$rec" --run 'sleep 1; echo REPLAY-MARK $((6 * 7)); cat /proc/version' \
+  --no-wait --detach >"$work/boot" 2>&1 || { fail "$arch: boot --record" "$(cat "$work/boot")"; finish; }
+timeout 600 "$KLAB" wait rec --for '/root # ' --timeout 600 >/dev/null 2>&1 || { fail "$arch: recorded boot" "no shell prompt"; finish; }
+grep -aq 'REPLAY-MARK 42' "$KLAB_RUN_DIR/rec/console.log" || fail "$arch: the recorded session" "no REPLAY-MARK 42 on the console"
+sleep 2
+tr -d '\r' <"$KLAB_RUN_DIR/rec/console.log" >"$work/recorded.log"
+"$KLAB" stop rec >/dev/null 2>&1
+[ -s "$rec/replay.bin" ] && [ -s "$rec/recording" ] && ok "$arch: recorded into $rec ($(du -sh "$rec/replay.bin" | cut -f1) of events)" \
+  || fail "$arch: the recording" "$(ls -la "$rec")"
+
+# Replay 1: run to the recording's end (gdb continues it: a replay has no monitor); the console says the same.
+"$KLAB" replay "$rec" --name rp --detach >"$work/replay" 2>&1 || { fail "$arch: klab replay" "$(cat "$work/replay")"; finish; }
+timeout 600 "$KLAB" gdb rp --batch -ex continue >"$work/gdb1" 2>&1 &
+# At the end of its log the replay ends QEMU (and klab clears its run state): keep the console as it grows.
+for _ in $(seq 1200); do
+  [ -e "$KLAB_RUN_DIR/rp/console.log" ] || break
+  tr -d '\r' <"$KLAB_RUN_DIR/rp/console.log" >"$work/replayed.now" 2>/dev/null && mv "$work/replayed.now" "$work/replayed.log"
+  cmp -s "$work/replayed.log" "$work/recorded.log" && break
+  sleep 0.5
+done
+if cmp -s "$work/recorded.log" "$work/replayed.log"; then ok "$arch: the replayed console is the recorded one, byte for byte ($(wc -c <"$work/recorded.log") bytes, REPLAY-MARK 42 included)"
+else fail "$arch: replayed console" "$(diff "$work/recorded.log" "$work/replayed.log" | head -5)"; fi
+wait
+"$KLAB" stop rp >/dev/null 2>&1
+
+# Replay 2: backwards, in gdb.
+"$KLAB" replay "$rec" --name rp2 --detach >"$work/replay2" 2>&1 || { fail "$arch: klab replay again" "$(cat "$work/replay2")"; finish; }
+export KLAB_TEST_ARCH=$arch KLAB_TEST_PAGEMAP=/bin/true KLAB_TEST_CONSOLE=$KLAB_RUN_DIR/rp2/console.log KLAB_TEST_BREAK=$brk
+timeout 900 "$KLAB" gdb rp2 --batch -ex "source $PWD/tests/integration/gdb_replay.py" -ex disconnect >"$work/out" 2>&1
+rc=$?
+relay "$work/out"
+gdb_ran "$arch: reverse debugging" $rc "$work/out" "# gdb_replay.py: done"
+"$KLAB" stop rp2 >/dev/null 2>&1
+
+# Refusals.
+expect_error "$arch: a recording is never overwritten" 'exists already' "$KLAB" boot --arch "$arch" --record "$rec" --dry-run --no-wait
+expect_error "$arch: --record runs one CPU" 'runs one CPU' "$KLAB" boot --arch "$arch" --record "$work/r2" --smp 2
+expect_error "$arch: --record with --swap" 'drop --swap' "$KLAB" boot --arch "$arch" --record "$work/r2" --swap 64M
+expect_error "$arch: --record with KVM" 'needs TCG' "$KLAB" boot --arch "$arch" --record "$work/r2" --accel kvm
+mkdir -m 700 "$work/notrec"
+expect_error "$arch: replay of a folder that is no recording" 'not a finished klab recording' "$KLAB" replay "$work/notrec"
+cp -a "$rec" "$work/changed" && sed -i 's/^stamps=[0-9]*/stamps=1/' "$work/changed/recording"
+expect_error "$arch: replay after the kernel changed" 'changed since' "$KLAB" replay "$work/changed" --name rp3
+chmod 777 "$work/notrec"
+expect_error "$arch: replay of a folder others may write" 'writable' "$KLAB" replay "$work/notrec"
+finish
