@@ -39,9 +39,11 @@ def main():
     bt = run("bt")
     check("reverse-continue on the watched word stops in the writer: %s" % at.split(" in section")[0],
           at.startswith("staledrv_write_stale"), at)
-    check("the stack there is the writer work item's (bt)", "staledrv_writer" in bt and "process_one_work" in bt, bt)
+    # staledrv_writer, the work function, tail-calls the writer: the kworker's frames are below it.
+    check("the stack there is a work item's, run by a kworker (bt)", "process_one_work" in bt and "worker_thread" in bt, bt)
     kbt = run("klab bt")
-    check("klab bt there names the same frames", "staledrv_write_stale" in kbt and "staledrv_writer" in kbt, kbt)
+    check("klab bt there names the same frames and the kworker", "staledrv_write_stale" in kbt and
+          "process_one_work" in kbt and "kworker" in kbt, kbt)
     run("delete")
     run("reverse-stepi")
     writer = run("x/i $pc").strip()
