@@ -81,16 +81,6 @@ void svg_text(struct klab_textbuf *t, int x, int y, const char *cls, const char 
     klab_tb_add(t, "</text>\n");
 }
 
-void svg_rect(struct klab_textbuf *t, double x, double y, double w, double h, const char *cls, const char *fill)
-{
-    klab_tb_add(t, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"", x, y, w, h);
-    if (*cls)
-        klab_tb_add(t, " class=\"%s\"", cls);
-    if (fill)
-        klab_tb_add(t, " style=\"fill: %s\"", fill);
-    klab_tb_add(t, "/>\n");
-}
-
 void svg_rect_titled(struct klab_textbuf *t, double x, double y, double w, double h, const char *cls,
                      const char *fill, const char *title)
 {
@@ -99,9 +89,18 @@ void svg_rect_titled(struct klab_textbuf *t, double x, double y, double w, doubl
         klab_tb_add(t, " class=\"%s\"", cls);
     if (fill)
         klab_tb_add(t, " style=\"fill: %s\"", fill);
+    if (!title) {
+        klab_tb_add(t, "/>\n");
+        return;
+    }
     klab_tb_add(t, "><title>");
     escaped(t, title);
     klab_tb_add(t, "</title></rect>\n");
+}
+
+void svg_rect(struct klab_textbuf *t, double x, double y, double w, double h, const char *cls, const char *fill)
+{
+    svg_rect_titled(t, x, y, w, h, cls, fill, NULL);
 }
 
 void svg_arrow(struct klab_textbuf *t, int x1, int y1, int x2, int y2, const char *cls)

@@ -13,7 +13,7 @@ void svg_text(struct klab_textbuf *t, int x, int y, const char *cls, const char 
     __attribute__((format(printf, 5, 6)));
 /* A rectangle filled with fill (a colour, or NULL for the class's) in class cls. */
 void svg_rect(struct klab_textbuf *t, double x, double y, double w, double h, const char *cls, const char *fill);
-/* The same with a tooltip (SVG's <title> child: a browser shows it under the pointer). */
+/* The same with a tooltip (SVG's <title> child: a browser shows it under the pointer); title NULL: none. */
 void svg_rect_titled(struct klab_textbuf *t, double x, double y, double w, double h, const char *cls,
                      const char *fill, const char *title);
 /* An arrow from (x1, y1) to (x2, y2). */

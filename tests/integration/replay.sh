@@ -55,6 +55,12 @@ mkdir -m 700 "$work/notrec"
 expect_error "$arch: replay of a folder that is no recording" 'not a finished klab recording' "$KLAB" replay "$work/notrec"
 cp -a "$rec" "$work/changed" && sed -i 's/^stamps=[0-9]*/stamps=1/' "$work/changed/recording"
 expect_error "$arch: replay after the kernel changed" 'changed since' "$KLAB" replay "$work/changed" --name rp3
+# A recording is data: the QEMU it names is not run, this machine's is (and must be the one recorded with).
+cp -a "$rec" "$work/evil" && sed -i "s|^qemu=.*|qemu=$work/evil-qemu|" "$work/evil/recording"
+printf '#!/bin/sh\ntouch %s/evil-ran\n' "$work" >"$work/evil-qemu"; chmod +x "$work/evil-qemu"
+"$KLAB" replay "$work/evil" --name rp4 --dry-run >"$work/evil.out" 2>&1
+[ ! -e "$work/evil-ran" ] && ! grep -q evil-qemu "$work/evil.out" && grep -q "qemu-system" "$work/evil.out" \
+  && ok "$arch: a recording's qemu= names no program klab runs" || fail "$arch: the manifest's qemu=" "$(head -3 "$work/evil.out")"
 chmod 777 "$work/notrec"
 expect_error "$arch: replay of a folder others may write" 'writable' "$KLAB" replay "$work/notrec"
 finish

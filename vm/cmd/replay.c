@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "cmd/boot.h"
 #include "cmd/commands.h"
+#include "machine/profile.h"
 #include "run/recording.h"
 #include "util/opts.h"
 #include "util/util.h"
@@ -20,6 +21,7 @@ static const struct opt options[] = {
     OPT_STR("gdb-socket", "F", "the stub on a Unix socket instead (mode 0600)", struct boot_options, gdb_socket),
     OPT_BOOL("detach", "return once the stub listens; the console goes to console.log and console.sock",
              struct boot_options, detach),
+    OPT_BOOL("no-wait", "run the replay at once instead of waiting for gdb", struct boot_options, no_wait),
     OPT_BOOL("dry-run", "print the QEMU command line and exit", struct boot_options, dry_run),
     OPT_END,
 };
@@ -64,12 +66,25 @@ int cmd_replay(int argc, char **argv)
         recording_free(&r);
         return 1;
     }
+    /* The QEMU is this machine's for the recorded arch, never the manifest's path: a recording may come
+     * from someone else, and its manifest must not name a program to run. */
+    const struct machine_profile *p = profile_find(r.arch);
+    char *qemu = p ? find_in_path(p->qemu) : NULL;
+    if (!p || !qemu || recording_check(&r, qemu) != 0) {
+        if (!p)
+            klab_error("replay: %s names no architecture klab knows (%s)", r.dir, r.arch);
+        else if (!qemu)
+            klab_error("replay: %s is not installed (scripts/deps.sh)", p->qemu);
+        free(qemu);
+        recording_free(&r);
+        return 1;
+    }
     o.arch = r.arch;
     o.kernel = r.kernel;
     o.vmlinux = r.vmlinux;
     o.append = r.append;
     o.cpu = r.cpu;
-    o.qemu = r.qemu;
+    o.qemu = qemu;
     o.mem = r.mem;
     o.kaslr = r.kaslr;
     o.no_pvh = r.no_pvh;

@@ -29,7 +29,7 @@ void boot_plan(const struct boot_options *o, const struct boot_facts *f, struct 
         .req = {
             .profile = f->profile, .qemu = f->qemu_path, .name = o->name ? o->name : f->profile->arch,
             .kernel = pvh ? f->vmlinux : f->kernel, .initrd = f->initrd, .append = o->append, .cpu = cpu_arg, .accel = f->accel,
-            .smp = o->smp, .mem_bytes = o->mem, .kaslr = o->kaslr, .wait_for_gdb = !o->no_wait || o->record,
+            .smp = o->smp, .mem_bytes = o->mem, .kaslr = o->kaslr, .wait_for_gdb = !o->no_wait || o->record || o->replay,
             .gdb_listen = f->gdb_listen, .run_dir = f->run_dir, .swap_image = f->swap_image,
             .console = interactive ? CONSOLE_STDIO : CONSOLE_SOCKET,
             .rr_mode = o->record ? "record" : o->replay ? "replay" : NULL,
@@ -42,7 +42,7 @@ void boot_plan(const struct boot_options *o, const struct boot_facts *f, struct 
         .quiet = o->detach,
         /* A recording starts paused whatever --no-wait says: it has no monitor to say QEMU is ready, and the
          * gdb stub that says so instead stops a running guest as it is connected to. */
-        .resume = o->record && o->no_wait,
+        .resume = (o->record || o->replay) && o->no_wait,
     };
     plan->rs = (struct runstate){
         .name = (char *)plan->req.name, .dir = f->run_dir, .profile = f->profile, .gdb_listen = f->gdb_listen,

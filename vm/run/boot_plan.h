@@ -62,7 +62,7 @@ struct boot_plan {
     bool interactive;                   /* the terminal is the guest's console */
     bool quiet;                         /* say nothing but errors (detached) */
     bool resume;                        /* started paused because only the stub can tell a recording is up
-                                         * (it has no monitor): --record --no-wait continues it then */
+                                         * (it has no monitor): --no-wait continues it then */
 };
 
 /* The CPU model: --cpu, else the profile's, else its full CPU when the default lacks the kernel's granule. */

@@ -161,11 +161,16 @@ int recording_open(const char *dir, struct recording *r)
         klab_error("replay: %s/recording is not a klab recording manifest", dir);
         return -1;
     }
-    char *now = recording_stamps(r->kernel, r->vmlinux, r->qemu);
-    rc = strcmp(now, r->stamps) ? -1 : 0;
+    return 0;
+}
+
+int recording_check(const struct recording *r, const char *qemu)
+{
+    char *now = recording_stamps(r->kernel, r->vmlinux, qemu);
+    int rc = strcmp(now, r->stamps) ? -1 : 0;
     if (rc != 0)
         klab_error("replay: the kernel, vmlinux or QEMU changed since %s was recorded (%s, now %s): a replay "
-                   "would diverge; record again", dir, r->stamps, now);
+                   "would diverge; record again", r->dir, r->stamps, now);
     free(now);
     return rc;
 }

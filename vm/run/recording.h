@@ -21,9 +21,13 @@ struct recording {
 int recording_create(const char *dir, const char *qemu_img);
 /* Copies the booted initramfs in and writes the manifest. 0, or -1 after one line. */
 int recording_finish(const struct recording *r, const char *initrd);
-/* Reads DIR's manifest: the folder must be the caller's, not writable by others, no symlinks; the kernel,
- * vmlinux and QEMU must be the files recorded with (size and mtime). 0, or -1 after one line. */
+/* Reads DIR's manifest: the folder must be the caller's, not writable by others, no symlinks. The manifest
+ * is data, not trusted: its qemu= only says what ran (replay runs the profile's QEMU, recording_check). 0, or
+ * -1 after one line. */
 int recording_open(const char *dir, struct recording *r);
+/* The kernel, vmlinux and the QEMU that will replay (qemu) must be the files the recording was made with
+ * (size and mtime). 0, or -1 after one line. */
+int recording_check(const struct recording *r, const char *qemu);
 void recording_free(struct recording *r);
 /* "size:mtime" stamps of the three files, malloc'ed. */
 char *recording_stamps(const char *kernel, const char *vmlinux, const char *qemu);
