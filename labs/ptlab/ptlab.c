@@ -33,8 +33,13 @@
 
 enum { PAGES = 16 };
 
-/* The phase number, for a debugger that stops in the kernel's getppid. */
-volatile int ptlab_phase;
+/* What a debugger that stops in the kernel's getppid reads (by symbol, through ptlab's own mapping): the
+ * phase, the buffer, the child, and the frames pagemap gave: [0] the parent's at the start, [1] the
+ * parent's after the write, [2] the child's then. The console shows the same, but a serial console may
+ * lose a line. */
+volatile int ptlab_phase, ptlab_child;
+volatile uintptr_t ptlab_buf;
+volatile uint64_t ptlab_pfns[3][PAGES];
 
 static void phase(int n)
 {
@@ -59,8 +64,10 @@ static uint64_t pfn_of(pid_t pid, const char *buf, long ps, int i)
     return (e >> 63) & 1 ? e & ((1ull << 55) - 1) : 0;
 }
 
-static void print_pfns(const char *who, pid_t pid, const char *buf, long ps)
+static void print_pfns(int group, const char *who, pid_t pid, const char *buf, long ps)
 {
+    for (int i = 0; i < PAGES; i++)
+        ptlab_pfns[group][i] = pfn_of(pid, buf, ps, i);
     for (int i = 0; i < PAGES; i++)
         printf("ptlab: %s page %02d 0x%016" PRIxPTR " pfn 0x%" PRIx64 "\n", who, i, (uintptr_t)(buf + (long)i * ps),
                pfn_of(pid, buf, ps, i));
@@ -143,7 +150,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < PAGES; i++)
         buf[i * ps] = (char)i;
     printf("ptlab: pid %d buf 0x%016" PRIxPTR " pages %d page-size %ld\n", (int)getpid(), (uintptr_t)buf, PAGES, ps);
-    print_pfns("parent", getpid(), buf, ps);
+    ptlab_buf = (uintptr_t)buf;
+    print_pfns(0, "parent", getpid(), buf, ps);
     phase(1);
 
     if (mprotect(buf + 8 * ps, 4 * ps, PROT_READ) != 0)
@@ -156,12 +164,13 @@ int main(int argc, char **argv)
         for (;;)
             pause();
     }
+    ptlab_child = (int)child;
     printf("ptlab: child %d\n", (int)child);
     phase(3);
 
     buf[5 * ps] = 42;   /* the write fault: a copy for the parent */
-    print_pfns("parent", getpid(), buf, ps);
-    print_pfns("child", child, buf, ps);
+    print_pfns(1, "parent", getpid(), buf, ps);
+    print_pfns(2, "child", child, buf, ps);
     phase(4);
     printf("ptlab: done\n");
     fflush(stdout);

@@ -22,7 +22,8 @@ timeout 600 "$KLAB" gdb "$name" --batch -ex "source $PWD/tests/integration/gdb_p
 gdb_pid=$!
 # ptlab starts once gdb's breakpoint is in: its phases must not run before gdb can stop them.
 for _ in $(seq 300); do [ -e "$work/ready" ] || ! kill -0 $gdb_pid 2>/dev/null && break; sleep 1; done
-[ -e "$work/ready" ] && python3 tests/integration/console.py "$KLAB_RUN_DIR/$name/console.sock" '/bin/ptlab &' 1 >/dev/null
+# Kernel messages off the console (dmesg -n 1): one printed mid-line would cut a line the checks read.
+[ -e "$work/ready" ] && python3 tests/integration/console.py "$KLAB_RUN_DIR/$name/console.sock" 'dmesg -n 1; /bin/ptlab &' 1 >/dev/null
 wait $gdb_pid; rc=$?; gdb_pid=
 relay "$work/out"
 [ -z "${KLAB_TEST_KEEP:-}" ] || cp -r "$work" "$KLAB_TEST_KEEP"

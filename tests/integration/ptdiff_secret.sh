@@ -25,7 +25,7 @@ hmp() { python3 tests/integration/hmp.py "$mon" "$1"; }
 # The guest's own count of direct-map bytes by leaf size, next to the snapshot (x86: arch_report_meminfo).
 python3 tests/integration/console.py "$KLAB_RUN_DIR/$name/console.sock" 'grep DirectMap /proc/meminfo' 2 | tr -d '\r' >"$work/meminfo0"
 "$KLAB" ptsnap save before --vm "$name" >/dev/null 2>&1 || { fail "$arch: ptsnap save" "before"; finish; }
-python3 tests/integration/console.py "$KLAB_RUN_DIR/$name/console.sock" '/bin/ptlab --secret 1024 &' 6 >/dev/null
+python3 tests/integration/console.py "$KLAB_RUN_DIR/$name/console.sock" 'dmesg -n 1; /bin/ptlab --secret 1024 &' 6 >/dev/null
 hmp stop >/dev/null
 "$KLAB" ptdiff before --vm "$name" >"$work/diff" 2>&1
 log=$(tr -d '\r' <"$KLAB_RUN_DIR/$name/console.log")
