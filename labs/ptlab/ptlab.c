@@ -39,6 +39,7 @@ enum { PAGES = 16 };
  * lose a line. */
 volatile int ptlab_phase, ptlab_child;
 volatile uintptr_t ptlab_buf;
+volatile long ptlab_page_size;
 volatile uint64_t ptlab_pfns[3][PAGES];
 
 static void phase(int n)
@@ -151,6 +152,7 @@ int main(int argc, char **argv)
         buf[i * ps] = (char)i;
     printf("ptlab: pid %d buf 0x%016" PRIxPTR " pages %d page-size %ld\n", (int)getpid(), (uintptr_t)buf, PAGES, ps);
     ptlab_buf = (uintptr_t)buf;
+    ptlab_page_size = ps;
     print_pfns(0, "parent", getpid(), buf, ps);
     phase(1);
 

@@ -47,17 +47,9 @@ def changes(a, b, lo, hi):
     return rows, out.strip().splitlines()[-1] if out.strip() else ""
 
 
-def guest_facts():
-    """From ptlab's console lines: buf, page size, child pid, maps lines, {(who, page): pfn} per printing."""
-    text = console()
-    m = re.search(r"ptlab: pid (\d+) buf 0x([0-9a-f]+) pages 16 page-size (\d+)", text)
-    child = re.search(r"ptlab: child (\d+)", text)
-    prints = []
-    for who, i, pfn in re.findall(r"ptlab: (parent|child) page (\d\d) 0x[0-9a-f]+ pfn 0x([0-9a-f]+)", text):
-        prints.append((who, int(i), int(pfn, 16)))
-    maps = re.findall(r"ptlab: maps ([0-9a-f]+)-([0-9a-f]+) (\S+)", text)
-    return (int(m.group(1)), int(m.group(2), 16), int(m.group(3))) if m else None, \
-        int(child.group(1)) if child else None, prints, maps
+def guest_maps():
+    """ptlab's /proc/self/maps lines over its buffer, from its console lines: [(start, end, perms)]."""
+    return re.findall(r"ptlab: maps ([0-9a-f]+)-([0-9a-f]+) (\S+)", console())
 
 
 def main():
@@ -79,9 +71,9 @@ def main():
     frames = [[int(gdb.parse_and_eval("((unsigned long long *)0x%x)[%d]" % (nm("ptlab_pfns"), g * 16 + i)))
                for i in range(16)] for g in range(3)]
     buf = int(gdb.parse_and_eval("*(unsigned long *)0x%x" % nm("ptlab_buf")))
+    ps = int(gdb.parse_and_eval("*(long *)0x%x" % nm("ptlab_page_size")))
     run("delete")
-    maps = guest_facts()[3]
-    ps = 4096   # every kernel here maps user memory with 4K pages; the VMA's size checks it below
+    maps = guest_maps()
     page = lambda i: buf + i * ps  # noqa: E731
     first, later_parent, later_child = (dict(enumerate(f)) for f in frames)
     check("ptlab's pagemap frames, read from its memory: 16 each before, after, and the child's",

@@ -28,6 +28,12 @@ static void put(uint64_t table_pa, uint64_t index, uint64_t value)
     memcpy(ram + (table_pa - RAM_BASE) + 8 * index, &value, 8);
 }
 
+/* TCR_EL1 for the upper half: T1SZ, TG1 (01 = 16K, 10 = 4K, 11 = 64K). */
+static inline uint64_t tcr_upper(unsigned va_bits, unsigned tg1)
+{
+    return (uint64_t)(64 - va_bits) << 16 | (uint64_t)tg1 << 30;
+}
+
 /* Zeroed RAM (allocated on first use) and a physical-memory source over it. */
 static struct klab_physmem *fresh_memory(void)
 {

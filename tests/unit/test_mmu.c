@@ -10,8 +10,6 @@
 
 #include "synthetic_ram.h"
 
-/* TCR_EL1 for the upper half: T1SZ, TG1 (01 = 16K, 10 = 4K, 11 = 64K). */
-static uint64_t tcr_upper(unsigned va_bits, unsigned tg1) { return (uint64_t)(64 - va_bits) << 16 | (uint64_t)tg1 << 30; }
 
 /* Seed 002: 64K pages, 48-bit VA, 3 levels; mk_pte gave 0x68000061020713. */
 static void test_arm64_64k_48bit_3level_seed(void)

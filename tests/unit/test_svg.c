@@ -46,7 +46,6 @@ static void keep(const char *name, const char *svg)
     CHECK(klab_write_output(path, svg, strlen(svg), &err) == 0);
 }
 
-static uint64_t tcr_upper(unsigned va_bits, unsigned tg1) { return (uint64_t)(64 - va_bits) << 16 | (uint64_t)tg1 << 30; }
 
 static void test_walk_seed002_64k(void)
 {

@@ -1,23 +1,16 @@
 /* vm/cmd/picture.h. */
 #define _GNU_SOURCE
 #include "cmd/picture.h"
-#include "machine/kimage.h"
+#include "cmd/target.h"
 #include "util/util.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* The run-time address of a vmlinux symbol; a VM booted with KASLR has no known slide here (klab gdb finds
- * it), so its regions stay unnamed. */
+/* klab_kernel_regions' symbol callback: a VM booted with KASLR names no region (its slide is unknown here). */
 static int symbol(void *ctx, const char *name, uint64_t *va)
 {
-    const struct vm_target *t = ctx;
-    char err[300];
-    if (!t->rs.vmlinux || (!t->dump && t->rs.kaslr) ||
-        vmlinux_symbol_address(t->rs.vmlinux, name, va, err, sizeof err) != 0)
-        return -1;
-    *va += t->symbol_offset;
-    return 0;
+    return target_symbol(ctx, name, va);
 }
 
 static int write_picture(const char *path, char *svg, size_t len, const struct klab_error *err)

@@ -57,20 +57,27 @@ bool target_refuses(const struct vm_target *t, uint64_t va)
     return true;
 }
 
+int target_symbol(const struct vm_target *t, const char *name, uint64_t *va)
+{
+    char err[300];
+    if (!t->rs.vmlinux || (!t->dump && t->rs.kaslr) ||
+        vmlinux_symbol_address(t->rs.vmlinux, name, va, err, sizeof err) != 0)
+        return -1;
+    *va += t->symbol_offset;
+    return 0;
+}
+
 bool parse_address(const struct vm_target *t, const char *s, uint64_t *va)
 {
     if (parse_hex(s, va))
         return true;
-    char err[300];
     if (!t->dump && t->rs.kaslr && t->rs.vmlinux) {
         klab_error("'%s': this VM booted with KASLR, so its symbols sit at a slide klab gdb finds (klab kaslr); "
                    "give a hex address", s);
         return false;
     }
-    if (t->rs.vmlinux && vmlinux_symbol_address(t->rs.vmlinux, s, va, err, sizeof err) == 0) {
-        *va += t->symbol_offset;
+    if (target_symbol(t, s, va) == 0)
         return true;
-    }
     klab_error("'%s' is neither a hex address nor a symbol of %s", s, t->rs.vmlinux ? t->rs.vmlinux : "vmlinux");
     return false;
 }

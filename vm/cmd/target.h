@@ -49,6 +49,10 @@ bool target_refuses(const struct vm_target *t, uint64_t va);
  * nokaslr). */
 bool parse_address(const struct vm_target *t, const char *s, uint64_t *va);
 
+/* A vmlinux symbol's run-time address (a dump's KERNELOFFSET added), silently: 0, or -1 when there is no
+ * vmlinux, no such symbol, or a VM booted with KASLR (its slide is klab gdb's to find). */
+int target_symbol(const struct vm_target *t, const char *name, uint64_t *va);
+
 /* --range START-END (inclusive; hex or symbols, as parse_address): true, or false after one line. */
 bool parse_span(const struct vm_target *t, const char *text, uint64_t *start, uint64_t *end);
 
