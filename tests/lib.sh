@@ -54,4 +54,7 @@ relay() {
 gdb_section() { tr -d "\r" <"$1" | awk -v s="@@ $2" '$0 == s { on = 1; next } /^@@ / { on = 0 } on'; }
 # From gdb output: the PA `klab vtop` printed (vtop_pa) and the one QEMU's `monitor gva2gpa` printed (gpa_of).
 vtop_pa() { awk '/^VIRTUAL/ { getline; print $2; exit }'; }
-gpa_of() { sed -n 's/^gpa: 0x\([0-9a-f]*\)/\1/p'; }
+# QEMU prints with %#lx, so PA 0 is "gpa: 0", without the 0x; gpa_of prints the hex digits either way.
+gpa_of() { sed -n 's/^.*gpa: \(0x\)\{0,1\}\([0-9a-f]\{1,\}\).*$/\2/p'; }
+# same_pa HEXDIGITS 0xPA: true when QEMU's digits and klab's 0x-number are one address.
+same_pa() { [ -n "$1" ] && [ -n "$2" ] && [ $((16#$1)) -eq $(($2)) ]; }

@@ -76,7 +76,7 @@ outside=$(grep '^0x' "$work/range" | awk -v lo=$lo -v end=$end '{ split($1, r, "
 [ "$n" -gt 0 ] && [ -z "$outside" ] && ok "ptdump --range: $n ranges, all inside $lo-$hi" || fail "ptdump --range" "$n; $outside"
 first=$(grep -m1 '^0x' "$work/range")
 va=${first%%-*}; pa=$(echo "$first" | awk '{ print $4 }')
-q=$(hmp doc "gva2gpa $va" | sed -n 's/.*gpa: \(0x[0-9a-f]*\).*/\1/p')
+q=$(hmp doc "gva2gpa $va" | gpa_of | sed 's/^/0x/')
 [ -n "$q" ] && [ "$((q))" = "$((pa))" ] && ok "ptdump --range: its first range starts at PA $pa = QEMU gva2gpa" \
   || fail "ptdump --range PA" "dump $pa, QEMU ${q:-?}"
 "$KLAB" ptdump --vm doc --range $lo-$hi --page-size 2M >"$work/2m" 2>&1

@@ -37,7 +37,7 @@ def monitor(cmd):
 def gva2gpa(va):
     """QEMU's translation with the page tables of the CPU gdb stopped on (the monitor's CPU is set to it)."""
     monitor("cpu %d" % (gdb.selected_thread().ptid[1] - 1))
-    m = re.search(r"gpa: 0x([0-9a-f]+)", monitor("gva2gpa 0x%x" % va))
+    m = re.search(r"gpa: (?:0x)?([0-9a-f]+)\b", monitor("gva2gpa 0x%x" % va))
     return int(m.group(1), 16) if m else None
 
 

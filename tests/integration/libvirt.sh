@@ -46,8 +46,8 @@ as_user "$klab" wait lv1 --timeout 90 >/dev/null 2>&1 && ok "the domain's consol
 # the bytes at linux_banner's PA (QEMU's gva2gpa via virsh) are the vmlinux's banner text. The dump goes through
 # libvirt's own core-dump call: Debian 12's libvirtd dies on a dump-guest-memory it did not start.
 banner=$(nm "$home/k/vmlinux" | awk '$3 == "linux_banner" { print $1; exit }')
-bpa=$(as_user virsh -c qemu:///session qemu-monitor-command --hmp klab-lv1 "gva2gpa 0x$banner" 2>&1 | sed -n 's/^gpa: \(0x[0-9a-f]*\).*/\1/p')
-jpa=$(as_user virsh -c qemu:///session qemu-monitor-command --hmp klab-lv1 "gva2gpa 0x$(nm "$home/k/vmlinux" | awk '$3 == "jiffies" { print $1; exit }')" 2>&1 | sed -n 's/^gpa: \(0x[0-9a-f]*\).*/\1/p')
+bpa=$(as_user virsh -c qemu:///session qemu-monitor-command --hmp klab-lv1 "gva2gpa 0x$banner" 2>&1 | gpa_of | sed 's/^/0x/')
+jpa=$(as_user virsh -c qemu:///session qemu-monitor-command --hmp klab-lv1 "gva2gpa 0x$(nm "$home/k/vmlinux" | awk '$3 == "jiffies" { print $1; exit }')" 2>&1 | gpa_of | sed 's/^/0x/')
 jif() { as_user virsh -c qemu:///session qemu-monitor-command --hmp klab-lv1 "xp /1gx $jpa" 2>&1 | tr -d '\r' | awk '/^0/ { print $2 }'; }
 b1=$(jif); sleep 1; b2=$(jif)
 out=$(as_user "$klab" dump lv1 -o "$home/lv1.vmcore" 2>&1)
@@ -73,7 +73,7 @@ j1=$(jif); sleep 1; j2=$(jif)
 out=$(as_user "$klab" vtop --vm lv1 jiffies 2>&1)
 mine=$(echo "$out" | vtop_pa | sed -n 's/^\([0-9a-f][0-9a-f]*\)$/0x\1/p')
 jiffies=$(nm "$home/k/vmlinux" | awk '$3 == "jiffies" { print $1; exit }')
-qemu=$(as_user virsh -c qemu:///session qemu-monitor-command --hmp klab-lv1 "gva2gpa 0x$jiffies" 2>&1 | sed -n 's/^gpa: \(0x[0-9a-f]*\).*/\1/p')
+qemu=$(as_user virsh -c qemu:///session qemu-monitor-command --hmp klab-lv1 "gva2gpa 0x$jiffies" 2>&1 | gpa_of | sed 's/^/0x/')
 [ -n "$mine" ] && [ -n "$qemu" ] && [ "$((mine))" = "$((qemu))" ] && ok "klab vtop through the stub (no RAM file) = QEMU's gva2gpa via virsh ($mine)" \
   || fail "vtop on libvirt" "klab ${mine:-?}, virsh gva2gpa ${qemu:-?}: $(echo "$out" | tail -3)"
 as_user "$klab" status | grep -q "^lv1 " && ok "klab status lists the libvirt VM" || fail "status" "$(as_user "$klab" status)"

@@ -37,7 +37,7 @@ echo "$out" | grep -q "^start_kernel in section" && ok "klab gdb runs it to star
 out=$("$KLAB" vtop --vm sys1 jiffies 2>&1)
 mine=$(echo "$out" | vtop_pa | sed -n 's/^\([0-9a-f][0-9a-f]*\)$/0x\1/p')
 jiffies=$(nm "$dir/vmlinux" | awk '$3 == "jiffies" { print $1; exit }')
-qemu=$(virsh -c qemu:///system qemu-monitor-command --hmp klab-sys1 "gva2gpa 0x$jiffies" 2>&1 | sed -n 's/^gpa: \(0x[0-9a-f]*\).*/\1/p')
+qemu=$(virsh -c qemu:///system qemu-monitor-command --hmp klab-sys1 "gva2gpa 0x$jiffies" 2>&1 | gpa_of | sed 's/^/0x/')
 [ -n "$mine" ] && [ -n "$qemu" ] && [ "$((mine))" = "$((qemu))" ] && ok "klab vtop through the stub = gva2gpa via virsh ($mine)" \
   || fail "vtop" "klab ${mine:-?}, virsh ${qemu:-?}: $out"
 # virsh_has NAME: 0 listed, 1 not listed, 2 virsh itself failed (a failing virsh proves nothing).

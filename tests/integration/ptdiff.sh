@@ -40,7 +40,7 @@ while read -r sign range _ what rest; do
     +|~) pa=$(sed -n 's/^PA \(0x[0-9a-f]*\)\( -> \(0x[0-9a-f]*\)\)\{0,1\} .*/\1 \3/p' <<<"$rest")
          set -- $pa; want=${2:-$1}
          [ -n "$want" ] || continue   # scattered: no one PA to check
-         n=$((n + 1)); [[ $q == *"gpa: $want"* ]] && good=$((good + 1)) || bad="$bad; $va klab $want QEMU $q" ;;
+         n=$((n + 1)); same_pa "$(gpa_of <<<"$q")" "$want" && good=$((good + 1)) || bad="$bad; $va klab $want QEMU $q" ;;
     -) n=$((n + 1)); [[ $q == *nmapped* ]] && good=$((good + 1)) || bad="$bad; $va unmapped, QEMU $q" ;;
   esac
 done < <(grep -E '^[-+~] 0x' "$work/diff")

@@ -53,7 +53,7 @@ n=0 good=0
 while read -r _ range _ _ _ pa _; do
   va=${range%-*}
   q=$(hmp "gva2gpa $va" | tr -d '\r')
-  n=$((n + 1)); [[ $q == *"gpa: $pa"* ]] && good=$((good + 1))
+  n=$((n + 1)); same_pa "$(gpa_of <<<"$q")" "$pa" && good=$((good + 1))
 done < <(grep -E '^\+ 0x[0-9a-f]+-0x[0-9a-f]+ +\S+ +mapped +PA 0x' "$work/diff")
 [ $n -gt 0 ] && [ $good -eq $n ] && ok "the $n new mappings are at the PA QEMU's gva2gpa gives" || fail "new mappings vs gva2gpa" "$good of $n"
 [ -z "${KLAB_TEST_KEEP:-}" ] || cp "$work/diff" "$KLAB_TEST_KEEP"

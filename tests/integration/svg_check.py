@@ -40,7 +40,7 @@ def hmp(mon, *cmds):
 
 def gva2gpa(mon, va):
     answer = hmp(mon, "gva2gpa 0x%x" % va)[0]
-    m = re.search(r"gpa: 0x([0-9a-f]+)", answer)
+    m = re.search(r"gpa: (?:0x)?([0-9a-f]+)\b", answer)
     return int(m.group(1), 16) if m else None if "nmapped" in answer else "?" + answer
 
 
