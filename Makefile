@@ -1,5 +1,6 @@
 # klab — QEMU + gdb kernel debug lab.
-#   make vm-x86 / vm-arm     boot a kernel paused at its first instruction (console in this terminal)
+#   make vm-x86 / vm-arm     boot a kernel paused at its first instruction (console in this terminal);
+#                            SNAPSHOT=1: restored at its shell from a snapshot instead
 #   make gdb-x86 / gdb-arm   attach gdb-multiarch (symbols, klab commands, stopped at start_kernel)
 #   make test                build everything and run every test (unit + real QEMU boots)
 #   make install / uninstall   PREFIX=/usr/local DESTDIR=   (klab, libklab, man pages, completion, share/klab)
@@ -98,16 +99,18 @@ FORCE:
 # --- the lab -------------------------------------------------------------------------------------------------
 # BOOT_ARGS passes options to klab boot, e.g. make vm-x86 BOOT_ARGS="--cpu qemu64 --smp 1".
 # KERNEL=<profile> boots a source-built kernel instead of Debian's (built first if it is not yet).
+# SNAPSHOT=1 restores the machine at its shell from its snapshot (saved by the first such boot; docs/snapshots.md).
+snapshot_arg = $(if $(filter-out 0,$(SNAPSHOT)),--snapshot)
 source_kernel = $(if $(filter-out debian-%,$(KERNEL)),@bash kernels/build.sh $(KERNEL))
 # vm-announce-*: while kernels are fetched and the image built, `make gdb-*` waits for this VM (make's pid).
 vm-announce-%: $(KLAB)
 	@$(KLAB) boot --arch $* $(BOOT_ARGS) --announce $$PPID
 vm-x86: vm-announce-x86_64 kernel-x86 $(BUILD)/rootfs-x86_64.cpio.gz
 	$(source_kernel)
-	$(KLAB) boot --arch x86_64 $(if $(or $(KERNEL),$(filter 6.12,$(KVER))),--kernel $(or $(KERNEL),$(DEBIAN_NAME)-amd64)) --initrd $(BUILD)/rootfs-x86_64.cpio.gz $(BOOT_ARGS)
+	$(KLAB) boot --arch x86_64 $(if $(or $(KERNEL),$(filter 6.12,$(KVER))),--kernel $(or $(KERNEL),$(DEBIAN_NAME)-amd64)) --initrd $(BUILD)/rootfs-x86_64.cpio.gz $(snapshot_arg) $(BOOT_ARGS)
 vm-arm: vm-announce-arm64 kernel-arm $(BUILD)/rootfs-arm64.cpio.gz
 	$(source_kernel)
-	$(KLAB) boot --arch arm64 $(if $(or $(KERNEL),$(filter 6.12,$(KVER))),--kernel $(or $(KERNEL),$(DEBIAN_NAME)-arm64)) --initrd $(BUILD)/rootfs-arm64.cpio.gz $(BOOT_ARGS)
+	$(KLAB) boot --arch arm64 $(if $(or $(KERNEL),$(filter 6.12,$(KVER))),--kernel $(or $(KERNEL),$(DEBIAN_NAME)-arm64)) --initrd $(BUILD)/rootfs-arm64.cpio.gz $(snapshot_arg) $(BOOT_ARGS)
 
 gdb-x86: $(KLAB) $(BUILD)/libklab.so
 	$(KLAB) gdb x86_64 $(GDB_ARGS)

@@ -4,6 +4,7 @@ cd "$(dirname "$0")/.."
 mkdir -p bench/results
 { echo "# klab benchmarks $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(uname -r)"
   bash bench/boot.sh
+  bash bench/snapshot.sh
   bash bench/rootfs.sh
   bash bench/ptdump.sh
   bash bench/loop.sh

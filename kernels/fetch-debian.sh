@@ -28,10 +28,13 @@ for_gdb() {
 # PCI transport where this kernel builds them as modules, decompressed (6.12's are .ko.xz), in load order
 # (each after the modules `modinfo -F depends` names).
 # And qemu_fw_cfg, which hands the kernel's VMCOREINFO to QEMU's vmcoreinfo device for dumps
-# (vm/machine/vmcoreinfo.h), into modules/fw_cfg/ when the kernel builds it as a module.
+# (vm/machine/vmcoreinfo.h), into modules/fw_cfg/ when the kernel builds it as a module. And virtio_console
+# for the snapshot file channel (vm/machine/file_channel.h) in load.order when it is a module.
 fw_cfg_wanted() { grep -qx CONFIG_FW_CFG_SYSFS=m "$dest/config"; }
+console_module() { grep -qx 'CONFIG_VIRTIO_CONSOLE=m' "$dest/config"; }
 modules_done() {
   [ -f "$dest/modules/load.order" ] && grep -qx "# $release" "$dest/modules/load.order" \
+    && { ! console_module || grep -qx virtio_console.ko "$dest/modules/load.order"; } \
     && { ! fw_cfg_wanted || [ -f "$dest/modules/fw_cfg/qemu_fw_cfg.ko" ]; }
 }
 modules() {
@@ -40,7 +43,8 @@ modules() {
   tmpm=$(mktemp -d "$dest/.modules.XXXXXX")
   dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmpm" --wildcards \
     "./lib/modules/$release/kernel/drivers/virtio/*" "./lib/modules/$release/kernel/drivers/block/virtio_blk.ko*" \
-    "./lib/modules/$release/kernel/drivers/firmware/qemu_fw_cfg.ko*" 2>/dev/null || true
+    "./lib/modules/$release/kernel/drivers/firmware/qemu_fw_cfg.ko*" \
+    "./lib/modules/$release/kernel/drivers/char/virtio_console.ko*" 2>/dev/null || true
   find "$tmpm" -name '*.ko.xz' -exec xz -d {} +
   rm -rf "$out" && mkdir -p "$out"
   local order=()
@@ -59,6 +63,8 @@ modules() {
   }
   add virtio_blk
   add virtio_pci
+  # klab boot --snapshot's file channel (vm/machine/file_channel.h): virtio-serial.
+  ! console_module || add virtio_console
   if fw_cfg_wanted; then
     local fw
     fw=$(find "$tmpm" -name qemu_fw_cfg.ko | head -n 1)

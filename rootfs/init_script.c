@@ -24,6 +24,7 @@ const char klab_init_script[] =
     "    sh \"$hook\"\n"
     "done\n"
     "cd /root\n"
+    "echo '" KLAB_SHELL_MARK "'\n"
     "setsid cttyhack sh -l\n"
     "echo 'klab: shell exited, powering off'\n"
     "poweroff -f\n";

@@ -367,7 +367,7 @@ int initramfs_build(const struct initramfs_spec *spec, const char *out_path, str
             return -1;
         }
     struct builder b = { .err = err, .errlen = errlen };
-    int rc = add_base(&b, spec);
+    int rc = spec->no_base ? 0 : add_base(&b, spec);
     if (rc == 0 && spec->overlay)
         rc = add_host_path(&b, spec->overlay, "");
     for (size_t i = 0; rc == 0 && i < spec->nadds; i++) {

@@ -25,6 +25,7 @@ struct initramfs_spec {
     int level;                    /* zlib level */
     const char *cache_dir;        /* NULL: no cache of compressed segments */
     uint32_t mtime;               /* stamped on every entry */
+    bool no_base;                 /* the adds alone, for a system that has the rest (busybox unused) */
 };
 
 struct initramfs_stats {

@@ -79,6 +79,8 @@ run --limit 300 "unit: the gdb package without a VM" bash tests/unit/gdb_package
 run --plan "rootfs: independent readers, reproducibility" bash tests/integration/rootfs.sh
 run --plan "boot: x86_64" bash tests/integration/boot.sh x86_64
 run --plan "boot: arm64" bash tests/integration/boot.sh arm64
+run --plan "snapshot: save, restore, reset, --add/--run, stale, damaged: x86_64" bash tests/integration/snapshot.sh x86_64
+run --plan "snapshot: save, restore, reset, --add/--run, stale, damaged: arm64" bash tests/integration/snapshot.sh arm64
 run --plan "libklab vs QEMU gva2gpa: x86_64 5-level" bash tests/integration/mmu.sh x86_64 max
 run --plan "libklab vs QEMU gva2gpa: x86_64 4-level" bash tests/integration/mmu.sh x86_64 qemu64
 run --plan "libklab vs QEMU gva2gpa: arm64" bash tests/integration/mmu.sh arm64
@@ -127,6 +129,7 @@ run --plan --limit 1500 "exam room: 4 candidates, plain QEMU" bash tests/integra
 run --plan "libvirt backend: qemu:///session as an unprivileged user" bash tests/integration/libvirt.sh
 run --plan "libvirt backend: a system daemon (qemu:///system)" bash tests/integration/libvirt_system.sh
 run --plan "exam room: 2 candidates through libvirt" bash tests/integration/exam_libvirt.sh
+run --plan "exam room across hosts: qemu+ssh:// to a local sshd, keys only" bash tests/integration/exam_ssh.sh
 run --plan --limit 1500 "security: other local users and exam candidates" bash tests/integration/security.sh
 run --plan "package: make install/uninstall, make deb, lintian, dpkg -i, the clone hidden, completion, man, dpkg -r" \
   bash tests/integration/package.sh

@@ -36,6 +36,18 @@ ROOM
 dir=$work/exam-t4 room=exam-t4
 room_start room.conf
 room_boots klabexam-a klabexam-b c3 c4
+# The room's snapshot: saved once by the controller (root's, readable, writable by nobody else); every
+# candidate's VM, as its own Unix user, restored it read-only instead of booting.
+snap=$(ls "$dir"/snapshots/*/manifest 2>/dev/null | head -1)
+[ -n "$snap" ] && [ "$(stat -c '%u %a' "$snap" "${snap%/manifest}/ram" "${snap%/manifest}" | sort -u | tr '\n' ' ')" = "0 644 0 755 " ] \
+  && ok "the room's snapshot is root's: files 0644, folder 0755" \
+  || fail "room snapshot" "$(ls -la "$dir/snapshots" "${snap%/manifest}" 2>&1 | head -8)"
+restored=0
+for c in klabexam-a klabexam-b c3 c4; do
+  grep -qx 'restored=1' "$dir/candidates/$c/run/exam-t4-$c/state" 2>/dev/null && restored=$((restored + 1))
+done
+[ $restored -eq 4 ] && ok "all 4 candidate VMs were restored from the room's snapshot" \
+  || fail "candidates restored" "$restored of 4: $(tail -n 3 "$dir"/candidates/*/vm.log 2>&1 | head -12)"
 ps -o uid=,args= -C qemu-system-x86_64 | grep -q "^ *$(id -u klabexam-a) .*exam-t4-klabexam-a " \
   && ok "klabexam-a's QEMU runs as klabexam-a" || fail "VM as the candidate's user" "$(ps -o uid=,args= -C qemu-system-x86_64 | cut -c1-80)"
 # No network: the running QEMUs' own command lines (/proc, not the file klab wrote), and the guest's view:
@@ -76,7 +88,8 @@ ko=$(bash kernels/module.sh labs/hellodrv x86_64 "$work/sol-build" 2>"$work/modu
 "$klab" exam reset "$dir" c4 >/dev/null
 vm_up c4
 console "$dir/candidates/c4/run/exam-t4-c4/console.sock" 'insmod /lib/modules/hellodrv.ko; cat /dev/myhello' 3 | grep -q '^1111111111111111111122222222' \
-  && ok "after a reset the candidate's own .ko is in their VM: insmod + cat /dev/myhello work" \
+  && grep -qx 'restored=1' "$dir/candidates/c4/run/exam-t4-c4/state" \
+  && ok "after a reset (restored from the room's snapshot) the candidate's own .ko is in their VM: insmod + cat /dev/myhello work" \
   || fail "candidate's module in the VM" "no string"
 
 # Grading, in fresh VMs: seed 002's hellodrv (the task's answer) passes every check; the same driver with

@@ -21,6 +21,8 @@ hmp() { python3 tests/integration/hmp.py "$mon" "$1"; }
 "$KLAB" ptsnap save before --vm $name >/dev/null 2>&1 || { fail "ptsnap save" "before insmod"; finish; }
 python3 tests/integration/console.py "$KLAB_RUN_DIR/$name/console.sock" \
   'insmod /lib/modules/hellodrv.ko && for s in .text .data; do echo "SECTION $s $(cat /sys/module/hellodrv/sections/$s)"; done' 4 >/dev/null
+# both lines on the console before the stop (a loaded machine prints them later than 4 s)
+for i in $(seq 300); do grep -aq '^SECTION .data 0x' "$KLAB_RUN_DIR/$name/console.log" && break; sleep 0.1; done
 hmp stop >/dev/null
 "$KLAB" ptdiff before --vm $name >"$work/diff" 2>&1; rc=$?
 [ $rc -eq 1 ] && ok "ptdiff across insmod: $(tail -1 "$work/diff")" || fail "ptdiff across insmod" "rc $rc: $(tail -3 "$work/diff")"

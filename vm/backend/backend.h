@@ -33,6 +33,9 @@ struct backend_ops {
 };
 
 extern const struct backend_ops qemu_backend, libvirt_backend;
+/* klab boot --save-snapshot: the machine's snapshot saved (a boot to its shell) unless a fresh one is there;
+ * nothing left running. klab boot's exit status. */
+int qemu_save_snapshot(struct boot_plan *p);
 /* By name; NULL and "" are QEMU's (run states written before there were backends). NULL if unknown. */
 const struct backend_ops *backend_find(const char *name);
 

@@ -3,10 +3,12 @@
  * folder that libklab maps read-only. */
 #define _GNU_SOURCE
 #include "backend/backend.h"
+#include "machine/file_channel.h"
 #include "machine/qemu_argv.h"
 #include "run/boot_plan.h"
 #include "run/monitor.h"
 #include "run/runstate.h"
+#include "run/snapshot.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -59,7 +61,8 @@ static void report_failure(const char *run_dir, int status)
     free(log);
 }
 
-static _Noreturn void exec_qemu(const struct argv *av, const char *run_dir, bool detached, pid_t supervisor)
+static _Noreturn void exec_qemu(const struct argv *av, const char *run_dir, bool detached, pid_t supervisor,
+                                int state_fd)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != supervisor)   /* the supervisor died before prctl took effect */
@@ -75,8 +78,14 @@ static _Noreturn void exec_qemu(const struct argv *av, const char *run_dir, bool
         dup2(null, STDIN_FILENO);
         dup2(fd >= 0 ? fd : null, STDOUT_FILENO);
     }
+    /* A snapshot's device state: QEMU's migrate_incoming fd:N reads the descriptor it inherited. */
+    if (state_fd >= 0) {
+        if (state_fd == SNAPSHOT_STATE_FD ? fcntl(state_fd, F_SETFD, 0) != 0
+                                          : dup2(state_fd, SNAPSHOT_STATE_FD) != SNAPSHOT_STATE_FD)
+            _exit(127);
+    }
     /* Nothing the caller had open (a test's pipe, a terminal's fds) may outlive it inside QEMU. */
-    close_range(3, ~0u, 0);
+    close_range(state_fd >= 0 ? SNAPSHOT_STATE_FD + 1 : 3, ~0u, 0);
     execvp(av->v[0], av->v);
     fprintf(stderr, "cannot execute %s: %s\n", av->v[0], strerror(errno));
     _exit(127);
@@ -136,33 +145,224 @@ static bool wait_ready(pid_t pid, const char *run_dir, const struct boot_request
     return ready;
 }
 
-static struct vm_instance *start(struct boot_plan *p, int *status)
+/* Forks QEMU for req (state_fd: a snapshot's device state, or -1) and waits until it is ready: its pid, or -1
+ * after one line, with *status how it ended. */
+static pid_t launch(const struct boot_plan *p, const struct boot_request *req, int state_fd, int *status)
 {
     struct argv av;
     char err[256];
-    *status = 0;
-    if (qemu_build_argv(&p->req, &av, err, sizeof err) != 0) {
+    if (qemu_build_argv(req, &av, err, sizeof err) != 0) {
         klab_error("%s", err);
-        return NULL;
+        return -1;
     }
     char *line = argv_join(&av), *text = xasprintf("%s\n", line), *file = path_join(p->rs.dir, "qemu.cmdline");
     write_text_file(file, text);
     free(file);
     free(line);
     free(text);
+    if (req->file_channel && file_channel_create(p->rs.dir, err, sizeof err) != 0) {
+        klab_error("%s", err);
+        argv_free(&av);
+        return -1;
+    }
     pid_t self = getpid();
+    fflush(NULL);
     pid_t pid = fork();
     if (pid == 0)
-        exec_qemu(&av, p->rs.dir, p->detach, self);
+        exec_qemu(&av, p->rs.dir, p->detach || req->console != CONSOLE_STDIO, self, state_fd);
     argv_free(&av);
     if (pid < 0) {
         klab_error("fork: %s", strerror(errno));
-        return NULL;
+        return -1;
     }
-    if (!wait_ready(pid, p->rs.dir, &p->req, status))
-        return NULL;
+    return wait_ready(pid, p->rs.dir, req, status) ? pid : -1;
+}
+
+static void kill_qemu(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* What an ended QEMU left in the run-state folder that the next start must not find. */
+static void clear_run_dir(const char *dir)
+{
+    static const char *const gone[] = { "ram", "monitor.sock", "console.sock", "console.log" };
+    for (size_t i = 0; i < sizeof gone / sizeof *gone; i++) {
+        char *f = path_join(dir, gone[i]);
+        unlink(f);
+        free(f);
+    }
+}
+
+/* --snapshot: the slot of this machine, saved first when it has none or a stale one (a cold boot to the
+ * shell, in the background). 0 when it is ready, -1 with err set. */
+static int ensure_snapshot(const struct boot_plan *p, struct snapshot *s, char *err, size_t errlen)
+{
+    struct argv av;
+    if (qemu_build_argv(&p->req, &av, err, errlen) != 0)
+        return -1;
+    int rc = snapshot_find(p->snapshot_dir, av.v, p->rs.dir, p->req.kernel, p->req.qemu, p->req.initrd, s, err,
+                           errlen);
+    argv_free(&av);
+    if (rc != 0 || s->ready)
+        return rc;
+    if (!s->writable) {
+        snprintf(err, errlen, "%s has %s snapshot of this machine and is not this user's to save one in",
+                 p->snapshot_dir, s->stale ? "only a stale" : "no");
+        return -1;
+    }
+    klab_info(s->stale ? "snapshot: %s changed since this machine's snapshot: booting it to its shell to save "
+                             "it again"
+                           : "snapshot: this machine has none yet: booting it to its shell to save one%s",
+                  s->stale ? s->stale : " (once)");
+    struct boot_request cold = p->req;
+    cold.wait_for_gdb = false;
+    cold.console = CONSOLE_SOCKET;
+    int status;
+    pid_t pid = launch(p, &cold, -1, &status);
+    if (pid < 0) {
+        snprintf(err, errlen, "the boot to save it did not start");
+        return -1;
+    }
+    rc = snapshot_wait_shell(p->rs.dir, pid, 300000, err, errlen);
+    if (rc == 0)
+        rc = snapshot_save(s, p->rs.dir, err, errlen);
+    kill_qemu(pid);
+    clear_run_dir(p->rs.dir);
+    return rc;
+}
+
+static bool files_pending(const struct boot_plan *p)
+{
+    return p->req.file_channel && (p->ndeliver_adds || p->ndeliver_runs);
+}
+
+/* The files are in: a VM that is to wait for gdb pauses before its --run commands. */
+static int pause_for_gdb(void *ctx)
+{
+    char *mon = path_join(ctx, "monitor.sock"), *out = monitor_command(mon, "stop", 5000);
+    int rc = out ? 1 : -1;
+    free(out);
+    free(mon);
+    return rc;
+}
+
+/* --add / --run into the running guest of pid through the file channel. 0, or -1 after one line (the VM is
+ * killed). */
+static int deliver_files(const struct boot_plan *p, pid_t pid)
+{
+    char err[512];
+    struct file_channel_hooks h = { p->req.wait_for_gdb ? pause_for_gdb : NULL, (void *)p->rs.dir };
+    if (file_channel_deliver(p->rs.dir, p->deliver_adds, p->ndeliver_adds, p->deliver_runs, p->ndeliver_runs, &h,
+                             60000, err, sizeof err) == 0)
+        return 0;
+    klab_error("files: %s", err);
+    kill_qemu(pid);
+    return -1;
+}
+
+/* A cold boot of a VM whose --add files come through the channel: it runs to its shell for them (the agent
+ * starts there), then pauses if it is to wait for gdb. */
+static pid_t cold_with_files(struct boot_plan *p, int *status)
+{
+    struct boot_request req = p->req;
+    req.wait_for_gdb = false;
+    pid_t pid = launch(p, &req, -1, status);
+    char err[256];
+    if (pid > 0 && snapshot_wait_shell(p->rs.dir, pid, 300000, err, sizeof err) != 0) {
+        klab_error("files: %s", err);
+        kill_qemu(pid);
+        return -1;
+    }
+    return pid > 0 && deliver_files(p, pid) == 0 ? pid : -1;
+}
+
+int qemu_save_snapshot(struct boot_plan *p)
+{
+    struct snapshot s;
+    char err[512];
+    int rc = ensure_snapshot(p, &s, err, sizeof err);
+    if (rc != 0)
+        klab_error("snapshot: not saved: %s", err);
+    else if (!p->quiet)
+        klab_info("snapshot: %s", s.slot);
+    snapshot_free(&s);
+    return rc == 0 ? 0 : 1;
+}
+
+/* The interactive terminal shows what the restored guest printed so far, as if it had booted there. */
+static void replay_console(const char *dir)
+{
+    char *log = path_join(dir, "console.log");
+    char *text = read_text_file(log);
+    if (text && fputs(text, stdout) >= 0)
+        fflush(stdout);
+    free(text);
+    free(log);
+}
+
+/* QEMU started from the snapshot: its pid, or -1 with err set (and nothing left running). */
+static pid_t restore(struct boot_plan *p, const struct snapshot *s, int *status, char *err, size_t errlen)
+{
+    if (snapshot_stage(s, p->rs.dir, err, errlen) != 0)
+        return -1;
+    int fd = snapshot_open_state(s, err, errlen);
+    if (fd < 0)
+        return -1;
+    struct boot_request req = p->req;
+    req.incoming = true;
+    if (p->interactive)
+        replay_console(p->rs.dir);
+    pid_t pid = launch(p, &req, fd, status);
+    close(fd);
+    if (pid < 0) {
+        snprintf(err, errlen, "QEMU did not start with it");
+        return -1;
+    }
+    if (snapshot_incoming(p->rs.dir, !p->req.wait_for_gdb || files_pending(p), err, errlen) != 0) {
+        kill_qemu(pid);
+        return -1;
+    }
+    return pid;
+}
+
+/* --snapshot: restored, or (one line saying why) -1 for a cold boot instead. */
+static pid_t start_from_snapshot(struct boot_plan *p, int *status)
+{
+    struct snapshot s;
+    char err[512];
+    pid_t pid = -1;
+    if (ensure_snapshot(p, &s, err, sizeof err) != 0) {
+        klab_error("snapshot: not saved: %s; booting cold", err);
+    } else if ((pid = restore(p, &s, status, err, sizeof err)) < 0) {
+        klab_error("snapshot: restore failed: %s; booting cold (the snapshot is dropped)", err);
+        snapshot_drop(&s);
+    }
+    snapshot_free(&s);
+    if (pid < 0)
+        clear_run_dir(p->rs.dir);
+    return pid;
+}
+
+static struct vm_instance *start(struct boot_plan *p, int *status)
+{
+    *status = 0;
+    pid_t pid = -1;
+    p->restored = false;
+    if (p->snapshot && (pid = start_from_snapshot(p, status)) > 0) {
+        p->restored = true;
+        if (files_pending(p) && deliver_files(p, pid) != 0)
+            return NULL;
+    }
+    if (pid < 0) {
+        clear_run_dir(p->rs.dir);   /* a reset's cold boot starts from fresh RAM */
+        if ((pid = files_pending(p) ? cold_with_files(p, status) : launch(p, &p->req, -1, status)) < 0)
+            return NULL;
+    }
+    p->rs.restored = p->restored;
     p->rs.qemu_pid = pid;
-    p->rs.supervisor_pid = self;
+    p->rs.supervisor_pid = getpid();
     if (runstate_write(&p->rs) != 0) {
         klab_error("cannot write the run state in %s", p->rs.dir);
         kill(pid, SIGKILL);
@@ -202,7 +402,7 @@ static int wait_vm(struct vm_instance *vm, volatile sig_atomic_t *stop, bool ech
             break;
         if (fd >= 0)
             copy_new_output(fd, &off);
-        sleep_ms(fd >= 0 ? 50 : 100);
+        sleep_ms(stopping ? 2 : fd >= 0 ? 50 : 100);   /* a reset waits on this end */
     }
     if (fd >= 0) {
         copy_new_output(fd, &off);

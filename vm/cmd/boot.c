@@ -60,6 +60,11 @@ static const struct opt options[] = {
              "boot nothing: record that process PID (e.g. `make vm-x86` fetching and building) is\n"
                                     "starting this VM, so that `klab gdb` waits for it while PID lives"),
     STR("qemu", "BINARY", "the system emulator to run (default: the profile's, found in PATH)", qemu),
+    FLAG("snapshot", "restore the machine at its shell from a snapshot in the cache (a fraction of a second);\n"
+                     "the first boot of a kernel + image + options saves it (docs/snapshots.md)", snapshot),
+    STR("snapshot-dir", "DIR", "--snapshot with the snapshots in DIR (default: the cache's); a folder of root's\n"
+                               "that others cannot write is used read-only (an exam room's)", snapshot_dir),
+    FLAG("save-snapshot", "only save the machine's snapshot (unless a fresh one is there) and exit", save_snapshot),
     STR("record", "DIR", "record the whole run (QEMU record/replay: one CPU, TCG with icount) into the new\n"
                          "folder DIR, console input included; `klab replay DIR` runs it again for reverse\n"
                          "debugging (reverse-stepi, reverse-continue, watchpoints backwards)", record),
@@ -146,6 +151,12 @@ static int check_combination(const struct boot_options *o)
         klab_error("boot: --record runs one CPU (QEMU's icount runs the guest in one deterministic thread): drop --smp");
     else if (o->record && o->accel && strcmp(o->accel, "tcg"))
         klab_error("boot: --record needs TCG (icount): a KVM guest's execution cannot be recorded");
+    else if (o->snapshot && libvirt)
+        klab_error("boot: --snapshot is for --backend qemu (klab restores the RAM file it shares with QEMU)");
+    else if (o->snapshot && o->record)
+        klab_error("boot: --snapshot and --record: a recording starts from the first instruction; drop one");
+    else if (o->snapshot && o->swap)
+        klab_error("boot: --snapshot cannot keep a swap disk's contents with the RAM: drop --swap");
     else if (o->record && strchr(o->record, ','))
         klab_error("boot: --record %s: a ',' in the path would split QEMU's -icount option", o->record);
     else
@@ -163,6 +174,12 @@ static int parse(int argc, char **argv, struct boot_options *o)
         return opts_exit(first);
     if (first < argc) {
         klab_error("boot: unexpected argument '%s' (see klab boot --help)", argv[first]);
+        return 2;
+    }
+    if (o->snapshot_dir || o->save_snapshot)
+        o->snapshot = true;
+    if (o->snapshot_dir && o->snapshot_dir[0] != '/') {
+        klab_error("boot: --snapshot-dir wants an absolute path, not '%s'", o->snapshot_dir);
         return 2;
     }
     if (check_combination(o) != 0)
@@ -249,11 +266,16 @@ int boot_start(struct boot_options *o)
     if (facts.swap_image && swap_disk_create(facts.swap_image, o->swap) != 0)
         return 1;
     const struct lab_image_kernel k = {
-        .swap = { .on = facts.swap_image != NULL, .modules = facts.swap_modules }, .fw_cfg = facts.fw_cfg_modules };
-    if (!facts.initrd && !(facts.initrd = lab_image_build(facts.profile, facts.run_dir, o->adds, o->nadds, o->runs,
-                                                          o->nruns, &k)))
+        .swap = { .on = facts.swap_image != NULL, .modules = facts.swap_modules }, .fw_cfg = facts.fw_cfg_modules,
+        .file_channel = facts.file_channel, .channel_modules = facts.channel_modules };
+    /* With the file channel the snapshot holds the base image; --add and --run come after each restore. */
+    size_t nadds = facts.file_channel ? 0 : o->nadds, nruns = facts.file_channel ? 0 : o->nruns;
+    if (!facts.initrd && !(facts.initrd = lab_image_build(facts.profile, facts.run_dir, o->adds, nadds, o->runs,
+                                                          nruns, &k)))
         return 1;
     plan.req.initrd = plan.rs.initrd = facts.initrd;
+    if (o->save_snapshot)
+        return qemu_save_snapshot(&plan);
     if (o->record && record_finish(o, &facts, &plan) != 0)
         return 1;
     if (facts.accel_why[0] && !o->detach)

@@ -9,6 +9,8 @@ const struct klab_command klab_commands[] = {
     { "replay", cmd_replay, "boot a recording (boot --record) again, paused, for reverse debugging in gdb",
       &replay_command },
     { "gdb", cmd_gdb, "attach gdb-multiarch to a VM with symbols and klab's commands", &gdb_command },
+    { "reset", cmd_reset, "start a VM again: from its snapshot (boot --snapshot) in a fraction of a second",
+      &reset_command },
     { "stop", cmd_stop, "stop a VM and remove its RAM file, sockets and run state", &stop_command },
     { "status", cmd_status, "list running VMs", &status_command },
     { "wait", cmd_wait, "wait until a VM's console shows the init banner (or any text)", &wait_command },

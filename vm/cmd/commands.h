@@ -26,6 +26,7 @@ const struct klab_command *klab_command_find(const char *name);
 int cmd_boot(int argc, char **argv);
 int cmd_gdb(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_reset(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_rootfs(int argc, char **argv);
@@ -46,7 +47,7 @@ int cmd_complete(int argc, char **argv);
 /* Hidden: klab(1) and klab-COMMAND(1) in roff, for the Makefile's man pages. */
 int cmd_man(int argc, char **argv);
 
-extern const struct opt_cmd boot_command, gdb_command, stop_command, status_command, wait_command,
+extern const struct opt_cmd boot_command, gdb_command, stop_command, reset_command, status_command, wait_command,
     rootfs_command, inspect_command, regs_command, vtop_command, ptdump_command, ptsnap_command, ptdiff_command, exam_command, dump_command,
     drgn_command, crash_command, fetch_command, replay_command;
 

@@ -82,15 +82,49 @@ static void become_candidate(const struct controller *c, const struct candidate 
         libvirt_session_env(c, k);
 }
 
-static _Noreturn void exec_boot(const struct controller *c, const struct candidate *k)
+static bool qemu_room(const struct controller *c) { return strcmp(c->room.backend, "libvirt") != 0; }
+
+/* The room's snapshot, saved by the controller (readable by the candidates, writable by nobody else). */
+static char *room_snapshots(const struct controller *c) { return path_join(c->dir, "snapshots"); }
+
+/* `klab boot` for candidate k (or, k NULL, the controller's save of the room's snapshot). A qemu room boots
+ * klab's own image from the room's snapshot with the candidate's modules added after the restore; a libvirt
+ * room boots the candidate's image (workspace_initrd). */
+static _Noreturn void exec_boot(const struct controller *c, const struct candidate *k,
+                                const struct initramfs_add *adds, size_t nadds)
 {
-    char *sock = path_join(k->dir, "gdb.sock"), *initrd = path_join(k->dir, "initrd.cpio.gz");
     char *mem = xasprintf("%lluM", (unsigned long long)(c->room.mem_bytes >> 20));
     char *smp = xasprintf("%u", c->room.cpus);
-    bool libvirt = !strcmp(c->room.backend, "libvirt");
-    execl(c->self, c->self, "boot", "--kernel", c->kernel, "--vmlinux", c->vmlinux, "--initrd", initrd,
-          "--name", k->vm_name, "--gdb-socket", sock, "--mem", mem, "--smp", smp, "--accel", c->accel,
-          "--no-wait", "--backend", c->room.backend, libvirt ? "--connect" : NULL, c->room.connect, (char *)NULL);
+    const char **v = calloc(40 + 2 * nadds, sizeof *v);
+    size_t n = 0;
+    const char *fixed[] = { c->self, "boot", "--kernel", c->kernel, "--vmlinux", c->vmlinux, "--mem", mem,
+                            "--smp", smp, "--accel", c->accel, "--backend", c->room.backend, "--no-wait" };
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        v[n++] = fixed[i];
+    v[n++] = "--name";
+    v[n++] = k ? k->vm_name : "room-snapshot";
+    if (k) {
+        v[n++] = "--gdb-socket";
+        v[n++] = path_join(k->dir, "gdb.sock");
+    }
+    if (qemu_room(c)) {
+        v[n++] = k ? "--snapshot-dir" : "--save-snapshot";
+        if (!k)
+            v[n++] = "--snapshot-dir";
+        v[n++] = room_snapshots(c);
+        for (size_t i = 0; i < nadds; i++) {
+            v[n++] = "--add";
+            v[n++] = xasprintf("%s:%s", adds[i].src, adds[i].dest);
+        }
+    } else {
+        v[n++] = "--initrd";
+        v[n++] = path_join(k->dir, "initrd.cpio.gz");
+        if (c->room.connect) {
+            v[n++] = "--connect";
+            v[n++] = c->room.connect;
+        }
+    }
+    execv(c->self, (char *const *)v);
     klab_error("exam: cannot execute %s: %s", c->self, strerror(errno));
     _exit(127);
 }
@@ -100,7 +134,11 @@ static _Noreturn void exec_boot(const struct controller *c, const struct candida
 static int start_vm(struct controller *c, struct candidate *k)
 {
     char err[512];
-    if (workspace_initrd(c, k, err, sizeof err) != 0) {
+    struct initramfs_add adds[32];
+    size_t nadds = 0;
+    if (qemu_room(c))
+        nadds = workspace_modules(k, adds, 32);
+    else if (workspace_initrd(c, k, err, sizeof err) != 0) {
         klab_error("exam: %s: image: %s", k->name, err);
         return -1;
     }
@@ -109,17 +147,55 @@ static int start_vm(struct controller *c, struct candidate *k)
     free(sock);
     pid_t controller = getpid();
     pid_t pid = fork();
+    if (pid == 0) {
+        become_candidate(c, k, controller);
+        exec_boot(c, k, adds, nadds);
+    }
+    for (size_t i = 0; i < nadds; i++) {
+        free((char *)adds[i].src);
+        free((char *)adds[i].dest);
+    }
     if (pid < 0) {
         klab_error("exam: fork: %s", strerror(errno));
         return -1;
     }
-    if (pid == 0) {
-        become_candidate(c, k, controller);
-        exec_boot(c, k);
-    }
     k->supervisor = pid;
     k->boots++;
     return 0;
+}
+
+/* A qemu room's snapshot, before any candidate starts: one boot to the shell, as the controller, into
+ * DIR/snapshots (0755, files 0644); every candidate's VM and reset restores it. A room that cannot save one
+ * boots its candidates cold (each says why in its vm.log). */
+static void save_room_snapshot(const struct controller *c)
+{
+    char *snaps = room_snapshots(c), *run = path_join(c->dir, "private/snapshot-run");
+    mkdir_p(run, 0700);
+    chmod(run, 0700);
+    if (mkdir(snaps, 0755) != 0 && errno != EEXIST)
+        klab_error("exam: cannot make %s: %s", snaps, strerror(errno));
+    chmod(snaps, 0755);
+    char *log = path_join(c->dir, "private/snapshot.log");
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0)
+            dup2(null, STDIN_FILENO);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        setenv("KLAB_RUN_DIR", run, 1);
+        exec_boot(c, NULL, NULL, 0);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        klab_error("exam: the room's snapshot was not saved (see %s): candidates boot cold", log);
+    free(log);
+    free(snaps);
+    free(run);
 }
 
 static bool reaped(void *ctx)
@@ -243,6 +319,8 @@ int controller_run(struct controller *c)
 {
     catch_signals();
     uint64_t t0 = now_ns();
+    if (qemu_room(c))
+        save_room_snapshot(c);
     for (unsigned i = 0; i < c->room.ncandidates; i++)
         if (start_vm(c, &c->cand[i]) != 0)
             stop_requested = 1;

@@ -5,6 +5,7 @@
 
 #include "exam/room.h"
 #include "machine/profile.h"
+#include "rootfs/initramfs.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -38,6 +39,10 @@ int controller_prepare(struct controller *c, const char *room_file, const char *
 int workspace_setup(const struct controller *c, struct candidate *k, const char *skeleton);
 /* The candidate's image (DIR/candidates/NAME/initrd.cpio.gz): busybox plus every .ko of theirs. */
 int workspace_initrd(const struct controller *c, const struct candidate *k, char *err, size_t errlen);
+/* A qemu room's candidate boots the room's snapshot and gets their modules through klab's file channel
+ * (machine/file_channel.h): every .ko of theirs staged in DIR/candidates/NAME/.klab-modules (the
+ * controller's copies), into adds (src and dest malloc'ed). How many. */
+size_t workspace_modules(const struct candidate *k, struct initramfs_add *adds, size_t max);
 /* Runs the room until its time limit or a stop; 0. */
 int controller_run(struct controller *c);
 

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,40 @@ static int claim_dir(struct controller *c, const char *dir_arg)
     return 0;
 }
 
+/* What klab boot reads beside a kernel: its config (which drivers are built in) and modules/ (the virtio and
+ * fw_cfg modules klab's image loads), when the cache has them. */
+static void place_kernel_extras(const char *kimg, const char *kernel_dir)
+{
+    static const char *const files[] = { "config", "modules/load.order", "modules/fw_cfg/qemu_fw_cfg.ko" };
+    char *copy = strdup(kimg), *src_dir = dirname(copy);
+    char *mods = path_join(kernel_dir, "modules"), *fw = path_join(kernel_dir, "modules/fw_cfg");
+    char *order = xasprintf("%s/modules/load.order", src_dir);
+    char *list = read_text_file(order);
+    mkdir(mods, 0755);
+    mkdir(fw, 0755);
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char *src = path_join(src_dir, files[i]), *dst = path_join(kernel_dir, files[i]);
+        if (file_exists(src) && share_file(src, dst) == 0)
+            chmod(dst, 0644);
+        free(src);
+        free(dst);
+    }
+    for (char *line = list ? strtok(list, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#' || strchr(line, '/'))
+            continue;
+        char *src = xasprintf("%s/modules/%s", src_dir, line), *dst = path_join(mods, line);
+        if (share_file(src, dst) == 0)
+            chmod(dst, 0644);
+        free(src);
+        free(dst);
+    }
+    free(list);
+    free(order);
+    free(mods);
+    free(fw);
+    free(copy);
+}
+
 /* DIR/kernel/{vmlinuz,vmlinux}, readable by every candidate; then one accelerator probe for the room:
  * every VM takes its answer instead of probing again. */
 static int place_kernel(struct controller *c, const char *kimg, const char *kvml)
@@ -105,6 +140,8 @@ static int place_kernel(struct controller *c, const char *kimg, const char *kvml
     c->kernel = path_join(kernel_dir, "vmlinuz");
     c->vmlinux = path_join(kernel_dir, "vmlinux");
     int rc = share_file(kimg, c->kernel) == 0 && share_file(kvml, c->vmlinux) == 0 ? 0 : -1;
+    if (rc == 0)
+        place_kernel_extras(kimg, kernel_dir);
     if (rc != 0)
         klab_error("exam: cannot place the kernel in %s: %s", kernel_dir, strerror(errno));
     free(kernel_dir);

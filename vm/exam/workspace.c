@@ -45,6 +45,33 @@ static int copy_task(const struct controller *c, const struct candidate *k, cons
     return rc;
 }
 
+/* The candidate's klab builds their VM's image from klab's busybox in their cache (DIR/candidates/NAME/.cache,
+ * theirs): a copy of the controller's, which they cannot read. */
+static int give_busybox(const struct controller *c, const struct candidate *k)
+{
+    char *src = default_busybox(c->profile);
+    char *cache = path_join(k->dir, ".cache");
+    char *dir = xasprintf("%s/busybox/%s", cache, c->profile->debian_arch), *dst = path_join(dir, "busybox");
+    int rc = -1;
+    if (mkdir_p(dir, 0755) == 0 && (!k->as_user || lchown(cache, k->uid, k->gid) == 0)) {
+        unlink(dst);
+        struct copy_rules rules = { .uid = getuid(), .gid = getgid() };
+        char *slash = strrchr(src, '/');
+        *slash = '\0';
+        int dfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        rc = dfd >= 0 ? copy_untrusted_file(dfd, slash + 1, dst, &rules) : -1;
+        if (rc == 0)
+            rc = chmod(dst, 0755);
+        if (dfd >= 0)
+            close(dfd);
+    }
+    free(src);
+    free(cache);
+    free(dir);
+    free(dst);
+    return rc;
+}
+
 int workspace_setup(const struct controller *c, struct candidate *k, const char *skeleton)
 {
     bool fresh = !file_exists(k->dir);
@@ -58,6 +85,10 @@ int workspace_setup(const struct controller *c, struct candidate *k, const char 
         klab_error("exam: cannot give %s to %s", k->dir, k->name);
         return -1;
     }
+    if (give_busybox(c, k) != 0) {
+        klab_error("exam: cannot give %s klab's busybox in %s/.cache", k->name, k->dir);
+        return -1;
+    }
     if (fresh && copy_task(c, k, skeleton) != 0) {
         klab_error("exam: cannot set up %s's workspace in %s", k->name, k->dir);
         return -1;
@@ -66,14 +97,17 @@ int workspace_setup(const struct controller *c, struct candidate *k, const char 
 }
 
 /* Every .ko in the candidate's work/ folder, copied first, without following links, to a folder of the
- * controller's: a `x.ko` symlink to /etc/shadow (or to another candidate's file) must not land in their VM. */
-static size_t stage_modules(const struct controller *c, const struct candidate *k, struct initramfs_add *adds,
-                            size_t max)
+ * controller's: a `x.ko` symlink to /etc/shadow (or to another candidate's file) must not land in their VM.
+ * The folder is stage, made afresh (mode: 0700, or 0755 with files 0644 for the candidate's own klab to
+ * read: it sits in their 0700 folder, where no other candidate reaches). */
+static size_t stage_modules(const struct candidate *k, const char *stage, bool readable,
+                            struct initramfs_add *adds, size_t max)
 {
     char *work = path_join(k->dir, "work");
-    char *stage = xasprintf("%s/private/%s", c->dir, k->name);
     remove_tree(stage);
     mkdir_p(stage, 0700);
+    if (readable)
+        chmod(stage, 0755);
     struct copy_rules rules = copy_rules_for(k);
     rules.uid = getuid();
     rules.gid = getgid();
@@ -90,21 +124,32 @@ static size_t stage_modules(const struct controller *c, const struct candidate *
             free(copy);
             continue;
         }
+        if (readable)
+            chmod(copy, 0644);
         adds[n++] = (struct initramfs_add){ copy, xasprintf("/lib/modules/%s", e->d_name) };
     }
     if (d)
         closedir(d);
     else if (wfd >= 0)
         close(wfd);
-    free(stage);
     free(work);
+    return n;
+}
+
+size_t workspace_modules(const struct candidate *k, struct initramfs_add *adds, size_t max)
+{
+    char *stage = path_join(k->dir, ".klab-modules");
+    size_t n = stage_modules(k, stage, true, adds, max);
+    free(stage);
     return n;
 }
 
 int workspace_initrd(const struct controller *c, const struct candidate *k, char *err, size_t errlen)
 {
     struct initramfs_add adds[32];
-    size_t nadds = stage_modules(c, k, adds, 32);
+    char *stage = xasprintf("%s/private/%s", c->dir, k->name);
+    size_t nadds = stage_modules(k, stage, false, adds, 32);
+    free(stage);
     char *busybox = default_busybox(c->profile), *segments = segment_cache_dir();
     mkdir_p(segments, 0755);
     struct initramfs_spec spec = { .busybox = busybox, .compress = INITRAMFS_GZIP, .level = 6,

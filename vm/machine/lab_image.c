@@ -1,6 +1,7 @@
 /* vm/machine/lab_image.h. */
 #define _GNU_SOURCE
 #include "machine/lab_image.h"
+#include "machine/file_channel.h"
 #include "machine/paths.h"
 #include "machine/swap_disk.h"
 #include "machine/vmcoreinfo.h"
@@ -36,7 +37,7 @@ char *lab_image_build(const struct machine_profile *p, const char *run_dir, cons
     }
     char *segments = segment_cache_dir();
     mkdir_p(segments, 0755);
-    struct initramfs_add *adds = calloc(ngiven + 5, sizeof *adds);
+    struct initramfs_add *adds = calloc(ngiven + 8, sizeof *adds);
     memcpy(adds, given, ngiven * sizeof *adds);
     size_t nadds = ngiven;
     const struct lab_image_swap *swap = k ? &k->swap : NULL;
@@ -50,6 +51,10 @@ char *lab_image_build(const struct machine_profile *p, const char *run_dir, cons
         adds[nadds++] = (struct initramfs_add){ swap_hook, "/etc/klab.d/05-swap.sh" };
     if (swap_hook && swap->modules)
         adds[nadds++] = (struct initramfs_add){ swap->modules, "/lib/modules/klab-swap" };
+    size_t channel_from = nadds;
+    if (k && k->file_channel)
+        nadds += file_channel_image_adds(run_dir, k->channel_modules, adds + nadds);
+    size_t channel_to = nadds;
     char *hook = nruns ? write_run_hook(run_dir, runs, nruns) : NULL;
     if (hook)
         adds[nadds++] = (struct initramfs_add){ hook, "/etc/klab.d/90-run.sh" };
@@ -64,6 +69,8 @@ char *lab_image_build(const struct machine_profile *p, const char *run_dir, cons
     }
     free(busybox);
     free(segments);
+    for (size_t i = channel_from; i < channel_to; i++)
+        free((char *)adds[i].src);
     free(adds);
     free(hook);
     free(swap_hook);

@@ -20,6 +20,8 @@ struct lab_image_swap {
 struct lab_image_kernel {
     struct lab_image_swap swap;
     const char *fw_cfg;
+    bool file_channel;              /* the snapshot's file channel (machine/file_channel.h) */
+    const char *channel_modules;    /* its virtio modules, NULL when built in */
 };
 
 /* The image's path (malloc'ed), or NULL after one error line. k may be NULL. */

@@ -75,15 +75,23 @@ int qemu_build_argv(const struct boot_request *r, struct argv *a, char *err, siz
         push2(a, "-chardev", xasprintf("file,id=klab-con,path=%s/console.log", r->run_dir));
     else if (r->console == CONSOLE_STDIO)
         /* signal=off: ^C goes to the guest; mux=on gives QEMU's escape keys (^A x quits, ^A h lists them). */
-        push2(a, "-chardev", xasprintf("stdio,id=klab-con,mux=on,signal=off,logfile=%s/console.log", r->run_dir));
+        push2(a, "-chardev", xasprintf("stdio,id=klab-con,mux=on,signal=off,logfile=%s/console.log%s", r->run_dir,
+                                       r->incoming ? ",logappend=on" : ""));
     else
         push2(a, "-chardev", xasprintf("socket,id=klab-con,path=%s/console.sock,server=on,wait=off,"
-                                       "logfile=%s/console.log", r->run_dir, r->run_dir));
+                                       "logfile=%s/console.log%s", r->run_dir, r->run_dir,
+                                       r->incoming ? ",logappend=on" : ""));
     push2(a, "-serial", strdup("chardev:klab-con"));
     if (r->swap_image) {
         /* virtio-blk on PCI on both machines (q35/pc, virt); the serial lets the guest's hook find it. */
         push2(a, "-drive", xasprintf("file=%s,if=none,id=klab-swap,format=raw,cache=unsafe", r->swap_image));
         push2(a, "-device", strdup("virtio-blk-pci,drive=klab-swap,serial=klab-swap"));
+    }
+    if (r->file_channel) {
+        /* machine/file_channel.h: a pipe chardev (run_dir/files.in, files.out), always connected. */
+        push2(a, "-device", strdup("virtio-serial-pci,id=klab-vser"));
+        push2(a, "-chardev", xasprintf("pipe,id=klab-files,path=%s/files", r->run_dir));
+        push2(a, "-device", strdup("virtserialport,bus=klab-vser.0,chardev=klab-files,name=org.klab.files"));
     }
     /* The guest's VMCOREINFO note for dump-guest-memory (crash and drgn read KASLR and the layout from it):
      * a fw_cfg file the guest's qemu_fw_cfg driver fills (machine/vmcoreinfo.h). */
@@ -104,7 +112,11 @@ int qemu_build_argv(const struct boot_request *r, struct argv *a, char *err, siz
         push2(a, "-icount", xasprintf("shift=auto,rr=%s,rrfile=%s/replay.bin,rrsnapshot=init", r->rr_mode, r->rr_dir));
         push2(a, "-drive", xasprintf("file=%s/snapshots.qcow2,if=none,id=klab-rr,format=qcow2", r->rr_dir));
     }
-    if (r->wait_for_gdb)
+    if (r->incoming)
+        /* A snapshot's state comes through the monitor (migrate_incoming) once x-ignore-shared is set on
+         * both ends; the VM stays paused after it, like -S, until klab or gdb continues it. */
+        push2(a, "-incoming", strdup("defer"));
+    else if (r->wait_for_gdb)
         push(a, strdup("-S"));
     return 0;
 }

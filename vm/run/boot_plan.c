@@ -34,6 +34,7 @@ void boot_plan(const struct boot_options *o, const struct boot_facts *f, struct 
             .console = interactive ? CONSOLE_STDIO : CONSOLE_SOCKET,
             .rr_mode = o->record ? "record" : o->replay ? "replay" : NULL,
             .rr_dir = o->record ? o->record : o->replay,
+            .file_channel = o->snapshot && f->file_channel,
         },
         .backend = backend,
         .connect = o->connect,
@@ -43,7 +44,15 @@ void boot_plan(const struct boot_options *o, const struct boot_facts *f, struct 
         /* A recording starts paused whatever --no-wait says: it has no monitor to say QEMU is ready, and the
          * gdb stub that says so instead stops a running guest as it is connected to. */
         .resume = (o->record || o->replay) && o->no_wait,
+        .snapshot = o->snapshot,
+        .snapshot_dir = o->snapshot_dir,
     };
+    if (plan->req.file_channel) {   /* the snapshot holds the base image; these come after each restore */
+        plan->deliver_adds = o->adds;
+        plan->ndeliver_adds = o->nadds;
+        plan->deliver_runs = o->runs;
+        plan->ndeliver_runs = o->nruns;
+    }
     plan->rs = (struct runstate){
         .name = (char *)plan->req.name, .dir = f->run_dir, .profile = f->profile, .gdb_listen = f->gdb_listen,
         .gdb_port = f->gdb_port, .kernel = f->kernel, .vmlinux = f->vmlinux, .initrd = f->initrd,

@@ -31,6 +31,9 @@ struct boot_options {
     const char *record;           /* --record DIR: QEMU's record/replay log and snapshots go there (run/recording.h) */
     const char *replay;           /* klab replay DIR: boot that recording again */
     bool smp_given;
+    bool snapshot;                /* --snapshot: restore this machine at its shell (run/snapshot.h) */
+    const char *snapshot_dir;     /* --snapshot-dir: the snapshots' folder (default: the cache's) */
+    bool save_snapshot;           /* --save-snapshot: only make sure the snapshot is saved */
 };
 
 /* What boot_resolve() found on this machine. Strings malloc'ed (boot_facts_free). */
@@ -51,6 +54,8 @@ struct boot_facts {
     char *fw_cfg_modules;     /* qemu_fw_cfg.ko's folder (VMCOREINFO for dumps); NULL: built in or none */
     bool tty;                 /* stdin and stdout are a terminal */
     bool vmlinux_pvh;         /* the checked vmlinux has a PVH entry and the profile boots one */
+    bool file_channel;        /* --snapshot: the kernel can have klab's file channel (machine/file_channel.h) */
+    char *channel_modules;    /* its virtio modules' folder; NULL when built in */
 };
 
 struct boot_plan {
@@ -63,6 +68,14 @@ struct boot_plan {
     bool quiet;                         /* say nothing but errors (detached) */
     bool resume;                        /* started paused because only the stub can tell a recording is up
                                          * (it has no monitor): --no-wait continues it then */
+    bool snapshot;                      /* restore the machine from its snapshot (saved first if need be) */
+    const char *snapshot_dir;           /* where snapshots live; NULL: $KLAB_CACHE/snapshots */
+    bool restored;                      /* set by the backend: this start was a restore */
+    /* --add / --run for a snapshot's VM: delivered through the file channel after each start */
+    const struct initramfs_add *deliver_adds;
+    size_t ndeliver_adds;
+    const char *const *deliver_runs;
+    size_t ndeliver_runs;
 };
 
 /* The CPU model: --cpu, else the profile's, else its full CPU when the default lacks the kernel's granule. */

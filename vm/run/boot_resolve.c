@@ -2,6 +2,7 @@
  * other), QEMU, the gdb stub's address, the CPU and the accelerator (probed) — each failure one line. */
 #define _GNU_SOURCE
 #include "run/boot_plan.h"
+#include "machine/file_channel.h"
 #include "machine/swap_disk.h"
 #include "machine/vmcoreinfo.h"
 #include "machine/accel.h"
@@ -193,6 +194,12 @@ int boot_resolve(const struct boot_options *o, struct boot_facts *f)
         }
         f->swap_image = path_join(f->run_dir, "swap.img");
     }
+    if (o->snapshot && !o->initrd) {
+        char why[512];
+        f->file_channel = file_channel_resolve(f->kernel, &f->channel_modules, why, sizeof why) == 0;
+        if (!f->file_channel && (o->nadds || o->nruns))
+            klab_info("snapshot: %s: --add and --run go into the image, one snapshot per set of files", why);
+    }
     const char *no_vmcoreinfo;
     f->fw_cfg_modules = vmcoreinfo_module_dir(f->kernel, &no_vmcoreinfo);
     make_absolute(&f->kernel);
@@ -212,5 +219,6 @@ void boot_facts_free(struct boot_facts *f)
     free(f->swap_image);
     free(f->swap_modules);
     free(f->fw_cfg_modules);
+    free(f->channel_modules);
     *f = (struct boot_facts){ 0 };
 }

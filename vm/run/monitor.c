@@ -103,7 +103,34 @@ static void tidy_output(char *s)
         s[n - (sizeof prompt - 1)] = '\0';
 }
 
+/* The command line, with fd attached when there is one (QEMU takes it from the message that carries the
+ * command: monitor/hmp-cmds.c hmp_getfd, qemu_chr_fe_get_msgfd). */
+static bool send_line(int sock, const char *line, int fd)
+{
+    struct iovec iov = { .iov_base = (void *)line, .iov_len = strlen(line) };
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (fd >= 0) {
+        msg.msg_control = u.buf;
+        msg.msg_controllen = sizeof u.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)iov.iov_len;
+}
+
 char *monitor_command(const char *socket_path, const char *command, int timeout_ms)
+{
+    return monitor_command_fd(socket_path, command, -1, timeout_ms);
+}
+
+char *monitor_command_fd(const char *socket_path, const char *command, int pass_fd, int timeout_ms)
 {
     uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
     int fd = connect_until(socket_path, now_ns() + 200000000u);
@@ -114,7 +141,7 @@ char *monitor_command(const char *socket_path, const char *command, int timeout_
     char *out = NULL;
     if (read_to_prompt(fd, &buf, &len, deadline)) {
         char *line = xasprintf("%s\n", command);
-        bool sent = write(fd, line, strlen(line)) == (ssize_t)strlen(line);
+        bool sent = send_line(fd, line, pass_fd);
         free(line);
         len = 0;   /* the reply alone, so the greeting's prompt does not end it at once */
         if (sent) {

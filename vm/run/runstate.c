@@ -99,10 +99,10 @@ int runstate_write(const struct runstate *rs)
     }
     char *text = xasprintf("name=%s\narch=%s\nqemu_pid=%d\nsupervisor_pid=%d\ngdb=%s\ngdb_port=%d\n"
                            "kernel=%s\nvmlinux=%s\ninitrd=%s\naccel=%s\ncpu=%s\nmem_bytes=%" PRIu64 "\n"
-                           "kaslr=%d\nbackend=%s\nconnect=%s\nram_file=%s/ram\nconsole_log=%s/console.log\nmonitor=%s/monitor.sock\n%s",
+                           "kaslr=%d\nrestored=%d\nbackend=%s\nconnect=%s\nram_file=%s/ram\nconsole_log=%s/console.log\nmonitor=%s/monitor.sock\n%s",
                            rs->name, rs->profile->arch, (int)rs->qemu_pid, (int)rs->supervisor_pid, rs->gdb_listen,
                            rs->gdb_port, rs->kernel, rs->vmlinux ? rs->vmlinux : "", rs->initrd ? rs->initrd : "",
-                           rs->accel, rs->cpu, rs->mem_bytes, (int)rs->kaslr, rs->backend ? rs->backend : "qemu",
+                           rs->accel, rs->cpu, rs->mem_bytes, (int)rs->kaslr, (int)rs->restored, rs->backend ? rs->backend : "qemu",
                            rs->connect ? rs->connect : "", rs->dir, rs->dir, rs->dir, ram);
     char *path = path_join(rs->dir, "state");
     int rc = write_text_file(path, text);
@@ -165,6 +165,8 @@ int runstate_parse(char *text, struct runstate *rs)
             rs->mem_bytes = strtoull(v, NULL, 10);
         else if (!strcmp(k, "kaslr"))
             rs->kaslr = atoi(v) != 0;
+        else if (!strcmp(k, "restored"))
+            rs->restored = atoi(v) != 0;
         else if (!strcmp(k, "ram_region") && rs->nram < MAX_RAM_REGIONS) {
             struct ram_region *r = &rs->ram[rs->nram];
             if (sscanf(v, "%" SCNx64 " %" SCNx64 " %" SCNx64, &r->gpa, &r->size, &r->file_offset) == 3)

@@ -24,6 +24,7 @@ struct runstate {
     char *kernel, *vmlinux, *initrd, *accel, *cpu;
     uint64_t mem_bytes;
     bool kaslr;            /* booted with KASLR on: symbols sit at a slide found live (klab gdb) */
+    bool restored;         /* this QEMU was restored from a snapshot (run/snapshot.h), not booted */
     char *backend;         /* "qemu" (klab runs QEMU) or "libvirt" (a transient domain klab-<name>) */
     char *connect;         /* libvirt URI, "" for libvirt's default */
     struct ram_region ram[MAX_RAM_REGIONS];

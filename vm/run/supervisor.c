@@ -13,12 +13,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reset_requested;
 
 static void on_stop(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+/* `klab reset`: end this QEMU and start the machine again (from its snapshot, when it has one). */
+static void on_reset(int sig)
+{
+    (void)sig;
+    reset_requested = stop_requested = 1;
 }
 
 /* SIGTERM and SIGHUP end the VM; so does SIGINT, unless ^C belongs to the guest (its console is the terminal). */
@@ -30,6 +37,9 @@ static void catch_stop_signals(bool sigint)
     sigaction(SIGHUP, &sa, NULL);
     if (sigint)
         sigaction(SIGINT, &sa, NULL);
+    struct sigaction reset = { .sa_handler = on_reset };
+    sigemptyset(&reset.sa_mask);
+    sigaction(SIGUSR1, &reset, NULL);
     /* A peer that goes away (libvirt's daemon, the console socket's reader) must be an EPIPE to handle, not the
      * end of the supervisor: libvirt asks its clients to ignore SIGPIPE (docs/threads, "SIGPIPE"). */
     signal(SIGPIPE, SIG_IGN);
@@ -75,7 +85,8 @@ static int finish(const char *run_dir, int status, bool quiet)
     char *console = path_join(run_dir, "console.log");
     int rc;
     char *why = end_reason(console, status, &rc);
-    static const char *const gone[] = { "ram", "state", "monitor.sock", "console.sock", "initramfs.cpio.gz", "swap.img" };
+    static const char *const gone[] = { "ram", "state", "monitor.sock", "console.sock", "initramfs.cpio.gz", "swap.img",
+                                        "files.in", "files.out" };
     for (size_t i = 0; i < sizeof gone / sizeof *gone; i++) {
         char *p = path_join(run_dir, gone[i]);
         unlink(p);
@@ -93,11 +104,12 @@ static int finish(const char *run_dir, int status, bool quiet)
     return rc;
 }
 
-static void announce(const struct runstate *rs, bool waiting, FILE *f)
+static void announce(const struct runstate *rs, bool waiting, bool restored, FILE *f)
 {
     const char *stub = rs->gdb_listen + (strncmp(rs->gdb_listen, "tcp:", 4) ? 0 : 4);
     fprintf(f, "klab: %s VM '%s' %s; gdb stub on %s (%s)\n", rs->profile->arch, rs->name,
-            waiting ? "is paused at its first instruction" : "is running", stub, rs->accel);
+            restored ? (waiting ? "is restored at its shell, paused" : "is restored at its shell, running")
+                     : waiting ? "is paused at its first instruction" : "is running", stub, rs->accel);
     fprintf(f, "klab: attach with `make gdb-%s` or `klab gdb %s`; stop with `klab stop %s`\n",
             rs->profile->make_suffix, rs->name, rs->name);
 }
@@ -127,16 +139,23 @@ static struct vm_instance *start(struct boot_plan *p)
     }
     if (p->resume && resume_through_stub(&p->rs) != 0)
         klab_error("could not continue the recording (klab gdb's continue will)");
-    announce(&p->rs, p->req.wait_for_gdb && !p->resume, stderr);
+    announce(&p->rs, p->req.wait_for_gdb && !p->resume, p->restored, stderr);
     return vm;
 }
 
-/* Until the VM's end; then its report. */
+/* Until the VM's end; then its report. A reset ends QEMU and starts the machine again in the same folder: the
+ * run state's new QEMU pid tells `klab reset` it is back. */
 static int run_to_end(struct boot_plan *p, struct vm_instance *vm, bool echo, bool quiet)
 {
-    int status = p->backend->wait(vm, &stop_requested, echo);
-    p->backend->close(vm);
-    return finish(p->rs.dir, status, quiet);
+    for (;;) {
+        int status = p->backend->wait(vm, &stop_requested, echo);
+        p->backend->close(vm);
+        if (!reset_requested)
+            return finish(p->rs.dir, status, quiet);
+        reset_requested = stop_requested = 0;
+        if (!(vm = p->backend->start(p, &status)))
+            return finish(p->rs.dir, status, quiet);
+    }
 }
 
 /* The detached supervisor: errors before readiness go to the waiting parent through stderr = the pipe. */

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Snapshots (klab boot --snapshot), per architecture on its Debian kernel, medians of RUNS:
+#   save          the first boot of the machine: a cold boot to the shell, saved, then restored
+#   restore       launch -> the shell answers a command (klab boot --snapshot --no-wait --detach, then the
+#                 console computes $((N+1))): goal <= 300 ms
+#   reset         klab reset -> the shell answers: goal <= 300 ms
+#   size          what the snapshot takes on disk for a 1 GiB guest at its shell (RAM image allocated + state)
+# and the module loop on x86_64 (seed 002's hellodrv against Debian's headers):
+#   rebuilt       one-line edit -> hellodrv.ko rebuilt (kernels/module.sh; kbuild's own time, not klab's)
+#   loaded        launch -> restored, the .ko added, insmod'ed and /dev/myhello opened (--run): goal <= 1000 ms
+#   gdb stop      launch -> restored paused with the .ko, `klab gdb` attached, break hello_open hit
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh 5
+snaps=$work/snaps
+mkdir -m 700 "$snaps"
+boot() { "$KLAB" boot --snapshot-dir "$snaps" "$@" >/dev/null 2>&1; }
+answers() { python3 bench/shell_ready.py "$KLAB_RUN_DIR/$1/console.sock" 60; }
+
+for arch in x86_64 arm64; do
+  t0=$(date +%s%N)
+  boot --arch $arch --name save-$arch --no-wait --detach
+  answers save-$arch
+  save=$(ms "$t0")
+  restore=() reset=()
+  for i in $(seq "$RUNS"); do
+    t0=$(date +%s%N)
+    boot --arch $arch --name r$i --no-wait --detach
+    answers r$i
+    restore+=("$(ms "$t0")")
+    t0=$(date +%s%N)
+    "$KLAB" reset r$i >/dev/null
+    answers r$i
+    reset+=("$(ms "$t0")")
+    "$KLAB" stop r$i >/dev/null
+  done
+  "$KLAB" stop save-$arch >/dev/null
+  slot=$(grep -l "qemu-system-$([ $arch = arm64 ] && echo aarch64 || echo x86_64)" "$snaps"/*/manifest | head -1)
+  slot=${slot%/manifest}
+  printf '%-7s snapshot: first boot (cold + save + restore) -> shell %6s ms\n' $arch "$save"
+  printf '%-7s snapshot: restore -> shell answers  median %5s ms  (runs: %s)  goal <= 300 ms\n' $arch \
+    "$(printf '%s\n' "${restore[@]}" | median)" "${restore[*]}"
+  printf '%-7s snapshot: klab reset -> shell answers median %5s ms  (runs: %s)  goal <= 300 ms\n' $arch \
+    "$(printf '%s\n' "${reset[@]}" | median)" "${reset[*]}"
+  printf '%-7s snapshot: size for a 1 GiB guest at its shell: RAM image %s MiB allocated, device state %s KiB\n' $arch \
+    "$(( $(du -k "$slot/ram" | cut -f1) / 1024 ))" "$(( $(stat -c %s "$slot/state") / 1024 ))"
+done
+
+# The module loop on the Debian x86_64 kernel.
+mkdir -p "$work/hellodrv"
+cp labs/hellodrv/* "$work/hellodrv/"
+out=$work/hello
+bash kernels/module.sh "$work/hellodrv" debian-amd64 "$out" >/dev/null   # the first build is not the loop
+ko=$out/hellodrv.ko
+boot --arch x86_64 --name warm --no-wait --detach --add "$ko:/lib/modules/"   # saves the base machine once
+"$KLAB" stop warm >/dev/null
+rebuilt=() loaded=() stopped=()
+for i in $(seq "$RUNS"); do
+  sed -i "s/myhello open[^,]*,/myhello open (edit $i),/" "$work/hellodrv/hellodrv.c"
+  t0=$(date +%s%N)
+  bash kernels/module.sh "$work/hellodrv" debian-amd64 "$out" >/dev/null
+  rebuilt+=("$(ms "$t0")")
+  t0=$(date +%s%N)
+  boot --arch x86_64 --name m$i --no-wait --detach --add "$ko:/lib/modules/" \
+    --run 'insmod /lib/modules/hellodrv.ko' --run 'cat /dev/myhello >/dev/null'
+  until grep -aq "myhello open (edit $i)" "$KLAB_RUN_DIR/m$i/console.log"; do sleep 0.005; done
+  loaded+=("$(ms "$t0")")
+  "$KLAB" stop m$i >/dev/null
+  t0=$(date +%s%N)
+  boot --arch x86_64 --name g$i --detach --add "$ko:/lib/modules/" \
+    --run 'insmod /lib/modules/hellodrv.ko' --run 'cat /dev/myhello'
+  KLAB_MODULE_PATH=$out "$KLAB" gdb g$i --no-start --batch -ex 'break hello_open' -ex continue \
+    -ex 'info symbol $pc' >"$work/gdb.out" 2>&1
+  grep -q '^hello_open in section' "$work/gdb.out" || { echo "loop $i: gdb did not stop in hello_open" >&2; tail -5 "$work/gdb.out" >&2; exit 1; }
+  stopped+=("$(ms "$t0")")
+  "$KLAB" stop g$i >/dev/null
+done
+printf 'module loop x86_64 (snapshot): edit->rebuilt %5s ms (kbuild)  launch->insmod+open %5s ms (goal <= 1000)  launch->gdb stops in hello_open %5s ms (median of %s)\n' \
+  "$(printf '%s\n' "${rebuilt[@]}" | median)" "$(printf '%s\n' "${loaded[@]}" | median)" \
+  "$(printf '%s\n' "${stopped[@]}" | median)" "$RUNS"
