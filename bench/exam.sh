@@ -11,9 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh 5
-trap 'pkill -f "klab exam run $work" 2>/dev/null; bench_cleanup' EXIT
+trap 'pkill -f "klab exam run $work" 2>/dev/null || true; bench_cleanup' EXIT
 bash kernels/build.sh x86_64 >/dev/null
-answers() { python3 bench/shell_ready.py "$1/console.sock" 120; }
+answers() { $PY bench/shell_ready.py "$1/console.sock" 120; }
 # Pss in KiB of the processes given.
 pss() { local t=0 p; for p; do t=$((t + $(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup))); done; echo $t; }
 # Until FILE exists (120 s at most).

@@ -10,3 +10,7 @@ bench_cleanup() { "$KLAB" stop --all >/dev/null 2>&1; rm -rf "$KLAB_RUN_DIR" "$w
 trap bench_cleanup EXIT
 ms() { echo "scale=1; ($(date +%s%N) - $1) / 1000000" | bc; }   # milliseconds since a date +%s%N
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# Debian's python3: a version manager's shim on PATH (pyenv) costs 150 ms a start, which the figures of
+# benchmarks that start a helper per measure would carry.
+PY=/usr/bin/python3
+[ -x $PY ] || PY=python3

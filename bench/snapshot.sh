@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 snaps=$work/snaps
 mkdir -m 700 "$snaps"
 boot() { "$KLAB" boot --snapshot-dir "$snaps" "$@" >/dev/null 2>&1; }
-answers() { python3 bench/shell_ready.py "$KLAB_RUN_DIR/$1/console.sock" 60; }
+answers() { $PY bench/shell_ready.py "$KLAB_RUN_DIR/$1/console.sock" 60; }
 
 for arch in x86_64 arm64; do
   t0=$(date +%s%N)
