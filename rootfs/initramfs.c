@@ -274,9 +274,12 @@ static int sink_segment(struct sink *s, const unsigned char *data, size_t len, b
     return 0;
 }
 
+/* The small entries between two large ones are one segment, cached by content too once it is large enough
+ * to cost time (a lab image's modules, hooks and scripts: 70 ms of level-9 deflate on every boot otherwise);
+ * a small one is cheaper to compress than to look up and would only fill the cache. */
 static int sink_flush_pending(struct sink *s, struct builder *b)
 {
-    int rc = sink_segment(s, s->pending, s->plen, false, b);
+    int rc = sink_segment(s, s->pending, s->plen, s->plen >= OWN_SEGMENT_MIN, b);
     s->plen = 0;
     return rc;
 }

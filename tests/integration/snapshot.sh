@@ -4,7 +4,7 @@
 # its RAM file is its RAM (klab vtop against QEMU's gva2gpa); --add files arrive byte for byte (md5sum in the
 # guest against the host's) and --run commands run; a paused restore is attachable by gdb; klab reset brings
 # back the pristine state; a QEMU that changed makes the snapshot stale; a damaged snapshot falls back to a
-# cold boot; a snapshot folder others can write is refused.
+# cold boot; a snapshot folder others can write is refused; a stop while the VM starts ends it there.
 #   tests/integration/snapshot.sh x86_64|arm64
 . "$(dirname "$0")/../lib.sh"
 arch=$1
@@ -112,7 +112,26 @@ printf '%s\n' "$out" | grep -q 'writable by other users' && [ "$(state_of s7 res
   && ok "$arch: a world-writable snapshot folder is refused" || fail "$arch: open snapshot folder" "$out"
 "$KLAB" stop s7 >/dev/null
 
-# 8. Bad combinations: one line each.
+# 8. SIGTERM while the supervisor starts the VM (here: the boot that saves the snapshot, waiting for the shell)
+# ends it then: no QEMU, no run state, and no snapshot saved or restored after the stop.
+mkdir -m 700 "$work/fresh"
+"$KLAB" boot --arch "$arch" --qemu "$work/qemu" --snapshot-dir "$work/fresh" --name s8 --no-wait </dev/null >"$work/s8.log" 2>&1 &
+sup=$!
+for i in $(seq 200); do grep -aq 'Linux version' "$KLAB_RUN_DIR/s8/console.log" 2>/dev/null && break; sleep 0.05; done
+kill -TERM "$sup"
+for i in $(seq 100); do kill -0 "$sup" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$sup" 2>/dev/null; then
+  fail "$arch: SIGTERM during the start" "the supervisor still runs 10 s later: $(tail -2 "$work/s8.log")"
+  kill -KILL "$sup"
+else
+  wait "$sup"
+  left=$(ls "$KLAB_RUN_DIR/s8/ram" "$KLAB_RUN_DIR/s8/state" "$work/fresh"/*/manifest 2>/dev/null)
+  ! pgrep -f "klab-s8( |$)" >/dev/null && [ -z "$left" ] && grep -q 'stopped while the VM started' "$work/s8.log" \
+    && ok "$arch: SIGTERM while the VM starts ends it there (no QEMU, no run state, no snapshot saved)" \
+    || fail "$arch: SIGTERM during the start" "left: $left $(pgrep -af "klab-s8( |$)" | cut -c1-80); $(tail -3 "$work/s8.log")"
+fi
+
+# 9. Bad combinations: one line each.
 expect_error "$arch: --snapshot with libvirt" "is for --backend qemu" "$KLAB" boot --arch "$arch" --snapshot --backend libvirt --dry-run
 expect_error "$arch: --snapshot-dir relative" "absolute path" "$KLAB" boot --arch "$arch" --snapshot-dir snaps --dry-run
 expect_error "$arch: --snapshot with --record" "drop one" "$KLAB" boot --arch "$arch" --snapshot --record "$work/rec" --dry-run

@@ -9,6 +9,7 @@
 #include "run/monitor.h"
 #include "run/runstate.h"
 #include "run/snapshot.h"
+#include "util/spawn.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -128,7 +129,7 @@ static bool wait_ready(pid_t pid, const char *run_dir, const struct boot_request
     char *mon = path_join(run_dir, "monitor.sock");
     uint64_t deadline = now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000u;
     bool ready = false, exited = false;
-    while (!ready && !exited && now_ns() < deadline) {
+    while (!ready && !exited && now_ns() < deadline && !wait_aborted()) {
         if (waitpid(pid, status, WNOHANG) == pid)
             exited = true;
         else
@@ -138,7 +139,8 @@ static bool wait_ready(pid_t pid, const char *run_dir, const struct boot_request
     if (!ready && !exited) {
         kill(pid, SIGKILL);
         waitpid(pid, status, 0);
-        klab_error("QEMU did not become ready within %d s", READY_TIMEOUT_MS / 1000);
+        if (!wait_aborted())
+            klab_error("QEMU did not become ready within %d s", READY_TIMEOUT_MS / 1000);
     } else if (!ready) {
         report_failure(run_dir, *status);
     }
@@ -257,7 +259,8 @@ static int deliver_files(const struct boot_plan *p, pid_t pid)
     if (file_channel_deliver(p->rs.dir, p->deliver_adds, p->ndeliver_adds, p->deliver_runs, p->ndeliver_runs, &h,
                              60000, err, sizeof err) == 0)
         return 0;
-    klab_error("files: %s", err);
+    if (!wait_aborted())
+        klab_error("files: %s", err);
     kill_qemu(pid);
     return -1;
 }
@@ -271,7 +274,8 @@ static pid_t cold_with_files(struct boot_plan *p, int *status)
     pid_t pid = launch(p, &req, -1, status);
     char err[256];
     if (pid > 0 && snapshot_wait_shell(p->rs.dir, pid, 300000, err, sizeof err) != 0) {
-        klab_error("files: %s", err);
+        if (!wait_aborted())
+            klab_error("files: %s", err);
         kill_qemu(pid);
         return -1;
     }
@@ -334,8 +338,9 @@ static pid_t start_from_snapshot(struct boot_plan *p, int *status)
     char err[512];
     pid_t pid = -1;
     if (ensure_snapshot(p, &s, err, sizeof err) != 0) {
-        klab_error("snapshot: not saved: %s; booting cold", err);
-    } else if ((pid = restore(p, &s, status, err, sizeof err)) < 0) {
+        if (!wait_aborted())
+            klab_error("snapshot: not saved: %s; booting cold", err);
+    } else if ((pid = restore(p, &s, status, err, sizeof err)) < 0 && !wait_aborted()) {
         klab_error("snapshot: restore failed: %s; booting cold (the snapshot is dropped)", err);
         snapshot_drop(&s);
     }
@@ -355,6 +360,8 @@ static struct vm_instance *start(struct boot_plan *p, int *status)
         if (files_pending(p) && deliver_files(p, pid) != 0)
             return NULL;
     }
+    if (pid < 0 && wait_aborted())   /* a stop during the restore: no cold boot after it */
+        return NULL;
     if (pid < 0) {
         clear_run_dir(p->rs.dir);   /* a reset's cold boot starts from fresh RAM */
         if ((pid = files_pending(p) ? cold_with_files(p, status) : launch(p, &p->req, -1, status)) < 0)

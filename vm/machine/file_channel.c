@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "machine/file_channel.h"
 #include "machine/kconfig.h"
+#include "util/spawn.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -165,30 +166,58 @@ static int write_all(int fd, const char *buf, size_t len, uint64_t deadline)
             return -1;
         uint64_t now = now_ns();
         struct pollfd p = { .fd = fd, .events = POLLOUT };
-        if (now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000000) + 1) < 0)
+        if (wait_aborted() || now >= deadline || (poll(&p, 1, (int)((deadline - now) / 1000000) + 1) < 0 &&
+                                                  errno != EINTR))
             return -1;
     }
     return 0;
 }
 
-/* The agent's one-line answer, by the deadline. */
+enum { ANSWER_TIMEOUT = -1, ANSWER_CLOSED = -2 };
+
+/* The agent's one-line answer, by the deadline: 0, ANSWER_TIMEOUT (or asked to stop), or ANSWER_CLOSED when
+ * QEMU closed its end of files.out (a FIFO read gives 0 once it has no writer: pipe(7)). The guest's bytes
+ * are not text klab may print as they are: what is not printable ASCII becomes '?'. */
 static int read_answer(int fd, char *line, size_t cap, uint64_t deadline)
 {
     size_t len = 0;
     while (len + 1 < cap) {
         uint64_t now = now_ns();
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
-            return -1;
-        ssize_t n = read(fd, line + len, 1);
-        if (n <= 0)
+        if (wait_aborted() || now >= deadline)
+            return ANSWER_TIMEOUT;
+        int r = poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
+        if (r < 0 && errno != EINTR)
+            return ANSWER_TIMEOUT;
+        if (r <= 0)
             continue;
+        ssize_t n = read(fd, line + len, 1);
+        if (n == 0)
+            return ANSWER_CLOSED;
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                return ANSWER_CLOSED;
+            continue;
+        }
         if (line[len] == '\n')
             break;
+        if (line[len] < 0x20 || line[len] > 0x7e)
+            line[len] = '?';
         len++;
     }
     line[len] = '\0';
     return 0;
+}
+
+/* Why no answer came, for err. */
+static void no_answer(int why, const char *what, int timeout_ms, char *err, size_t errlen)
+{
+    if (why == ANSWER_CLOSED)
+        snprintf(err, errlen, "QEMU closed the file channel before the guest's agent could %s", what);
+    else if (wait_aborted())
+        snprintf(err, errlen, "asked to stop before the guest's agent could %s", what);
+    else
+        snprintf(err, errlen, "the guest's agent did not %s within %d s", what, timeout_ms / 1000);
 }
 
 static char *read_whole(const char *path, size_t *len)
@@ -220,8 +249,9 @@ static int exchange(int wfd, int rfd, const char *data, size_t len, const struct
         snprintf(err, errlen, "the guest did not take the files within %d s", timeout_ms / 1000);
         return -1;
     }
-    if (read_answer(rfd, answer, sizeof answer, deadline) != 0) {
-        snprintf(err, errlen, "the guest's agent did not answer within %d s", timeout_ms / 1000);
+    int why = read_answer(rfd, answer, sizeof answer, deadline);
+    if (why != 0) {
+        no_answer(why, "answer", timeout_ms, err, errlen);
         return -1;
     }
     if (strcmp(answer, "unpacked")) {
@@ -235,8 +265,12 @@ static int exchange(int wfd, int rfd, const char *data, size_t len, const struct
     }
     if (paused)   /* the commands run once gdb continues the VM */
         return 0;
-    if (read_answer(rfd, answer, sizeof answer, deadline) != 0 || strncmp(answer, "ok ", 3)) {
-        snprintf(err, errlen, "the guest's agent did not finish the --run commands within %d s", timeout_ms / 1000);
+    if ((why = read_answer(rfd, answer, sizeof answer, deadline)) != 0) {
+        no_answer(why, "finish the --run commands", timeout_ms, err, errlen);
+        return -1;
+    }
+    if (strncmp(answer, "ok ", 3)) {
+        snprintf(err, errlen, "the guest's agent ended the --run commands with '%s', not 'ok STATUS'", answer);
         return -1;
     }
     if (strcmp(answer, "ok 0"))

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -151,9 +152,47 @@ int snapshot_wait_shell(const char *run_dir, pid_t qemu, int timeout_ms, char *e
     return ok ? 0 : -1;
 }
 
-/* Copies src to dst (created 0600), leaving holes where src has holes or zero pages, so that a 1 GiB guest
- * at its shell costs the pages it touched. */
-static int copy_sparse(const char *src, const char *dst, unsigned mode, char *err, size_t errlen)
+/* One data extent [off, end) of in into out at the same offset, skipping its zero pages: QEMU's RAM file has
+ * pages the guest touched and zeroed again. */
+static int copy_skipping_zeros(int in, int out, off_t off, off_t end)
+{
+    static char buf[1 << 20];
+    static const char zero[4096];
+    while (off < end) {
+        ssize_t n = pread(in, buf, (size_t)(end - off < (off_t)sizeof buf ? end - off : (off_t)sizeof buf), off);
+        if (n <= 0)
+            return n ? -1 : (errno = EIO, -1);
+        for (ssize_t i = 0; i < n;) {   /* runs of non-zero pages, one write each */
+            ssize_t j = i;
+            while (j < n && memcmp(buf + j, zero, (size_t)(n - j < 4096 ? n - j : 4096)))
+                j += 4096;
+            ssize_t stop = j < n ? j : n;
+            if (j > i && pwrite(out, buf + i, (size_t)(stop - i), off + i) != stop - i)
+                return -1;
+            i = j + 4096;
+        }
+        off += n;
+    }
+    return 0;
+}
+
+/* The same, in the kernel (sendfile(2) file to file: a third of the read/write loop's time): for a snapshot's
+ * own RAM image, whose zero pages are holes already. */
+static int copy_extent(int in, int out, off_t off, off_t end)
+{
+    if (lseek(out, off, SEEK_SET) != off)
+        return -1;
+    while (off < end) {
+        ssize_t n = sendfile(out, in, &off, (size_t)(end - off));
+        if (n <= 0)
+            return n ? -1 : (errno = EIO, -1);
+    }
+    return 0;
+}
+
+/* Copies src to dst (created with mode), leaving holes where src has holes (and, scan_zeros, zero pages), so
+ * that a 1 GiB guest at its shell costs the pages it touched. */
+static int copy_sparse(const char *src, const char *dst, unsigned mode, bool scan_zeros, char *err, size_t errlen)
 {
     int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
@@ -163,29 +202,14 @@ static int copy_sparse(const char *src, const char *dst, unsigned mode, char *er
         snprintf(err, errlen, "copying %s: %s", src, strerror(errno));
         goto done;
     }
-    static char buf[1 << 20];
-    static const char zero[4096];
     off_t off = 0;
     while ((off = lseek(in, off, SEEK_DATA)) >= 0) {
         off_t end = lseek(in, off, SEEK_HOLE);
-        while (off < end) {
-            ssize_t n = pread(in, buf, (size_t)(end - off < (off_t)sizeof buf ? end - off : (off_t)sizeof buf), off);
-            if (n <= 0) {
-                snprintf(err, errlen, "reading %s: %s", src, n ? strerror(errno) : "short file");
-                goto done;
-            }
-            for (ssize_t i = 0; i < n;) {   /* runs of non-zero pages, one write each */
-                ssize_t j = i;
-                while (j < n && memcmp(buf + j, zero, (size_t)(n - j < 4096 ? n - j : 4096)))
-                    j += 4096;
-                if (j > i && pwrite(out, buf + i, (size_t)((j < n ? j : n) - i), off + i) != (j < n ? j : n) - i) {
-                    snprintf(err, errlen, "writing %s: %s", dst, strerror(errno));
-                    goto done;
-                }
-                i = j + 4096;
-            }
-            off += n;
+        if (end < 0 || (scan_zeros ? copy_skipping_zeros(in, out, off, end) : copy_extent(in, out, off, end))) {
+            snprintf(err, errlen, "copying %s to %s: %s", src, dst, strerror(errno));
+            goto done;
         }
+        off = end;
     }
     rc = errno == ENXIO ? 0 : -1;   /* SEEK_DATA past the last data */
     if (rc)
@@ -269,8 +293,8 @@ int snapshot_save(const struct snapshot *s, const char *run_dir, char *err, size
         snprintf(err, errlen, "%s is not this user's to save in", s->slot);
     else if (mkdir(tmp, 0700) != 0 || (s->shared && chmod(tmp, 0755) != 0))
         snprintf(err, errlen, "cannot make %s: %s", tmp, strerror(errno));
-    else if (hmp(mon, "stop", -1, err, errlen) == 0 && copy_sparse(ram, ram_to, mode, err, errlen) == 0 &&
-             save_state(mon, tmp, mode, err, errlen) == 0 && copy_sparse(con, con_to, mode, err, errlen) == 0) {
+    else if (hmp(mon, "stop", -1, err, errlen) == 0 && copy_sparse(ram, ram_to, mode, true, err, errlen) == 0 &&
+             save_state(mon, tmp, mode, err, errlen) == 0 && copy_sparse(con, con_to, mode, false, err, errlen) == 0) {
         char *manifest = path_join(tmp, "manifest");
         rc = write_text_file(manifest, s->manifest);
         if (rc == 0)
@@ -307,7 +331,8 @@ int snapshot_stage(const struct snapshot *s, const char *run_dir, char *err, siz
     char *ram = path_join(s->slot, "ram"), *ram_to = path_join(run_dir, "ram");
     char *con = path_join(s->slot, "console.log"), *con_to = path_join(run_dir, "console.log");
     unlink(ram_to);
-    int rc = copy_sparse(ram, ram_to, 0600, err, errlen) == 0 && copy_sparse(con, con_to, 0600, err, errlen) == 0 ? 0 : -1;
+    int rc = copy_sparse(ram, ram_to, 0600, false, err, errlen) == 0 &&
+             copy_sparse(con, con_to, 0600, false, err, errlen) == 0 ? 0 : -1;
     free(ram);
     free(ram_to);
     free(con);

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "run/supervisor.h"
 #include "backend/backend.h"
+#include "util/spawn.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -13,12 +14,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_requested, reset_requested;
+/* stop_requested ends the current QEMU (and cuts its start short: wait_abort_on); term_requested says the
+ * supervisor ends with it, reset_requested that it starts the machine again. */
+static volatile sig_atomic_t stop_requested, reset_requested, term_requested;
 
 static void on_stop(int sig)
 {
     (void)sig;
-    stop_requested = 1;
+    term_requested = stop_requested = 1;
 }
 
 /* `klab reset`: end this QEMU and start the machine again (from its snapshot, when it has one). */
@@ -27,6 +30,9 @@ static void on_reset(int sig)
     (void)sig;
     reset_requested = stop_requested = 1;
 }
+
+/* A reset, and no stop since. */
+static bool restart_wanted(void) { return reset_requested && !term_requested; }
 
 /* SIGTERM and SIGHUP end the VM; so does SIGINT, unless ^C belongs to the guest (its console is the terminal). */
 static void catch_stop_signals(bool sigint)
@@ -40,6 +46,7 @@ static void catch_stop_signals(bool sigint)
     struct sigaction reset = { .sa_handler = on_reset };
     sigemptyset(&reset.sa_mask);
     sigaction(SIGUSR1, &reset, NULL);
+    wait_abort_on(&stop_requested);
     /* A peer that goes away (libvirt's daemon, the console socket's reader) must be an EPIPE to handle, not the
      * end of the supervisor: libvirt asks its clients to ignore SIGPIPE (docs/threads, "SIGPIPE"). */
     signal(SIGPIPE, SIG_IGN);
@@ -129,11 +136,24 @@ static int resume_through_stub(const struct runstate *rs)
 }
 
 /* Starts the VM and says so; NULL after reporting (the folder already cleaned up). */
+/* The backend's start; again when a reset came during it. */
+static struct vm_instance *start_again_on_reset(struct boot_plan *p, int *status)
+{
+    for (;;) {
+        struct vm_instance *vm = p->backend->start(p, status);
+        if (vm || !restart_wanted())
+            return vm;
+        reset_requested = stop_requested = 0;
+    }
+}
+
 static struct vm_instance *start(struct boot_plan *p)
 {
     int status = 0;
-    struct vm_instance *vm = p->backend->start(p, &status);
+    struct vm_instance *vm = start_again_on_reset(p, &status);
     if (!vm) {
+        if (term_requested)
+            klab_info("stopped while the VM started");
         finish(p->rs.dir, status, true);
         return NULL;
     }
@@ -150,10 +170,10 @@ static int run_to_end(struct boot_plan *p, struct vm_instance *vm, bool echo, bo
     for (;;) {
         int status = p->backend->wait(vm, &stop_requested, echo);
         p->backend->close(vm);
-        if (!reset_requested)
+        if (!restart_wanted())
             return finish(p->rs.dir, status, quiet);
         reset_requested = stop_requested = 0;
-        if (!(vm = p->backend->start(p, &status)))
+        if (!(vm = start_again_on_reset(p, &status)))
             return finish(p->rs.dir, status, quiet);
     }
 }

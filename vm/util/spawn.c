@@ -76,10 +76,18 @@ int spawn_run(const struct spawn *s)
     }
 }
 
+static const volatile sig_atomic_t *abort_flag;
+
+void wait_abort_on(const volatile sig_atomic_t *flag) { abort_flag = flag; }
+
+bool wait_aborted(void) { return abort_flag && *abort_flag; }
+
 bool wait_until(int timeout_ms, int interval_ms, bool (*done)(void *ctx), void *ctx)
 {
     uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
     while (!done(ctx)) {
+        if (wait_aborted())
+            return false;
         if (now_ns() >= deadline)
             return done(ctx);
         sleep_ms((unsigned)interval_ms);

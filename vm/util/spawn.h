@@ -2,6 +2,7 @@
 #ifndef KLAB_SPAWN_H
 #define KLAB_SPAWN_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 struct spawn {
@@ -23,8 +24,15 @@ enum { SPAWN_FAILED = -1, SPAWN_TIMEOUT = -2, SPAWN_DONE = -3 };
  * deadline came first, SPAWN_DONE when done() said so first, SPAWN_FAILED when it could not start. */
 int spawn_run(const struct spawn *s);
 
-/* Polls done(ctx) every interval_ms until it is true (then true) or timeout_ms pass (then done's last
- * answer). */
+/* Polls done(ctx) every interval_ms until it is true (then true), timeout_ms pass (then done's last answer) or
+ * the process is asked to stop (see wait_abort_on: then false). */
 bool wait_until(int timeout_ms, int interval_ms, bool (*done)(void *ctx), void *ctx);
+
+/* A supervisor that gets SIGTERM while it starts a VM (waits for QEMU, its shell, the file channel) must end
+ * now, not at a 60 s deadline with a VM nobody will stop: flag (set by its signal handler) cuts every
+ * wait_until short from then on. */
+void wait_abort_on(const volatile sig_atomic_t *flag);
+/* The flag is set: the waits are over. */
+bool wait_aborted(void);
 
 #endif
