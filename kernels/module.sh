@@ -5,14 +5,52 @@
 #
 # MODULE_DIR holds the module's .c files and its Kbuild (e.g. labs/hellodrv). KERNEL is a registered
 # kernel: a source build (x86_64, arm64-64k, ... from kernels/build.sh: built against its build folder,
-# cross-compiled for arm64), or debian-amd64 / debian-6.12-amd64 (against Debian's linux-headers package of the fetched ABI,
-# installed here if missing; Debian's arm64 headers carry arm64 host tools, so debian-arm64 cannot be
-# built for here). The sources are copied to OUT_DIR (default build/modules/KERNEL/NAME) and built there; the
+# cross-compiled for arm64), debian-amd64 / debian-6.12-amd64 (against Debian's linux-headers package of the
+# fetched ABI, installed here if missing), or debian-arm64 / debian-6.12-arm64 (Debian's arm64 headers
+# unpacked under the cache, with this host's kbuild tools: see arm64_headers). The sources are copied to
+# OUT_DIR (default build/modules/KERNEL/NAME) and built there; the
 # .ko path is printed on success. The full make output is kept in OUT_DIR/build.log; a failure prints
 # its first error line and names the log.
 set -euo pipefail
 
 die() { echo "klab module: $*" >&2; exit 1; }
+sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+# apt_install PKG...: installed quietly (apt's own chatter, debconf's notes, stays out of the one-line answers;
+# its first error is the failure's line).
+apt_install() {
+  local log; log=$(mktemp)
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "$@" >"$log" 2>&1 \
+    || { local e; e=$(grep -m1 -E '^E: ' "$log"); rm -f "$log"; die "apt-get install $* failed: $e"; }
+  rm -f "$log"
+}
+
+# arm64_headers RELEASE DIR: Debian's linux-headers-RELEASE:arm64 unpacked into DIR (once), ready for a cross
+# build here. The package's scripts and tools are symlinks into linux-kbuild-N, whose programs (fixdep,
+# modpost, genksyms) run on the build machine: that is why the arm64 package cannot be installed on an amd64
+# host. They point instead at this host's linux-kbuild-N of the same version (the same sources built for
+# amd64; modpost reads an arm64 module as it reads its own, scripts/mod/modpost.c handles either ELF); the
+# package's Makefile includes the arch-independent linux-headers-N-common from /usr/src, installed on the host.
+arm64_headers() {
+  local release=$1 dir=$2 tmp deb ver kbuild common
+  tmp=$(mktemp -d "${dir%/*}/.headers-XXXXXX")
+  echo "klab module: fetching linux-headers-$release:arm64 (Debian's arm64 headers, unpacked under the cache)" >&2
+  (cd "$tmp" && apt-get download -q "linux-headers-$release:arm64" >"$tmp/apt.log" 2>&1) \
+    || { rm -rf "$tmp"; die "apt-get download linux-headers-$release:arm64 failed (is the arm64 architecture added? make deps)"; }
+  deb=$(ls "$tmp"/*.deb)
+  ver=$(dpkg-deb -f "$deb" Version)
+  kbuild=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -n 's/^ *\(linux-kbuild-[0-9.]*\).*/\1/p')
+  dpkg-deb -x "$deb" "$tmp/root"
+  local src=$tmp/root/usr/src/linux-headers-$release
+  common=$(sed -n 's|^include /usr/src/\([^/]*\)/Makefile$|\1|p' "$src/Makefile")
+  [ -n "$kbuild" ] && [ -n "$common" ] || { rm -rf "$tmp"; die "linux-headers-$release:arm64 is not laid out as Debian 12's are"; }
+  [ "$(dpkg-query -W -f '${Version}' "$kbuild" 2>/dev/null)" = "$ver" ] && [ -f "/usr/src/$common/Makefile" ] \
+    || apt_install "$kbuild=$ver" "$common=$ver"
+  ln -sfn "/usr/lib/$kbuild/scripts" "$src/scripts"
+  ln -sfn "/usr/lib/$kbuild/tools" "$src/tools"
+  rm -rf "$dir"
+  mv "$src" "$dir"
+  rm -rf "$tmp"
+}
 [ $# -ge 2 ] || die "usage: module.sh MODULE_DIR KERNEL [OUT_DIR] | module.sh --prepare KERNEL"
 src=${1%/} kernel=$2
 # --prepare KERNEL: only make sure the kernel's build folder is there (Debian's headers installed), and print
@@ -36,16 +74,20 @@ case $kernel in
     if [ ! -f "$kdir/Makefile" ]; then
       # Progress on stderr: stdout is the .ko path alone, which callers read.
       echo "klab module: installing linux-headers-$release (Debian's headers for the fetched kernel)" >&2
-      sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-      # apt's own chatter (debconf's notes) stays out of the one-line answers; its log is kept for a failure.
-      apt_log=$(mktemp)
-      DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "linux-headers-$release" >"$apt_log" 2>&1 \
-        || die "apt-get install linux-headers-$release failed: $(grep -m1 -E '^E: ' "$apt_log")"
-      rm -f "$apt_log"
+      apt_install "linux-headers-$release"
     fi
     make_args=()
     ;;
-  debian-arm64|debian-6.12-arm64) die "modules for $kernel cannot be built here (Debian's arm64 headers carry arm64 build tools); use a source kernel: make kernel PROFILE=arm64-4k" ;;
+  debian-arm64|debian-6.12-arm64)
+    version_file=$cache/kernels/$kernel/VERSION
+    kver=; [ "$kernel" = debian-arm64 ] || kver=" KVER=6.12"
+    [ -f "$version_file" ] || die "kernel $kernel is not fetched yet (make kernel-arm$kver)"
+    release=$(sed -n 's/^release=//p' "$version_file")
+    kdir=$cache/kernels/$kernel/headers
+    [ -f "$kdir/Makefile" ] && grep -q "KERNELRELEASE = $release\$" "$kdir/.kernelvariables" 2>/dev/null \
+      || arm64_headers "$release" "$kdir"
+    make_args=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
+    ;;
   *)
     version_file=$cache/kernels/$kernel/VERSION
     [ -f "$version_file" ] && grep -q '^profile=' "$version_file" \

@@ -93,7 +93,8 @@ run --plan "gdb ptsnap --pid: mprotect, fork, copy-on-write vs /proc: x86_64" ba
 run --plan "gdb ptsnap --pid: mprotect, fork, copy-on-write vs /proc: arm64" bash tests/integration/gdb_ptlab.sh arm64
 run --limit 1500 --plan "record/replay: console, reverse-stepi, reverse-continue, watchpoints: x86_64" bash tests/integration/replay.sh x86_64
 run --limit 1500 --plan "record/replay: console, reverse-stepi, reverse-continue, watchpoints: arm64" bash tests/integration/replay.sh arm64
-run --limit 1500 --plan "who wrote it: a stale write found backwards in a replay: x86_64" bash tests/integration/replay_module.sh
+run --limit 1500 --plan "who wrote it: a stale write found backwards in a replay: x86_64" bash tests/integration/replay_module.sh x86_64
+run --limit 1500 --plan "who wrote it: a stale write found backwards in a replay: arm64" bash tests/integration/replay_module.sh arm64
 run --plan "--svg pictures vs QEMU, drawn by chromium: x86_64" bash tests/integration/svg.sh x86_64
 run --plan "--svg pictures vs QEMU, drawn by chromium: arm64" bash tests/integration/svg.sh arm64
 run --plan "gdb commands vtop/pte/ptdump: x86_64" bash tests/integration/gdb_mmu.sh x86_64

@@ -540,8 +540,8 @@ def kernel_regions(regs, mem, symbol):
             return -1
         out[0] = addr
         return 0
-    regions = (SvgRegion * 8)()
-    n = lib().klab_kernel_regions(ctypes.byref(regs), mem.handle, SYMBOL_FN(lookup), None, regions, 8)
+    regions = (SvgRegion * 12)()
+    n = lib().klab_kernel_regions(ctypes.byref(regs), mem.handle, SYMBOL_FN(lookup), None, regions, 12)
     return regions, n
 
 

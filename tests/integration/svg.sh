@@ -2,7 +2,8 @@
 # klab's pictures (vtop / ptdump / ptdiff --svg, from the shell and from gdb) of a real VM, checked against
 # QEMU and drawn by a real browser: each SVG is valid (xmllint); a walk's entries are QEMU's own reads (xp),
 # its tables chain by the architecture's bits, its PA is QEMU's gva2gpa; a map's ranges translate where
-# gva2gpa says and its regions start where the kernel's variables (read by QEMU at nm's addresses) say; a
+# gva2gpa says and its regions start where the kernel's variables (read by QEMU at nm's addresses) say, its
+# module area holds every module of the guest's /proc/modules; a
 # diff outlines as many changes as klab ptdiff lists; Debian's chromium renders every picture, not blank.
 # On arm64 also the seed 002 shape (64K pages, 48-bit VA, 3 levels) from libklab's unit test.
 #   tests/integration/svg.sh x86_64|arm64
@@ -34,6 +35,9 @@ drawn() {
   else fail "$what: rendered" "$out"; fi
 }
 
+# The loaded modules' addresses (the guest's /proc/modules, read as root), for the map's module area.
+mods=$(python3 tests/integration/console.py "$KLAB_RUN_DIR/$name/console.sock" 'cat /proc/modules' 3 | tr -d '\r' \
+  | awk '$5 == "Live" && $6 ~ /^0x[0-9a-f]+$/ { print $6 }')
 hmp stop >/dev/null
 # An address in no range: the end of the first kernel-half range that the next one does not continue.
 "$KLAB" ptdump --vm "$name" >"$work/ptdump" 2>&1
@@ -72,6 +76,31 @@ if [ "$arch" = x86_64 ]; then
     || fail "$arch: direct map row" "row $(row_start 'direct map'), page_offset_base $pob"
 else
   grep -q '>linear map<' "$f" && ok "$arch: the map names the linear map" || fail "$arch: linear map row" "none in the map"
+fi
+# A named row's span, "START END" in hex without 0x.
+row_span() { grep -A1 ">$1<" "$f" | sed -n 's/.*>0x\([0-9a-f]*\)-0x\([0-9a-f]*\)<.*/\1 \2/p' | head -1; }
+if [ -z "$mods" ]; then
+  fail "$arch: modules" "the guest's /proc/modules lists none"
+elif [ "$arch" = x86_64 ]; then
+  # MODULES_VADDR = __START_KERNEL_map + KERNEL_IMAGE_SIZE: 1 GiB with CONFIG_RANDOMIZE_BASE, else 512 MiB
+  # (arch/x86/include/asm/page_64_types.h), from the kernel's config; MODULES_END is 0xffffffffff000000.
+  config=$(dirname "$vmlinux")/config
+  grep -q '^CONFIG_RANDOMIZE_BASE=y' "$config" && vaddr=$((0xffffffff80000000 + (1 << 30))) || vaddr=$((0xffffffff80000000 + (1 << 29)))
+  read -r lo hi <<<"$(row_span modules)"
+  bad=$(for m in $mods; do [ -n "$lo" ] && [ "$((m))" -ge "$((0x$lo))" ] && [ "$((m))" -le "$((0x$hi))" ] || echo "$m"; done)
+  [ -n "$lo" ] && [ -z "$bad" ] && [ "$((0x$lo))" -ge "$vaddr" ] && [ "$((0x$hi))" -lt "$((0xffffffffff000000))" ] \
+    && ok "$arch: the 'modules' row (0x$lo-0x$hi) holds every loaded module ($(echo $mods | wc -w), /proc/modules) within MODULES_VADDR-MODULES_END" \
+    || fail "$arch: modules row" "row '$lo-$hi', MODULES_VADDR $(printf '%x' $vaddr), outside: $bad"
+  read -r lo hi <<<"$(row_span 'fixmap, vsyscall')"
+  [ -n "$lo" ] && [ "$((0x$lo))" -ge "$((0xffffffffff000000))" ] \
+    && ok "$arch: the 'fixmap, vsyscall' row lies above MODULES_END (0x$lo-0x$hi)" || fail "$arch: fixmap row" "row '$lo-$hi'"
+else
+  # arm64's module area starts at PAGE_END (the linear map's end, 0xffff800000000000 with 48-bit VAs).
+  read -r lo hi <<<"$(row_span modules)"
+  bad=$(for m in $mods; do [ -n "$lo" ] && [ "$((m))" -ge "$((0x$lo))" ] && [ "$((m))" -le "$((0x$hi))" ] || echo "$m"; done)
+  [ -n "$lo" ] && [ -z "$bad" ] && [ "$((0x$lo))" -ge "$((0xffff800000000000))" ] \
+    && ok "$arch: the 'modules' row (0x$lo-0x$hi) holds every loaded module ($(echo $mods | wc -w), /proc/modules), above PAGE_END" \
+    || fail "$arch: modules row" "row '$lo-$hi', outside: $bad"
 fi
 
 # A diff: as many outlines as klab ptdiff lists changes.

@@ -41,10 +41,10 @@ int picture_walk(const char *path, const struct klab_walk *w, const char *label)
 int picture_map(const char *path, const struct klab_ptsnap *now, const struct klab_ptsnap *before, unsigned flags,
                 uint64_t lo, uint64_t hi, const struct vm_target *t, const char *title)
 {
-    struct klab_svg_region regions[8];
+    struct klab_svg_region regions[12];
     const struct klab_svg_map_opts o = {
         .before = before, .diff_flags = flags, .va_start = lo, .va_end = hi, .regions = regions,
-        .nregions = t ? klab_kernel_regions(&t->regs, t->mem, symbol, (void *)t, regions, 8) : 0, .title = title,
+        .nregions = t ? klab_kernel_regions(&t->regs, t->mem, symbol, (void *)t, regions, 12) : 0, .title = title,
     };
     struct klab_error err;
     size_t len = 0;
