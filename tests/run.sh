@@ -86,7 +86,8 @@ run --plan "libklab vs QEMU gva2gpa: x86_64 4-level" bash tests/integration/mmu.
 run --plan "libklab vs QEMU gva2gpa: arm64" bash tests/integration/mmu.sh arm64
 run --plan "ptsnap/ptdiff vs QEMU gva2gpa: x86_64" bash tests/integration/ptdiff.sh x86_64
 run --plan "ptsnap/ptdiff vs QEMU gva2gpa: arm64" bash tests/integration/ptdiff.sh arm64
-run --plan "ptdiff of a module load vs /sys/module and gva2gpa: x86_64" bash tests/integration/ptdiff_module.sh
+run --plan "ptdiff of a module load vs /sys/module and gva2gpa: x86_64" bash tests/integration/ptdiff_module.sh x86_64
+run --plan "ptdiff of a module load vs /sys/module and gva2gpa: arm64" bash tests/integration/ptdiff_module.sh arm64
 run --plan "ptdiff of memfd_secret vs pagemap, meminfo DirectMap and gva2gpa: x86_64" bash tests/integration/ptdiff_secret.sh x86_64
 run --plan "ptdiff of memfd_secret vs pagemap and gva2gpa: arm64" bash tests/integration/ptdiff_secret.sh arm64
 run --plan "gdb ptsnap --pid: mprotect, fork, copy-on-write vs /proc: x86_64" bash tests/integration/gdb_ptlab.sh x86_64
