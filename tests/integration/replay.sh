@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Record and replay (klab boot --record, klab replay) with a real kernel: a boot to the shell and a scripted
-# console session (--run) recorded, replayed twice: the replayed console prints what the recorded one did, byte for
-# byte; then gdb runs the replay backwards (gdb_replay.py). And the refusals, one line each.
+# Record and replay (klab boot --record, klab replay) with a real kernel: a boot to the shell, a scripted
+# console session (--run) and a command typed into the console recorded, replayed twice: the replayed
+# console prints what the recorded one did, byte for byte, the typed command's answer included; then gdb runs
+# the replay backwards (gdb_replay.py). And the refusals, one line each.
 #   tests/integration/replay.sh x86_64|arm64
 . "$(dirname "$0")/../lib.sh"
 arch=$1
@@ -16,6 +17,14 @@ rec=$work/rec
   --no-wait --detach >"$work/boot" 2>&1 || { fail "$arch: boot --record" "$(cat "$work/boot")"; finish; }
 timeout 600 "$KLAB" wait rec --for '/root # ' --timeout 600 >/dev/null 2>&1 || { fail "$arch: recorded boot" "no shell prompt"; finish; }
 grep -aq 'REPLAY-MARK 42' "$KLAB_RUN_DIR/rec/console.log" || fail "$arch: the recorded session" "no REPLAY-MARK 42 on the console"
+# Typed input: a line sent at once into the recording's console.sock (owner-only), answered by the shell.
+sock=$KLAB_RUN_DIR/rec/console.sock
+read -r mode owner <<<"$(stat -c '%a %U' "$sock" 2>/dev/null)"
+[ "$owner" = "$(id -un)" ] && [ $((0$mode & 077)) -eq 0 ] && ok "$arch: the recording's console.sock is the owner's alone ($mode)" \
+  || fail "$arch: console.sock mode" "$mode $owner"
+typed=$(timeout 60 python3 tests/integration/console.py "$sock" 'echo TYPED-$((7 * 8)) $(cat /proc/sys/kernel/ostype)' 5 | tr -d '\r')
+grep -q '^TYPED-56 Linux$' <<<"$typed" && ok "$arch: a line typed into the recording's console runs in the guest" \
+  || fail "$arch: typed input" "$(tail -3 <<<"$typed")"
 sleep 2
 tr -d '\r' <"$KLAB_RUN_DIR/rec/console.log" >"$work/recorded.log"
 "$KLAB" stop rec >/dev/null 2>&1
@@ -32,7 +41,7 @@ for _ in $(seq 1200); do
   cmp -s "$work/replayed.log" "$work/recorded.log" && break
   sleep 0.5
 done
-if cmp -s "$work/recorded.log" "$work/replayed.log"; then ok "$arch: the replayed console is the recorded one, byte for byte ($(wc -c <"$work/recorded.log") bytes, REPLAY-MARK 42 included)"
+if cmp -s "$work/recorded.log" "$work/replayed.log"; then ok "$arch: the replayed console is the recorded one, byte for byte ($(wc -c <"$work/recorded.log") bytes, REPLAY-MARK 42 and TYPED-56 included)"
 else fail "$arch: replayed console" "$(diff "$work/recorded.log" "$work/replayed.log" | head -5)"; fi
 wait
 "$KLAB" stop rp >/dev/null 2>&1

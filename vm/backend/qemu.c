@@ -6,6 +6,7 @@
 #include "machine/file_channel.h"
 #include "machine/qemu_argv.h"
 #include "run/boot_plan.h"
+#include "run/console_relay.h"
 #include "run/monitor.h"
 #include "run/runstate.h"
 #include "run/snapshot.h"
@@ -29,7 +30,10 @@
 struct vm_instance {
     pid_t pid;
     char *console_log;
+    struct console_relay *relay;   /* a recording's console (run/console_relay.h), else NULL */
 };
+
+static bool recording(const struct boot_request *req) { return req->rr_mode && !strcmp(req->rr_mode, "record"); }
 
 static int describe(const struct boot_plan *p, FILE *f)
 {
@@ -162,6 +166,11 @@ static pid_t launch(const struct boot_plan *p, const struct boot_request *req, i
     free(file);
     free(line);
     free(text);
+    if (recording(req) && console_relay_fifos(p->rs.dir, err, sizeof err) != 0) {
+        klab_error("%s", err);
+        argv_free(&av);
+        return -1;
+    }
     if (req->file_channel && file_channel_create(p->rs.dir, err, sizeof err) != 0) {
         klab_error("%s", err);
         argv_free(&av);
@@ -379,6 +388,15 @@ static struct vm_instance *start(struct boot_plan *p, int *status)
     struct vm_instance *vm = calloc(1, sizeof *vm);
     vm->pid = pid;
     vm->console_log = path_join(p->rs.dir, "console.log");
+    char err[256];
+    if (recording(&p->req) && !(vm->relay = console_relay_open(p->rs.dir, err, sizeof err))) {
+        klab_error("%s", err);
+        kill(pid, SIGKILL);
+        waitpid(pid, status, 0);
+        free(vm->console_log);
+        free(vm);
+        return NULL;
+    }
     return vm;
 }
 
@@ -407,9 +425,16 @@ static int wait_vm(struct vm_instance *vm, volatile sig_atomic_t *stop, bool ech
         pid_t w = waitpid(vm->pid, &status, WNOHANG);
         if (w == vm->pid || (w < 0 && errno != EINTR))
             break;
+        if (vm->relay)
+            console_relay_pump(vm->relay, stopping ? 2 : 50);   /* drains the console while it waits */
         if (fd >= 0)
             copy_new_output(fd, &off);
-        sleep_ms(stopping ? 2 : fd >= 0 ? 50 : 100);   /* a reset waits on this end */
+        if (!vm->relay)
+            sleep_ms(stopping ? 2 : fd >= 0 ? 50 : 100);   /* a reset waits on this end */
+    }
+    if (vm->relay) {
+        console_relay_close(vm->relay);
+        vm->relay = NULL;
     }
     if (fd >= 0) {
         copy_new_output(fd, &off);

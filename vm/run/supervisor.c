@@ -93,7 +93,7 @@ static int finish(const char *run_dir, int status, bool quiet)
     int rc;
     char *why = end_reason(console, status, &rc);
     static const char *const gone[] = { "ram", "state", "monitor.sock", "console.sock", "initramfs.cpio.gz", "swap.img",
-                                        "files.in", "files.out" };
+                                        "files.in", "files.out", "console.in", "console.out" };
     for (size_t i = 0; i < sizeof gone / sizeof *gone; i++) {
         char *p = path_join(run_dir, gone[i]);
         unlink(p);
