@@ -108,17 +108,7 @@ size_t file_channel_image_adds(const char *run_dir, const char *modules, struct 
 int file_channel_create(const char *run_dir, char *err, size_t errlen)
 {
     static const char *const ends[] = { "files.in", "files.out" };
-    for (size_t i = 0; i < 2; i++) {
-        char *p = path_join(run_dir, ends[i]);
-        unlink(p);
-        int rc = mkfifo(p, 0600);
-        if (rc != 0)
-            snprintf(err, errlen, "cannot make %s: %s", p, strerror(errno));
-        free(p);
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
+    return make_fifos(run_dir, ends, 2, err, errlen);
 }
 
 /* The archive of adds and the --run script, uncompressed: busybox cpio reads it from the agent's dd. */

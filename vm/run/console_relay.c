@@ -41,17 +41,7 @@ struct console_relay {
 int console_relay_fifos(const char *run_dir, char *err, size_t errlen)
 {
     static const char *const ends[] = { "console.in", "console.out" };
-    for (size_t i = 0; i < 2; i++) {
-        char *p = path_join(run_dir, ends[i]);
-        unlink(p);
-        int rc = mkfifo(p, 0600);
-        if (rc != 0)
-            snprintf(err, errlen, "cannot make %s: %s", p, strerror(errno));
-        free(p);
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
+    return make_fifos(run_dir, ends, 2, err, errlen);
 }
 
 /* A FIFO of run_dir, opened without following a symlink. O_RDWR never blocks on a FIFO (fifo(7)). */

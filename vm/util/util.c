@@ -235,3 +235,18 @@ void sleep_ms(unsigned ms)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
 }
+
+int make_fifos(const char *dir, const char *const *names, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *p = path_join(dir, names[i]);
+        unlink(p);
+        int rc = mkfifo(p, 0600);
+        if (rc != 0)
+            snprintf(err, errlen, "cannot make %s: %s", p, strerror(errno));
+        free(p);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}

@@ -19,6 +19,9 @@ int mkdir_p(const char *path, unsigned mode);
 int remove_tree(const char *path);
 bool file_exists(const char *path);
 char *path_join(const char *a, const char *b);                  /* malloc'ed "a/b" */
+/* FIFOs dir/names[0..n) (0600, any old file of that name replaced: klab's own run-state folder). 0, or -1
+ * with err. */
+int make_fifos(const char *dir, const char *const *names, size_t n, char *err, size_t errlen);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *find_in_path(const char *prog);                           /* malloc'ed absolute path or NULL */
 
