@@ -17,7 +17,7 @@ KLAB_CFLAGS := $(KLAB_BASE_CFLAGS) -DKLAB_SOURCE_DIR='"$(CURDIR)"'
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 # libklab's: zlib, LZO and snappy for kdump-compressed dumps; klab's: libvirt.
 LIBKLAB_LIBS := -lz -llzo2 -lsnappy
-LDLIBS   := $(LIBKLAB_LIBS) -lvirt -lvirt-qemu
+LDLIBS   := $(LIBKLAB_LIBS) -lvirt -lvirt-qemu -ldw -lelf
 
 BUILD    := build
 KLAB     := $(BUILD)/klab

@@ -16,7 +16,7 @@ packages=(
   libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients   # klab boot --backend libvirt
   libvirt-daemon-system                              # its system daemon (qemu:///system; tests start it)
   openssh-server                                     # a "remote" host on 127.0.0.1 for qemu+ssh:// rooms (tests start it)
-  python3-drgn crash                                 # post-mortem: klab drgn, and crash on klab dump's files
+  python3-drgn crash libdw-dev                       # post-mortem: klab drgn, crash on klab dump's files, libdw (crash_compat.c)
   lintian man-db                                     # make deb's checks, and man for its pages (tests)
   libxml2-utils chromium fonts-dejavu-core           # --svg pictures: xmllint, and headless rendering (tests)
 )

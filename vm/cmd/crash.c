@@ -2,6 +2,7 @@
  * reads every klab dump format; Debian's build reads dumps of its host's architecture only. */
 #include "cmd/commands.h"
 #include "cmd/postmortem.h"
+#include "machine/crash_compat.h"
 #include "machine/module_path.h"
 #include "util/util.h"
 
@@ -19,14 +20,14 @@ const struct opt_cmd crash_command = {
              "file written by klab dump (any format): interactive, or commands on its standard input; CRASH-ARGS\n"
              "go to crash before the files (e.g. -s, -i FILE). The modules' .ko files klab knows for the kernel\n"
              "($KLAB_MODULE_PATH, build/modules/KERNEL/, the kernel's own modules/) are loaded first (mod -S).",
-    .epilog = "Debian 12's crash 8.0.2 lists only the idle tasks of Debian's 6.1.1xx kernels (their struct pid has\n"
-              "numbers[], commit b69f0aeb0689): docs/post-mortem.md says why; klab ps and klab bt in gdb, or klab\n"
-              "drgn, list them.",
+    .epilog = "Debian's 6.1.1xx kernels end struct pid in numbers[] (commit b69f0aeb0689), which makes crash before\n"
+              "8.0.6 skip every task but the idle ones; klab then gives crash a copy of the vmlinux (in its cache,\n"
+              "made once) whose DWARF counts the one upid, and sys, ps and bt see every task (docs/post-mortem.md).",
 };
 
 /* The modules' .ko files klab knows for this kernel, linked into one folder for crash's `mod -S DIR` (which
  * takes one), run first through crash's -i: the dump's modules then have their symbols and types. */
-static char *farm, *init;
+static char *farm, *init, *fixed;
 
 static char *module_init(const char *vmlinux)
 {
@@ -46,7 +47,8 @@ static void crash_done(void)
 {
     module_farm_remove(farm);
     free(init);
-    farm = init = NULL;
+    free(fixed);
+    farm = init = fixed = NULL;
 }
 
 /* crash [-i INIT] [CRASH-ARGS...] VMLINUX DUMP */
@@ -59,7 +61,8 @@ static char **crash_argv(const char *binary, const char *dump, const char *vmlin
         v[n++] = "-i", v[n++] = init;
     for (int i = 0; i < nargs; i++)
         v[n++] = args[i];
-    v[n++] = (char *)vmlinux, v[n++] = (char *)dump;
+    fixed = crash_vmlinux(vmlinux, binary);   /* NULL: said why; crash reads the vmlinux as it is */
+    v[n++] = fixed ? fixed : (char *)vmlinux, v[n++] = (char *)dump;
     return v;
 }
 
