@@ -1,8 +1,8 @@
 """Sourced in gdb by replay.sh, attached to `klab replay` of a recorded boot (stopped at start_kernel by klab
 gdb): gdb's reverse execution against gdb's own forward view of the same deterministic run.
   - reverse-stepi walks back through the PCs stepi went through, in reverse order;
-  - reverse-continue over several breakpoint hits stops at the last one before, where jiffies (read by gdb)
-    is what it was at that hit;
+  - reverse-continue over several breakpoint hits stops at the last one before, where jiffies and the file
+    being opened (read by gdb) are what they were at that hit;
   - a watchpoint taken backwards stops just after the instruction that wrote the word (QEMU reports a
     watchpoint once the access is done): one reverse-stepi puts the old value back, one stepi the new one
     (gdb's own reads)."""
@@ -27,6 +27,20 @@ def jiffies():
     return int(gdb.parse_and_eval("jiffies_64")) & ((1 << 64) - 1)
 
 
+def opened():
+    """The file name do_sys_openat2 was called with (gdb reads the caller's memory): with jiffies, what tells
+    one hit from another without waiting for a tick (the guest sleeps in between, and QEMU 7.2 can hang
+    replaying through an idle guest)."""
+    try:
+        return gdb.parse_and_eval("filename").string(errors="replace")[:256]
+    except gdb.error:
+        return ""
+
+
+def hit():
+    return (pc(), jiffies(), opened())
+
+
 def main():
     forward = [pc()]
     for _ in range(6):
@@ -43,14 +57,15 @@ def main():
     seen = []
     for _ in range(4):
         run("continue")
-        seen.append((pc(), jiffies()))
-    while seen and seen[-2][1] == seen[-1][1] and len(seen) < 12:   # want hits at distinct times
+        seen.append(hit())
+    while seen[-2][1:] == seen[-1][1:] and len(seen) < 12:   # want two hits told apart
         run("continue")
-        seen.append((pc(), jiffies()))
+        seen.append(hit())
     # gdb prints a stop as an event, not into execute's string: the state is the oracle.
     run("reverse-continue")
-    check("reverse-continue stops at the previous breakpoint hit (%s, jiffies %d as at that hit)" % (OPEN, seen[-2][1]),
-          pc() == seen[-2][0] and jiffies() == seen[-2][1], "pc %x jiffies %d; hits %s" % (pc(), jiffies(), seen))
+    now = hit()
+    check("reverse-continue stops at the previous breakpoint hit (%s of %r, jiffies %d as at that hit)"
+          % (OPEN, seen[-2][2], seen[-2][1]), now == seen[-2], "now %s; hits %s" % (now, seen))
     run("delete")
 
     before = jiffies()

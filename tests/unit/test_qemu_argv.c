@@ -206,10 +206,16 @@ static void test_record_replay(void)
     CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
     CHECK_STR(value_of(&a, "-icount"), "shift=auto,rr=record,rrfile=/rec/replay.bin,rrsnapshot=init");
     CHECK(has_pair(&a, "-drive", "file=/rec/snapshots.qcow2,if=none,id=klab-rr,format=qcow2"));
-    /* A recording's console: the pipe chardev on klab's FIFOs (run/console_relay.h), no monitor. */
-    CHECK(has_pair(&a, "-chardev", "pipe,id=klab-con,path=/run/klab/t/console"));
+    /* A recording's console: a file (every byte taken), no monitor; with --console-input the pipe chardev
+     * on klab's FIFOs (run/console_relay.h). */
+    CHECK(has_pair(&a, "-chardev", "file,id=klab-con,path=/run/klab/t/console.log"));
     CHECK(!has(&a, "-monitor"));
     argv_free(&a);
+    r.rr_console_input = true;
+    CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
+    CHECK(has_pair(&a, "-chardev", "pipe,id=klab-con,path=/run/klab/t/console"));
+    argv_free(&a);
+    r.rr_console_input = false;
     r.rr_mode = "replay";
     CHECK(qemu_build_argv(&r, &a, err, sizeof err) == 0);
     CHECK_STR(value_of(&a, "-icount"), "shift=auto,rr=replay,rrfile=/rec/replay.bin,rrsnapshot=init");

@@ -33,7 +33,8 @@ struct vm_instance {
     struct console_relay *relay;   /* a recording's console (run/console_relay.h), else NULL */
 };
 
-static bool recording(const struct boot_request *req) { return req->rr_mode && !strcmp(req->rr_mode, "record"); }
+/* A recording whose console takes typed input (--console-input). */
+static bool recording(const struct boot_request *req) { return req->rr_console_input; }
 
 static int describe(const struct boot_plan *p, FILE *f)
 {

@@ -66,8 +66,12 @@ static const struct opt options[] = {
                                "that others cannot write is used read-only (an exam room's)", snapshot_dir),
     FLAG("save-snapshot", "only save the machine's snapshot (unless a fresh one is there) and exit", save_snapshot),
     STR("record", "DIR", "record the whole run (QEMU record/replay: one CPU, TCG with icount) into the new\n"
-                         "folder DIR, console input included; `klab replay DIR` runs it again for reverse\n"
-                         "debugging (reverse-stepi, reverse-continue, watchpoints backwards)", record),
+                         "folder DIR, --run's input included (typed input with --console-input); `klab replay DIR`\n"
+                         "runs it again for reverse debugging (reverse-stepi, reverse-continue, watchpoints backwards)",
+        record),
+    FLAG("console-input", "with --record: the console takes typed input through console.sock, recorded with the\n"
+                          "run (input otherwise comes from --run); its replay prints the session again (going\n"
+                          "backwards through it is not tested)", console_input),
     OPT_END,
 };
 
@@ -145,6 +149,8 @@ static int check_combination(const struct boot_options *o)
         klab_error("boot: --add and --run go into klab's fresh image; with --initrd put them in yours (klab rootfs)");
     else if (o->record && libvirt)
         klab_error("boot: --record is for --backend qemu (klab passes QEMU's -icount rr=record itself)");
+    else if (o->console_input && !o->record)
+        klab_error("boot: --console-input is for --record (any other VM's console.sock takes input already)");
     else if (o->record && o->swap)
         klab_error("boot: --record cannot record a disk's I/O here (QEMU's blkreplay): drop --swap");
     else if (o->record && o->smp_given && o->smp != 1)

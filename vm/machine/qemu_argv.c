@@ -67,13 +67,16 @@ int qemu_build_argv(const struct boot_request *r, struct argv *a, char *err, siz
     push(a, strdup("-nodefaults"));
     push2(a, "-display", strdup("none"));
     push(a, strdup("-no-reboot"));
-    if (r->rr_mode && !strcmp(r->rr_mode, "record"))
-        /* A recording: QEMU's pipe chardev on klab's FIFOs, relayed by the supervisor to console.log and
-         * console.sock (run/console_relay.h: why not a socket chardev). */
+    if (r->rr_mode && r->rr_console_input)
+        /* A recording that takes typed input (--console-input): QEMU's pipe chardev on klab's FIFOs, relayed
+         * by the supervisor to console.log and console.sock (run/console_relay.h: why not a socket chardev). */
         push2(a, "-chardev", xasprintf("pipe,id=klab-con,path=%s/console", r->run_dir));
     else if (r->rr_mode)
-        /* A replay takes the console's input from the recording and writes what the guest wrote: to a file,
-         * which takes every byte. */
+        /* Record/replay: a file. QEMU records how much of each console write its chardev took, and a socket
+         * takes nothing while nobody is connected (and may take part of a write when its reader lags), so a
+         * replay of a socket console diverges ("Missing character write event"); a file takes every byte.
+         * Input comes from the image's hooks (klab boot --run), which replay like the rest of the guest; a
+         * replay takes typed input from its recording. */
         push2(a, "-chardev", xasprintf("file,id=klab-con,path=%s/console.log", r->run_dir));
     else if (r->console == CONSOLE_STDIO)
         /* signal=off: ^C goes to the guest; mux=on gives QEMU's escape keys (^A x quits, ^A h lists them). */

@@ -30,6 +30,7 @@ struct boot_request {
     enum console_mode console;
     const char *rr_mode;       /* "record" or "replay" (QEMU's record/replay), NULL for neither */
     const char *rr_dir;        /* the recording: replay.bin and snapshots.qcow2 */
+    bool rr_console_input;     /* a recording's console takes typed input (run/console_relay.h) */
     bool file_channel;         /* the virtio-serial port that brings files into a restored VM (file_channel.h) */
     bool incoming;             /* restoring a snapshot (run/snapshot.h): -incoming defer instead of -S, and the
                                 * console log appended to the snapshot's */

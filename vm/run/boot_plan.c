@@ -17,7 +17,7 @@ const char *boot_cpu(const struct boot_options *o, const struct machine_profile 
 void boot_plan(const struct boot_options *o, const struct boot_facts *f, struct boot_plan *plan)
 {
     const struct backend_ops *backend = backend_find(o->backend);
-    /* A recording's console is FIFOs relayed to console.sock, a replay's a file (machine/qemu_argv.c): never the terminal. */
+    /* A recording's console is a file or klab's relay, a replay's a file (machine/qemu_argv.c): never the terminal. */
     bool interactive = !o->detach && f->tty && backend->console_on_terminal && !o->record && !o->replay;
     /* -cpu is passed only when it is not the profile's default, as the user gave it. */
     const char *cpu_arg = f->cpu && strcmp(f->cpu, f->profile->default_cpu) ? f->cpu : o->cpu;
@@ -34,6 +34,7 @@ void boot_plan(const struct boot_options *o, const struct boot_facts *f, struct 
             .console = interactive ? CONSOLE_STDIO : CONSOLE_SOCKET,
             .rr_mode = o->record ? "record" : o->replay ? "replay" : NULL,
             .rr_dir = o->record ? o->record : o->replay,
+            .rr_console_input = o->record && o->console_input,
             .file_channel = o->snapshot && f->file_channel,
         },
         .backend = backend,

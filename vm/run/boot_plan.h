@@ -29,6 +29,7 @@ struct boot_options {
     bool kaslr, no_wait, detach, dry_run;
     bool no_pvh;                  /* boot the image through its decompressor even when vmlinux has a PVH entry */
     const char *record;           /* --record DIR: QEMU's record/replay log and snapshots go there (run/recording.h) */
+    bool console_input;           /* --console-input: a recording whose console takes typed input */
     const char *replay;           /* klab replay DIR: boot that recording again */
     bool smp_given;
     bool snapshot;                /* --snapshot: restore this machine at its shell (run/snapshot.h) */

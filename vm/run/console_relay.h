@@ -1,4 +1,4 @@
-/* A recording's console (klab boot --record) that takes typed input.
+/* A recording's console that takes typed input (klab boot --record DIR --console-input).
  *
  * QEMU's record/replay logs how many bytes of each console write the chardev took and every byte the guest
  * read (replay.rst, "character devices"); the replay takes both from the log. A socket chardev takes nothing
