@@ -9,6 +9,8 @@
 #   rebuilt       one-line edit -> hellodrv.ko rebuilt (kernels/module.sh; kbuild's own time, not klab's)
 #   loaded        launch -> restored, the .ko added, insmod'ed and /dev/myhello opened (--run): goal <= 1000 ms
 #   gdb stop      launch -> restored paused with the .ko, `klab gdb` attached, break hello_open hit
+#   gdb kept      the whole loop in one gdb (bench/loop_reset.py): edit -> rebuilt -> `klab reset` inside gdb
+#                 -> continue -> break hello_open hits in the new module: goal <= 1000 ms
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh 5
@@ -78,3 +80,16 @@ done
 printf 'module loop x86_64 (snapshot): edit->rebuilt %5s ms (kbuild)  launch->insmod+open %5s ms (goal <= 1000)  launch->gdb stops in hello_open %5s ms (median of %s)\n' \
   "$(printf '%s\n' "${rebuilt[@]}" | median)" "$(printf '%s\n' "${loaded[@]}" | median)" \
   "$(printf '%s\n' "${stopped[@]}" | median)" "$RUNS"
+
+# The loop as a developer runs it, gdb kept: one paused VM, one klab gdb, RUNS edits (bench/loop_reset.py).
+boot --arch x86_64 --name kept --detach --add "$ko:/lib/modules/" \
+  --run 'insmod /lib/modules/hellodrv.ko' --run 'cat /dev/myhello'
+RUNS=$RUNS LOOP_SRC=$work/hellodrv LOOP_OUT_DIR=$out LOOP_KERNEL=debian-amd64 LOOP_OUT=$work/kept.txt \
+  KLAB_MODULE_PATH=$out "$KLAB" gdb kept --no-start --batch -ex "source bench/loop_reset.py" >"$work/kept.out" 2>&1 \
+  || { echo "module loop with gdb kept failed:" >&2; tail -5 "$work/kept.out" >&2; exit 1; }
+"$KLAB" wait kept --for "myhello open (loop $RUNS)" --timeout 60 >/dev/null \
+  || { echo "module loop with gdb kept: the guest never ran loop $RUNS's module" >&2; exit 1; }
+col() { awk -v c="$1" '{ print $c }' "$work/kept.txt" | median; }
+printf 'module loop x86_64 (gdb kept): edit->rebuilt %5s ms  klab reset in gdb %5s ms  continue->hello_open %5s ms  edit->break total %5s ms (median of %s; goal <= 1000)\n' \
+  "$(col 1)" "$(col 2)" "$(col 3)" "$(col 4)" "$RUNS"
+"$KLAB" stop kept >/dev/null

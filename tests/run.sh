@@ -109,6 +109,8 @@ run --plan "gdb user memory: arm64 -cpu max (QEMU's PAN blind spot)" bash tests/
 run --plan "gdb KASLR: x86_64, two boots" bash tests/integration/gdb_kaslr.sh x86_64
 run --plan "gdb KASLR: arm64, two boots" bash tests/integration/gdb_kaslr.sh arm64
 run --plan "gdb module symbols: hellodrv on x86_64" bash tests/integration/gdb_module.sh
+run --plan "klab reset inside gdb: the module loop with one gdb: x86_64" bash tests/integration/gdb_reset.sh x86_64
+run --plan "klab reset inside gdb: the module loop with one gdb: arm64" bash tests/integration/gdb_reset.sh arm64
 run --plan "gdb triage (dmesg, bt, slab, whatis, search) and the soft-lockup lab: x86_64" \
   bash tests/integration/gdb_triage.sh x86_64
 run --plan "gdb triage (dmesg, bt, slab, whatis, search): arm64" bash tests/integration/gdb_triage.sh arm64

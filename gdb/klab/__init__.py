@@ -39,4 +39,4 @@ KlabPrefix()
 KlabVm()
 
 # Subcommands register under the prefix, so they load after it.
-from klab import mmu, tasks, mem, initmem, modules, kaslr, dmesg, bt, slab, whatis, search  # noqa: E402,F401
+from klab import mmu, tasks, mem, initmem, modules, kaslr, dmesg, bt, slab, whatis, search, reset  # noqa: E402,F401

@@ -13,6 +13,7 @@ from klab import arch, kernel, lib, modules, vm
 
 _applied = 0          # the slide the loaded symbols already carry
 _armed = False        # the module loader's breakpoint placed at the slid address
+_listening = False    # _on_stop connected to gdb's stop events
 
 
 def _link_address(name, what):
@@ -84,19 +85,42 @@ for a VM booted with --kaslr (klab gdb), at stops until the slide is known; type
 
 
 def _on_stop(event):
-    """Until the slide is known. A klab VM never reboots (-no-reboot), so one measure holds for its life and
-    later stops need no monitor round trip."""
+    """Until the slide is known. A klab VM never reboots (-no-reboot), so one measure holds until a klab reset
+    (reattached measures again) and later stops need no monitor round trip."""
     try:
         place_symbols(quiet=True)
     except gdb.GdbError as e:
         gdb.write("%s\n" % e)
         return
-    gdb.events.stop.disconnect(_on_stop)
+    global _listening
+    if _listening:
+        gdb.events.stop.disconnect(_on_stop)
+        _listening = False
+
+
+def _listen():
+    """Measure at this stop, or at the next ones until the kernel has set its vectors up."""
+    global _listening
+    if not _listening:
+        gdb.events.stop.connect(_on_stop)
+        _listening = True
+    if gdb.selected_inferior().pid:
+        _on_stop(None)
+
+
+def reattached():
+    """gdb is on a machine started again (klab reset): a cold boot may have a new slide, and the module
+    loader's breakpoint goes in again either way."""
+    global _armed
+    _armed = False
+    state = vm.load_state()
+    if state and state.get("kaslr") == "1":
+        _listen()
+    elif gdb.selected_inferior().pid:
+        modules.arm()
 
 
 KlabKaslr()
 _state = vm.load_state()
 if _state and _state.get("kaslr") == "1":
-    gdb.events.stop.connect(_on_stop)
-    if gdb.selected_inferior().pid:
-        _on_stop(None)
+    _listen()

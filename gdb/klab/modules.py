@@ -62,6 +62,7 @@ def _sections(mod):
 
 _LD = {"x86_64": "x86_64-linux-gnu-ld", "arm64": "aarch64-linux-gnu-ld"}
 _placed_dir = None
+_placed_count = 0
 
 
 def _placed_copy(path, sections):
@@ -79,7 +80,11 @@ def _placed_copy(path, sections):
         atexit.register(shutil.rmtree, _placed_dir, True)
     name = os.path.basename(path)
     script = os.path.join(_placed_dir, name + ".ld")
-    out = os.path.join(_placed_dir, name + ".%x.elf" % sections[".text"])
+    # a new name each time: a module rebuilt and loaded again at the same .text (klab reset) must not reach
+    # gdb through a BFD it still caches under the old file's name
+    global _placed_count
+    _placed_count += 1
+    out = os.path.join(_placed_dir, name + ".%x.%d.elf" % (sections[".text"], _placed_count))
     lines = ["SECTIONS {"]
     for sec, addr in sorted(sections.items(), key=lambda kv: kv[1]):
         if addr and not sec.startswith(".note") and re.fullmatch(r"[A-Za-z0-9_.]+", sec):
@@ -116,6 +121,28 @@ def load(mod, quiet=False):
     if any(s.startswith(".init") for s in sections):
         _init_placed[name] = sections
     return "klab: symbols of module %s from %s (.text at %x)" % (name, path, text)
+
+
+def text_of(mod):
+    """The .text address of a struct module value (0 when sect_attrs has none)."""
+    return _sections(mod).get(".text", 0)
+
+
+def forget(still_placed):
+    """After the machine started again (klab reset): the symbols of every module placed for the old machine
+    go, but those of a module still_placed ({name: .text}) names at the same .text. Returns the names kept."""
+    kept = []
+    for name, (path, text) in list(_loaded.items()):
+        if still_placed.get(name) == text:
+            kept.append(name)
+            continue
+        try:
+            gdb.execute("remove-symbol-file -a 0x%x" % text, to_string=True)
+        except gdb.error:
+            pass
+        del _loaded[name]
+        _init_placed.pop(name, None)
+    return sorted(kept)
 
 
 def _retired(sections):

@@ -222,7 +222,7 @@ done
 tasks=$(sed -n 's/^ *TASKS: \([0-9]*\)$/\1/p' "$work/crash-tasks.out")
 [ -z "$odd" ] && [ "$(wc -w <<<"$crash_pids")" -gt 20 ] && [ "${tasks:-0}" -gt 20 ] \
   && ok "$tag: crash's ps is the guest's /proc ($(wc -w <<<"$crash_pids") processes, sys TASKS: $tasks${extra:+; kworkers that came or went: $(echo $extra)})" \
-  || fail "$tag: crash's ps vs the guest's /proc" "TASKS ${tasks:-?}; differ:$odd; guest: $guest_pids; crash: $crash_pids"
+  || fail "$tag: crash's ps vs the guest's /proc" "TASKS ${tasks:-?}; differ:$odd; guest: $guest_pids; crash: $crash_pids; crash printed: $(sed -n '/^ *PANIC:/,$p' "$work/crash-tasks.out" | grep -v '^$' | sed -n 2,7p | tr '\n' '|')"
 sed -n "/^PID: $sleeper /,\$p" "$work/crash-tasks.out" >"$work/crash-bt.out"
 grep -q 'COMMAND: "sleep"' "$work/crash-bt.out" && grep -Eq ' (do_nanosleep|hrtimer_nanosleep) at ' "$work/crash-bt.out" \
   && ok "$tag: crash's bt $sleeper: the sleeper waits in $(grep -Eo '(do_nanosleep|hrtimer_nanosleep)' "$work/crash-bt.out" | head -1)" \

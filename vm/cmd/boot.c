@@ -13,6 +13,8 @@
 #include "util/opts.h"
 #include "util/util.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -255,6 +257,31 @@ static int record_finish(const struct boot_options *o, const struct boot_facts *
     return rc;
 }
 
+/* What a reset's cold start packs again (boot_plan.h repack): the image as boot_start packed it. */
+struct repack {
+    const struct machine_profile *profile;
+    const char *run_dir;
+    const struct boot_options *o;
+    struct lab_image_kernel k;
+};
+
+static int repack_image(struct boot_plan *p, char *why, size_t whylen)
+{
+    const struct repack *r = p->repack_ctx;
+    for (size_t i = 0; i < r->o->nadds; i++)
+        if (access(r->o->adds[i].src, R_OK) != 0) {
+            snprintf(why, whylen, "--add %s: %s", r->o->adds[i].src, strerror(errno));
+            return -1;
+        }
+    char *image = lab_image_build(r->profile, r->run_dir, r->o->adds, r->o->nadds, r->o->runs, r->o->nruns, &r->k);
+    if (!image) {
+        snprintf(why, whylen, "the lab image could not be packed again");
+        return -1;
+    }
+    free(image);   /* the same path as the boot's: plan.req.initrd still names it */
+    return 0;
+}
+
 int boot_start(struct boot_options *o)
 {
     int rc;
@@ -279,7 +306,13 @@ int boot_start(struct boot_options *o)
     if (!facts.initrd && !(facts.initrd = lab_image_build(facts.profile, facts.run_dir, o->adds, nadds, o->runs,
                                                           nruns, &k)))
         return 1;
+    bool packed = !plan.req.initrd;
     plan.req.initrd = plan.rs.initrd = facts.initrd;
+    struct repack repack = { facts.profile, facts.run_dir, o, k };
+    if (packed && !facts.file_channel && !o->record && !o->replay && (o->nadds || o->nruns)) {
+        plan.repack = repack_image;
+        plan.repack_ctx = &repack;
+    }
     if (o->save_snapshot)
         return qemu_save_snapshot(&plan);
     if (o->record && record_finish(o, &facts, &plan) != 0)

@@ -276,6 +276,11 @@ int cmd_gdb(int argc, char **argv)
     char *lib = klab_lib_path();
     setenv("KLAB_LIB", lib, 0);
     free(lib);
+    /* klab reset inside gdb (gdb/klab/reset.py) runs this same program. */
+    char *self = realpath("/proc/self/exe", NULL);
+    if (self)
+        setenv("KLAB_PROGRAM", self, 1);
+    free(self);
     struct argv av = gdb_argv(gdb, &rs, &o, !o.no_start && never_ran && !rs.kaslr);
     if (o.print_only) {
         char *line = argv_join(&av);

@@ -71,6 +71,20 @@ static bool back_up(void *ctx)
     return up;
 }
 
+/* The ended VM's exit record, in the one line that says it did not come back. */
+static void ended_why(const char *name)
+{
+    int dfd = runstate_open_dir(name, false);
+    char *why = dfd >= 0 ? read_text_file_at(dfd, "exit") : NULL;
+    if (dfd >= 0)
+        close(dfd);
+    if (why && strtok(why, "\n"))
+        klab_error("VM '%s' did not start again: %s", name, why);
+    else
+        klab_error("VM '%s' did not start again (its run-state folder's qemu.log says why)", name);
+    free(why);
+}
+
 static int reset_one(const char *name, const struct reset_options *o)
 {
     struct runstate rs;
@@ -96,7 +110,7 @@ static int reset_one(const char *name, const struct reset_options *o)
     uint64_t t0 = now_ns();
     if (!wait_until((int)o->timeout * 1000, 5, back_up, &b) || b.ended) {
         if (b.ended)
-            klab_error("VM '%s' did not start again (its run-state folder's qemu.log and exit say why)", name);
+            ended_why(name);
         else
             klab_error("VM '%s' was not back within %llu s", name, (unsigned long long)o->timeout);
         return 1;

@@ -77,6 +77,11 @@ struct boot_plan {
     size_t ndeliver_adds;
     const char *const *deliver_runs;
     size_t ndeliver_runs;
+    /* A cold start after a reset packs the lab image again, so its --add files are read again as the file
+     * channel reads them for a snapshot's VM (set by klab boot; NULL: the image is the user's --initrd).
+     * 0, or -1 with why set. */
+    int (*repack)(struct boot_plan *p, char *why, size_t whylen);
+    void *repack_ctx;
 };
 
 /* The CPU model: --cpu, else the profile's, else its full CPU when the default lacks the kernel's granule. */

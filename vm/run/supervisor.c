@@ -111,6 +111,19 @@ static int finish(const char *run_dir, int status, bool quiet)
     return rc;
 }
 
+/* The VM ends for a reason of klab's own (a reset that could not start it again): it is the exit record. */
+static int ended_by(const char *run_dir, int status, bool quiet, const char *why)
+{
+    finish(run_dir, status, true);
+    char *exit_file = path_join(run_dir, "exit"), *line = xasprintf("reset: %s\n", why);
+    write_text_file(exit_file, line);
+    if (!quiet)
+        klab_info("VM ended: reset: %s", why);
+    free(line);
+    free(exit_file);
+    return 1;
+}
+
 static void announce(const struct runstate *rs, bool waiting, bool restored, FILE *f)
 {
     const char *stub = rs->gdb_listen + (strncmp(rs->gdb_listen, "tcp:", 4) ? 0 : 4);
@@ -173,6 +186,9 @@ static int run_to_end(struct boot_plan *p, struct vm_instance *vm, bool echo, bo
         if (!restart_wanted())
             return finish(p->rs.dir, status, quiet);
         reset_requested = stop_requested = 0;
+        char why[512];
+        if (p->repack && p->repack(p, why, sizeof why) != 0)
+            return ended_by(p->rs.dir, status, quiet, why);
         if (!(vm = start_again_on_reset(p, &status)))
             return finish(p->rs.dir, status, quiet);
     }

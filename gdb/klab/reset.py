@@ -1,0 +1,113 @@
+"""`klab reset` inside gdb: the VM started again by its supervisor (restored from its snapshot, or booted
+again: vm/cmd/reset.c) and this gdb attached to it again, its breakpoints kept.
+
+This is the module loop of seed 002 without a new gdb: rebuild the .ko the VM was booted with (--add),
+`klab reset`, `continue`. The supervisor reads the --add files again at every start (vm/backend/qemu.c
+deliver_files), so the new build is what the guest loads; the old machine's module symbols are dropped
+(those of a module the restored machine still has at the same .text are kept)."""
+
+import os
+import subprocess
+
+import gdb
+
+from klab import command, kaslr, kernel, modules, vm
+
+
+def _program():
+    """The klab program that started this gdb (klab gdb exports it)."""
+    path = os.environ.get("KLAB_PROGRAM")
+    if not path or not os.access(path, os.X_OK):
+        raise gdb.GdbError("klab reset: not started by `klab gdb` (no $KLAB_PROGRAM); run `klab reset NAME` in "
+                           "a shell and `target remote` again")
+    return path
+
+
+def _parse(arg):
+    words = gdb.string_to_argv(arg)
+    timeout = 300
+    while words:
+        w = words.pop(0)
+        if w == "--timeout" and words:
+            v = words.pop(0)
+            if not v.isdigit() or not 1 <= int(v) <= 86400:
+                raise gdb.GdbError("klab reset: --timeout wants seconds (1-86400), not '%s'" % v)
+            timeout = int(v)
+        else:
+            raise gdb.GdbError("klab reset: unexpected '%s' (usage: klab reset [--timeout SECONDS])" % w)
+    return timeout
+
+
+def _stub_address(listen):
+    """gdb's `target remote` argument for the run state's gdb= (tcp:HOST:PORT or unix:PATH), as klab gdb
+    gives it (vm/cmd/gdb.c gdb_argv)."""
+    for prefix in ("tcp:", "unix:"):
+        if listen.startswith(prefix):
+            return listen[len(prefix):]
+    raise gdb.GdbError("klab reset: the run state's stub address '%s' is neither tcp: nor unix:" % listen)
+
+
+def _disconnect():
+    """Off the old QEMU before the supervisor kills it: gdb takes its breakpoints out cleanly."""
+    if gdb.selected_inferior().pid:
+        try:
+            gdb.execute("disconnect", to_string=True)
+        except gdb.error:
+            pass            # its QEMU is gone already
+
+
+def _still_placed(restored):
+    """{module name: .text} of the restarted machine's modules, read once it is attached; {} after a cold boot
+    (paused at its first instruction, its kernel memory is not there to read)."""
+    if not restored:
+        return {}
+    try:
+        return {m["name"].string(): modules.text_of(m) for m in modules.loaded_modules("klab reset")}
+    except (gdb.error, gdb.GdbError):
+        return {}
+
+
+class KlabReset(command.KlabCommand):
+    """Start this VM again from scratch and attach to it again, keeping gdb's breakpoints.
+
+Usage: klab reset [--timeout SECONDS]
+Runs `klab reset NAME` for the VM this gdb is attached to: restored from its snapshot when it was booted
+with --snapshot (a fraction of a second), else booted again. Its --add files are read again, so a module
+rebuilt since then is the one the guest loads; the old module symbols are dropped, and breakpoints in the
+module (break hello_open) wait for the new one. A VM booted to wait for gdb (klab boot without --no-wait)
+comes back paused before its --run commands: `continue` runs them under the breakpoints. --timeout: give
+up after that long (default 300)."""
+
+    OPTIONS = ("--timeout",)
+
+    def __init__(self):
+        super().__init__("klab reset", gdb.COMMAND_RUNNING)
+
+    def invoke(self, arg, from_tty):
+        timeout = _parse(arg)
+        state = vm.load_state()
+        if state is None or not state.get("name") or not state.get("gdb"):
+            raise gdb.GdbError("klab reset: not started by `klab gdb` (no KLAB_STATE run-state file)")
+        if state.get("backend", "qemu") != "qemu":
+            raise gdb.GdbError("klab reset: VM '%s' is a libvirt domain; klab reset restarts QEMU VMs" % state["name"])
+        program = _program()
+        _disconnect()
+        try:
+            r = subprocess.run([program, "reset", state["name"], "--timeout", str(timeout)],
+                               capture_output=True, text=True, timeout=timeout + 30)
+        except subprocess.TimeoutExpired:
+            raise gdb.GdbError("klab reset: %s was not back within %d s" % (state["name"], timeout))
+        if r.returncode != 0:
+            lines = [l for l in r.stderr.splitlines() if l.strip()] or ["klab reset exited %d" % r.returncode]
+            raise gdb.GdbError(lines[-1])
+        state = vm.load_state() or state
+        gdb.execute("target remote %s" % _stub_address(state["gdb"]), to_string=True)
+        kept = modules.forget(_still_placed(state.get("restored") == "1"))
+        kaslr.reattached()
+        said = (r.stdout.strip().splitlines() or ["klab: %s started again" % state["name"]])[-1]
+        pc = int(gdb.parse_and_eval("$pc")) & kernel.MASK64
+        gdb.write("%s; gdb attached again at pc 0x%x%s\n" % (
+            said, pc, "; module symbols kept: " + ", ".join(kept) if kept else ""))
+
+
+KlabReset()
