@@ -210,7 +210,7 @@ grep -qF -- "$last" "$work/crash.out" && ok "$tag: crash's log has the console's
 # and `bt` of the sleeper is in the nanosleep the guest's `sleep` waits in.
 printf 'sys\nps -G\nbt %s\nquit\n' "$sleeper" | timeout 300 "$KLAB" crash "$work/a.vmcore" --vmlinux "$vmlinux" -- -s \
   >"$work/crash-tasks.out" 2>&1
-crash_ps=$(sed 's/^>/ /' "$work/crash-tasks.out" | awk 'NF == 9 && $1 ~ /^[0-9]+$/ && $1 > 0 && $4 ~ /^[0-9a-f]{16}$/ { print $1, $9 }')
+crash_ps=$(sed 's/^>/ /' "$work/crash-tasks.out" | awk 'NF == 9 && $1 ~ /^[0-9]+$/ && $1 > 0 && $4 ~ /^[0-9a-f]+$/ && length($4) == 16 { print $1, $9 }')
 crash_pids=$(awk '{ print $1 }' <<<"$crash_ps" | sort -u | tr '\n' ' ')
 extra=$(comm -3 <(tr ' ' '\n' <<<"$guest_pids" | grep . | sort) <(tr ' ' '\n' <<<"$crash_pids" | grep . | sort) | tr -d '\t')
 odd=
