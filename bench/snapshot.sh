@@ -11,15 +11,19 @@
 #   gdb stop      launch -> restored paused with the .ko, `klab gdb` attached, break hello_open hit
 #   gdb kept      the whole loop in one gdb (bench/loop_reset.py): edit -> rebuilt -> `klab reset` inside gdb
 #                 -> continue -> break hello_open hits in the new module: goal <= 1000 ms
+# PARTS (default "snapshot loop kept"): which of the three to run: the per-arch snapshot figures, the module
+# loop with a new gdb each time, the module loop with gdb kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh 5
+PARTS=${PARTS:-snapshot loop kept}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 snaps=$work/snaps
 mkdir -m 700 "$snaps"
 boot() { "$KLAB" boot --snapshot-dir "$snaps" "$@" >/dev/null 2>&1; }
 answers() { $PY bench/shell_ready.py "$KLAB_RUN_DIR/$1/console.sock" 60; }
 
-for arch in x86_64 arm64; do
+for arch in $(part snapshot && echo x86_64 arm64); do
   t0=$(date +%s%N)
   boot --arch $arch --name save-$arch --no-wait --detach
   answers save-$arch
@@ -57,7 +61,7 @@ ko=$out/hellodrv.ko
 boot --arch x86_64 --name warm --no-wait --detach --add "$ko:/lib/modules/"   # saves the base machine once
 "$KLAB" stop warm >/dev/null
 rebuilt=() loaded=() stopped=()
-for i in $(seq "$RUNS"); do
+for i in $(part loop && seq "$RUNS"); do
   sed -i "s/myhello open[^,]*,/myhello open (edit $i),/" "$work/hellodrv/hellodrv.c"
   t0=$(date +%s%N)
   bash kernels/module.sh "$work/hellodrv" debian-amd64 "$out" >/dev/null
@@ -77,11 +81,12 @@ for i in $(seq "$RUNS"); do
   stopped+=("$(ms "$t0")")
   "$KLAB" stop g$i >/dev/null
 done
-printf 'module loop x86_64 (snapshot): edit->rebuilt %5s ms (kbuild)  launch->insmod+open %5s ms (goal <= 1000)  launch->gdb stops in hello_open %5s ms (median of %s)\n' \
+part loop && printf 'module loop x86_64 (snapshot): edit->rebuilt %5s ms (kbuild)  launch->insmod+open %5s ms (goal <= 1000)  launch->gdb stops in hello_open %5s ms (median of %s)\n' \
   "$(printf '%s\n' "${rebuilt[@]}" | median)" "$(printf '%s\n' "${loaded[@]}" | median)" \
   "$(printf '%s\n' "${stopped[@]}" | median)" "$RUNS"
 
 # The loop as a developer runs it, gdb kept: one paused VM, one klab gdb, RUNS edits (bench/loop_reset.py).
+part kept || exit 0
 boot --arch x86_64 --name kept --detach --add "$ko:/lib/modules/" \
   --run 'insmod /lib/modules/hellodrv.ko' --run 'cat /dev/myhello'
 RUNS=$RUNS LOOP_SRC=$work/hellodrv LOOP_OUT_DIR=$out LOOP_KERNEL=debian-amd64 LOOP_OUT=$work/kept.txt \

@@ -143,6 +143,12 @@ for _event in (gdb.events.cont, gdb.events.stop, gdb.events.exited, gdb.events.r
     _event.connect(_target_moved)
 
 
+def target_replaced():
+    """gdb is attached to another QEMU at the same address (klab reset): nothing kept of the old one holds, the
+    RAM file it had open least of all (the new machine's is a new file)."""
+    _target_moved()
+
+
 def _fast_roots(what):
     """(RAM-file source, candidate registers) for the selected CPU at this stop, or None without a RAM file."""
     thread = gdb.selected_thread()

@@ -128,6 +128,32 @@ def text_of(mod):
     return _sections(mod).get(".text", 0)
 
 
+def loaded_names():
+    return set(_loaded)
+
+
+def placed_in_machine(names, what):
+    """{name: .text} of the modules of names that the kernel's module list has, the list walked with raw reads
+    (kread: the RAM file when klab started the VM), which a reset's reattach can afford."""
+    out = {}
+    if not names:
+        return out
+    head = kernel.address_of("modules", what)
+    list_off = kernel.field_offset("struct module", "list", what)
+    name_off = kernel.field_offset("struct module", "name", what)
+    node = kernel.kread_u64(head, what, "the module list")
+    for _ in range(1 << 12):
+        if node == head or not node:
+            return out
+        mod = (node - list_off) & kernel.MASK64
+        # MODULE_NAME_LEN is 64 - sizeof(unsigned long) (include/linux/module.h)
+        name = kernel.kread(mod + name_off, 56, what, "a module name").split(b"\0")[0].decode(errors="replace")
+        if name in names:
+            out[name] = text_of(kernel.kstruct(mod, "struct module", what, "a struct module"))
+        node = kernel.kread_u64(node, what, "a module list link")
+    raise kernel.error(what, "the module list does not close")
+
+
 def forget(still_placed):
     """After the machine started again (klab reset): the symbols of every module placed for the old machine
     go, but those of a module still_placed ({name: .text}) names at the same .text. Returns the names kept."""

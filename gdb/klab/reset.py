@@ -57,12 +57,12 @@ def _disconnect():
 
 
 def _still_placed(restored):
-    """{module name: .text} of the restarted machine's modules, read once it is attached; {} after a cold boot
-    (paused at its first instruction, its kernel memory is not there to read)."""
+    """{module name: .text} of the modules gdb has symbols for that the restarted machine has too, read once it
+    is attached; {} after a cold boot (paused at its first instruction, its kernel memory is not there yet)."""
     if not restored:
         return {}
     try:
-        return {m["name"].string(): modules.text_of(m) for m in modules.loaded_modules("klab reset")}
+        return modules.placed_in_machine(modules.loaded_names(), "klab reset")
     except (gdb.error, gdb.GdbError):
         return {}
 
@@ -102,6 +102,7 @@ up after that long (default 300)."""
             raise gdb.GdbError(lines[-1])
         state = vm.load_state() or state
         gdb.execute("target remote %s" % _stub_address(state["gdb"]), to_string=True)
+        kernel.target_replaced()   # what was read of the old machine (its RAM file among it) is not this one's
         kept = modules.forget(_still_placed(state.get("restored") == "1"))
         kaslr.reattached()
         said = (r.stdout.strip().splitlines() or ["klab: %s started again" % state["name"]])[-1]

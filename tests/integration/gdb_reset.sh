@@ -32,8 +32,8 @@ one_loop() {
   local name=$1 label=$2 out=$work/$1.out before after
   before=$(qemu_pid "$name")
   KLAB_MODULE_PATH=$work/build timeout 300 "$KLAB" gdb "$name" --no-start --batch -ex 'break hello_open' -ex continue \
-    -ex 'echo @@ first\n' -ex 'info symbol $pc' -ex "shell $rebuild" -ex 'echo @@ reset\n' -ex 'klab reset' \
-    -ex 'info breakpoints' -ex continue -ex 'echo @@ second\n' -ex 'p/x $pc' -ex 'info symbol $pc' \
+    -ex 'echo @@ first\n' -ex 'info symbol $pc' -ex 'echo @@ ps1\n' -ex 'klab ps' -ex "shell $rebuild" \
+    -ex 'echo @@ reset\n' -ex 'klab reset' -ex 'info breakpoints' -ex 'echo @@ ps2\n' -ex 'klab ps' -ex continue -ex 'echo @@ second\n' -ex 'p/x $pc' -ex 'info symbol $pc' \
     -ex 'python print("objfiles", sum("hellodrv" in o.filename for o in gdb.objfiles()))' \
     -ex delete -ex detach -ex 'echo @@ end\n' >"$out" 2>&1
   gdb_ran "$arch: $label" $? "$out" "@@ end"
@@ -52,6 +52,13 @@ one_loop() {
     && ! section reset | awk '$1 ~ /^1(\.[0-9]+)?$/' | grep -q ' 0x[0-9a-f]' \
     && ok "$arch: $label: the old module's symbols are gone: break hello_open is pending again" \
     || fail "$arch: $label: pending after reset" "$(section reset | grep -A2 '^Num')"
+  # klab's reads after the reset are of the new machine (a cache of the old one's RAM file would still show
+  # the cat stopped in hello_open): cat is in the first machine's task list, not in the restarted one's
+  if [ "$label" = snapshot ]; then
+    section ps1 | grep -Eq ' cat$' && ! section ps2 | grep -Eq ' cat$' && section ps2 | grep -Eq ' sh$' \
+      && ok "$arch: $label: klab ps reads the new machine after the reset (cat was in the old one's task list, not in this one's)" \
+      || fail "$arch: $label: klab ps after the reset" "before: $(section ps1 | grep -c .) lines, cat $(section ps1 | grep -c ' cat$'); after: $(section ps2 | tail -3)"
+  fi
   "$KLAB" wait "$name" --for "READ " --timeout 120 >/dev/null 2>&1 || fail "$arch: $label: guest read /dev/myhello" "no READ line"
   local guest pc
   guest=$(log "$name" | grep -a '^KALLSYMS ' | tail -1 | awk '{ print $2 }')
