@@ -158,7 +158,7 @@ int libvirt_wait(struct libvirt_vm *vm, volatile sig_atomic_t *stop)
             virDomainDestroy(vm->dom);
             return 0;
         }
-        sleep_ms(100);
+        sleep_ms_unless(100, stop);   /* klab stop waits on no full period */
     }
 }
 

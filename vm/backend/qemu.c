@@ -418,6 +418,7 @@ static int wait_vm(struct vm_instance *vm, volatile sig_atomic_t *stop, bool ech
     off_t off = 0;
     int status = 0;
     bool stopping = false;
+    static volatile sig_atomic_t never;
     for (;;) {
         if (*stop && !stopping) {
             kill(vm->pid, SIGTERM);
@@ -431,7 +432,7 @@ static int wait_vm(struct vm_instance *vm, volatile sig_atomic_t *stop, bool ech
         if (fd >= 0)
             copy_new_output(fd, &off);
         if (!vm->relay)
-            sleep_ms(stopping ? 2 : fd >= 0 ? 50 : 100);   /* a reset waits on this end */
+            sleep_ms_unless(stopping ? 2 : fd >= 0 ? 50 : 100, stopping ? &never : stop);   /* a reset waits on this end */
     }
     if (vm->relay) {
         console_relay_close(vm->relay);

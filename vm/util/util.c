@@ -236,6 +236,13 @@ void sleep_ms(unsigned ms)
         ;
 }
 
+void sleep_ms_unless(unsigned ms, volatile sig_atomic_t *flag)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (!*flag && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 int make_fifos(const char *dir, const char *const *names, size_t n, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {

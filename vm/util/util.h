@@ -2,6 +2,7 @@
 #ifndef KLAB_UTIL_H
 #define KLAB_UTIL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,5 +32,7 @@ bool parse_u64(const char *s, uint64_t *out);                   /* decimal or 0x
 
 uint64_t now_ns(void);
 void sleep_ms(unsigned ms);
+/* sleep_ms, cut short by a signal whose handler set *flag (a stop or reset waits on no full period). */
+void sleep_ms_unless(unsigned ms, volatile sig_atomic_t *flag);
 
 #endif
