@@ -9,8 +9,8 @@
 #   rebuilt       one-line edit -> hellodrv.ko rebuilt (kernels/module.sh; kbuild's own time, not klab's)
 #   loaded        launch -> restored, the .ko added, insmod'ed and /dev/myhello opened (--run): goal <= 1000 ms
 #   gdb stop      launch -> restored paused with the .ko, `klab gdb` attached, break hello_open hit
-#   gdb kept      the whole loop in one gdb (bench/loop_reset.py): edit -> rebuilt -> `klab reset` inside gdb
-#                 -> continue -> break hello_open hits in the new module: goal <= 1000 ms
+#   gdb kept      (both arches) the whole loop in one gdb (bench/loop_reset.py): edit -> rebuilt -> `klab
+#                 reset` inside gdb -> continue -> break hello_open hits in the new module: goal <= 1000 ms
 # PARTS (default "snapshot loop kept"): which of the three to run: the per-arch snapshot figures, the module
 # loop with a new gdb each time, the module loop with gdb kept.
 set -euo pipefail
@@ -85,16 +85,25 @@ part loop && printf 'module loop x86_64 (snapshot): edit->rebuilt %5s ms (kbuild
   "$(printf '%s\n' "${rebuilt[@]}" | median)" "$(printf '%s\n' "${loaded[@]}" | median)" \
   "$(printf '%s\n' "${stopped[@]}" | median)" "$RUNS"
 
-# The loop as a developer runs it, gdb kept: one paused VM, one klab gdb, RUNS edits (bench/loop_reset.py).
+# The loop as a developer runs it, gdb kept: per arch one paused VM, one klab gdb, RUNS edits
+# (bench/loop_reset.py).
 part kept || exit 0
-boot --arch x86_64 --name kept --detach --add "$ko:/lib/modules/" \
-  --run 'insmod /lib/modules/hellodrv.ko' --run 'cat /dev/myhello'
-RUNS=$RUNS LOOP_SRC=$work/hellodrv LOOP_OUT_DIR=$out LOOP_KERNEL=debian-amd64 LOOP_OUT=$work/kept.txt \
-  KLAB_MODULE_PATH=$out "$KLAB" gdb kept --no-start --batch -ex "source bench/loop_reset.py" >"$work/kept.out" 2>&1 \
-  || { echo "module loop with gdb kept failed:" >&2; tail -5 "$work/kept.out" >&2; exit 1; }
-"$KLAB" wait kept --for "myhello open (loop $RUNS)" --timeout 60 >/dev/null \
-  || { echo "module loop with gdb kept: the guest never ran loop $RUNS's module" >&2; exit 1; }
-col() { awk -v c="$1" '{ print $c }' "$work/kept.txt" | median; }
-printf 'module loop x86_64 (gdb kept): edit->rebuilt %5s ms  klab reset in gdb %5s ms  continue->hello_open %5s ms  edit->break total %5s ms (median of %s; goal <= 1000)\n' \
-  "$(col 1)" "$(col 2)" "$(col 3)" "$(col 4)" "$RUNS"
-"$KLAB" stop kept >/dev/null
+for arch in x86_64 arm64; do
+  kernel=debian-amd64; [ $arch = arm64 ] && kernel=debian-arm64
+  src=$work/kept-src-$arch build=$work/kept-$arch
+  mkdir -p "$src"
+  cp labs/hellodrv/* "$src/"
+  bash kernels/module.sh "$src" $kernel "$build" >/dev/null
+  boot --arch $arch --kernel $kernel --name kept-$arch --detach --add "$build/hellodrv.ko:/lib/modules/" \
+    --run 'insmod /lib/modules/hellodrv.ko' --run 'cat /dev/myhello'
+  RUNS=$RUNS LOOP_SRC=$src LOOP_OUT_DIR=$build LOOP_KERNEL=$kernel LOOP_OUT=$work/kept-$arch.txt \
+    KLAB_MODULE_PATH=$build "$KLAB" gdb kept-$arch --no-start --batch -ex "source bench/loop_reset.py" \
+    >"$work/kept-$arch.out" 2>&1 \
+    || { echo "module loop with gdb kept failed on $arch:" >&2; tail -5 "$work/kept-$arch.out" >&2; exit 1; }
+  "$KLAB" wait kept-$arch --for "myhello open (loop $RUNS)" --timeout 60 >/dev/null \
+    || { echo "module loop with gdb kept: the $arch guest never ran loop $RUNS's module" >&2; exit 1; }
+  col() { awk -v c="$1" '{ print $c }' "$work/kept-$arch.txt" | median; }
+  printf 'module loop %-7s (gdb kept): edit->rebuilt %5s ms  klab reset in gdb %5s ms  continue->hello_open %5s ms  edit->break total %5s ms (median of %s; goal <= 1000)\n' \
+    $arch "$(col 1)" "$(col 2)" "$(col 3)" "$(col 4)" "$RUNS"
+  "$KLAB" stop kept-$arch >/dev/null
+done

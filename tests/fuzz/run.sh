@@ -71,7 +71,7 @@ vmsrc=($(ls vm/*/*.c) rootfs/newc.c rootfs/gzseg.c rootfs/initramfs.c rootfs/ini
 status=0
 for name in rsp walk text dump ptsnap; do
   bin=$out/fuzz_$name
-  extra=(-lz -llzo2 -lsnappy); [ $name = text ] && extra+=(-Ivm -I. "${vmsrc[@]}" -lvirt -lvirt-qemu)
+  extra=(-lz -llzo2 -lsnappy); [ $name = text ] && extra+=(-Ivm -I. "${vmsrc[@]}" -lvirt -lvirt-qemu -ldw -lelf)
   if ! clang "${flags[@]}" -o "$bin" "tests/fuzz/fuzz_$name.c" "${libsrc[@]}" "${extra[@]}" 2>"$out/build-$name.log"; then
     echo "not ok - fuzz $name: build failed (see $out/build-$name.log)"
     status=1
