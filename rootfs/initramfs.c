@@ -242,7 +242,8 @@ static int add_base(struct builder *b, const struct initramfs_spec *spec)
 /* Sorts by path and keeps, for each path, the entry from the latest source. */
 static void sort_and_dedupe(struct builder *b)
 {
-    qsort(b->items, b->n, sizeof *b->items, compare_names);
+    if (b->n)   /* an archive of nothing (the file channel's warm-up): qsort wants a real array */
+        qsort(b->items, b->n, sizeof *b->items, compare_names);
     size_t out = 0;
     for (size_t i = 0; i < b->n; i++) {
         if (out > 0 && !strcmp(b->items[out - 1].name, b->items[i].name)) {

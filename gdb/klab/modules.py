@@ -128,8 +128,13 @@ def text_of(mod):
     return _sections(mod).get(".text", 0)
 
 
-def loaded_names():
-    return set(_loaded)
+_hooked = set()       # modules whose symbols came from the do_init_module breakpoint: loaded while attached
+
+
+def loaded_before_attach():
+    """Modules gdb has symbols for that the kernel had before this gdb attached (klab modules placed them):
+    only those can be in a snapshot's machine too; one loaded while attached came after any restore."""
+    return set(_loaded) - _hooked
 
 
 def placed_in_machine(names, what):
@@ -168,6 +173,7 @@ def forget(still_placed):
             pass
         del _loaded[name]
         _init_placed.pop(name, None)
+        _hooked.discard(name)
     return sorted(kept)
 
 
@@ -202,6 +208,7 @@ class _LoadBreakpoint(gdb.Breakpoint):
         try:
             mod = kernel.value_at(lib.reg(reg), "struct module", "modules")
             line = load(mod)
+            _hooked.add(mod["name"].string())
         except (gdb.error, gdb.GdbError) as e:
             line = "klab: module symbols not loaded: %s" % e
         if line:

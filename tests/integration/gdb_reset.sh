@@ -27,13 +27,16 @@ runs=(--run 'insmod /lib/modules/hellodrv.ko' --run 'echo "KALLSYMS $(grep " hel
 qemu_pid() { sed -n 's/^qemu_pid=//p' "$KLAB_RUN_DIR/$1/state"; }
 log() { tr -d '\r' <"$KLAB_RUN_DIR/$1/console.log"; }
 
-# one_loop NAME LABEL: gdb's session on VM NAME (booted paused): hit, rebuild, klab reset, hit again.
+# one_loop NAME LABEL HOW [GDB-ARGS...]: gdb's session on VM NAME (booted paused): GDB-ARGS, hit, the rebuild
+# and the reset (HOW: "build", klab reset --build; "shell", gdb's shell and then klab reset), hit again.
 one_loop() {
-  local name=$1 label=$2 out=$work/$1.out before after
+  local name=$1 label=$2 how=$3 out=$work/$1.out before after reset
+  shift 3
+  if [ "$how" = build ]; then reset=(-ex "klab reset --build \"$rebuild\""); else reset=(-ex "shell $rebuild" -ex 'klab reset'); fi
   before=$(qemu_pid "$name")
-  KLAB_MODULE_PATH=$work/build timeout 300 "$KLAB" gdb "$name" --no-start --batch -ex 'break hello_open' -ex continue \
-    -ex 'echo @@ first\n' -ex 'info symbol $pc' -ex 'echo @@ ps1\n' -ex 'klab ps' -ex "shell $rebuild" \
-    -ex 'echo @@ reset\n' -ex 'klab reset' -ex 'info breakpoints' -ex 'echo @@ ps2\n' -ex 'klab ps' -ex continue -ex 'echo @@ second\n' -ex 'p/x $pc' -ex 'info symbol $pc' \
+  KLAB_MODULE_PATH=$work/build timeout 300 "$KLAB" gdb "$name" --no-start --batch "$@" -ex 'break hello_open' -ex continue \
+    -ex 'echo @@ first\n' -ex 'info symbol $pc' -ex 'echo @@ ps1\n' -ex 'klab ps' \
+    -ex 'echo @@ reset\n' "${reset[@]}" -ex 'info breakpoints' -ex 'echo @@ ps2\n' -ex 'klab ps' -ex continue -ex 'echo @@ second\n' -ex 'p/x $pc' -ex 'info symbol $pc' \
     -ex 'python print("objfiles", sum("hellodrv" in o.filename for o in gdb.objfiles()))' \
     -ex delete -ex detach -ex 'echo @@ end\n' >"$out" 2>&1
   gdb_ran "$arch: $label" $? "$out" "@@ end"
@@ -41,7 +44,7 @@ one_loop() {
   section() { gdb_section "$out" "$1"; }
   section first | grep -Eq '^hello_open( \+ [0-9]+)? in section .text of .*hellodrv\.ko' \
     && ok "$arch: $label: the first continue stops in hello_open" || fail "$arch: $label: first stop" "$(section first | head -3)"
-  section reset | grep -Eq "^klab: $name (restored from its snapshot|booted again) in [0-9]+ ms; gdb attached again at pc 0x[0-9a-f]+" \
+  section reset | grep -Eq "^klab: $name (restored from its snapshot|booted again) in [0-9]+ ms(, built meanwhile)?; gdb attached again at pc 0x[0-9a-f]+" \
     && ok "$arch: $label: klab reset in gdb: $(section reset | grep -Eo '(restored from its snapshot|booted again) in [0-9]+ ms')" \
     || fail "$arch: $label: klab reset line" "$(section reset | head -4)"
   [ -n "$before" ] && [ -n "$after" ] && [ "$before" != "$after" ] && ! kill -0 "$before" 2>/dev/null \
@@ -74,7 +77,12 @@ one_loop() {
 # --- with a snapshot: the rebuilt module goes in ---------------------------------------------------------------
 "$KLAB" boot --arch $arch --kernel $kernel --snapshot --snapshot-dir "$work/snaps" --name snap --detach \
   --add "$ko:/lib/modules/" "${runs[@]}" >"$work/boot.out" 2>&1 || { fail "$arch: boot --snapshot" "$(tail -2 "$work/boot.out")"; finish; }
-one_loop snap "snapshot"
+one_loop snap "snapshot" build -ex "klab modules"
+# --build: the reset line says so; qemu_fw_cfg (in the snapshot, its symbols placed by klab modules before the
+# first continue) keeps them, at the .text the restored machine has
+grep -Eq "^klab: snap restored from its snapshot in [0-9]+ ms, built meanwhile; gdb attached again at pc 0x[0-9a-f]+; module symbols kept: (.*, )?qemu_fw_cfg(, .*)?$" <(gdb_section "$work/snap.out" reset) \
+  && ok "$arch: snapshot: klab reset --build: built meanwhile; qemu_fw_cfg's symbols kept (the snapshot has it)" \
+  || fail "$arch: snapshot: reset --build line" "$(gdb_section "$work/snap.out" reset | head -3)"
 log snap | grep -aq 'myhello open (edit 2)' && ! log snap | grep -aq 'myhello open (edit 1)' \
   && ok "$arch: snapshot: the reset machine ran the rebuilt module (the guest printed 'myhello open (edit 2)')" \
   || fail "$arch: snapshot: rebuilt module" "$(log snap | grep -a 'myhello open')"
@@ -85,7 +93,7 @@ sed -i 's/myhello open[^,]*,/myhello open (edit 1),/' "$work/src/hellodrv.c"
 ko=$(bash kernels/module.sh "$work/src" $kernel "$work/build" 2>>"$work/module.err")
 "$KLAB" boot --arch $arch --kernel $kernel --name cold --detach --add "$ko:/lib/modules/" "${runs[@]}" \
   >"$work/boot.out" 2>&1 || { fail "$arch: boot" "$(tail -2 "$work/boot.out")"; finish; }
-one_loop cold "cold"
+one_loop cold "cold" shell
 log cold | grep -aq 'myhello open (edit 2)' && ! log cold | grep -aq 'myhello open (edit 1)' \
   && ok "$arch: cold: booted again from an image packed again (the guest printed 'myhello open (edit 2)')" \
   || fail "$arch: cold: rebuilt module" "$(log cold | grep -a 'myhello open')"
@@ -99,6 +107,15 @@ out=$(KLAB_STATE= timeout 120 gdb-multiarch -nx -batch -ex "python import sys; s
   -ex 'klab reset' 2>&1)
 grep -q '^klab reset: not started by `klab gdb`' <<<"$out" && ! grep -q Traceback <<<"$out" \
   && ok "$arch: klab reset in a gdb that klab did not start: one line" || fail "$arch: klab reset outside klab gdb" "$out"
+# a --build that fails: the VM is back (and gdb attached to it), the failure is the error line
+out=$(timeout 300 "$KLAB" gdb cold --no-start --batch -ex 'klab reset --build "echo building; exit 3"' -ex 'echo @@ end\n' 2>&1)
+grep -q "^klab: reset: --build 'echo building; exit 3' failed (exit 3): 'cold' is back with its files as they are$" <<<"$out" \
+  && grep -q '^building$' <<<"$out" && grep -q '; gdb attached again at pc 0x' <<<"$out" && ! grep -q Traceback <<<"$out" \
+  && ok "$arch: klab reset --build that fails in gdb: its output, one error line, the VM back and attached" \
+  || fail "$arch: klab reset --build failing in gdb" "$out"
+expect_error "$arch: klab reset --build that fails, from the shell" "^klab: reset: --build 'exit 4' failed \(exit 4\)" \
+  "$KLAB" reset cold --build 'exit 4'
+expect_error "$arch: klab reset --build ''" "^klab: --build wants a command$" "$KLAB" reset cold --build ''
 # an --add file gone by the reset: the VM does not come back with something else, and klab reset says why
 mv "$ko" "$ko.away"
 expect_error "$arch: klab reset of a VM whose --add file is gone" \

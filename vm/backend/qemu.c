@@ -8,6 +8,7 @@
 #include "run/boot_plan.h"
 #include "run/console_relay.h"
 #include "run/monitor.h"
+#include "run/reset_hold.h"
 #include "run/runstate.h"
 #include "run/snapshot.h"
 #include "util/spawn.h"
@@ -266,6 +267,16 @@ static int deliver_files(const struct boot_plan *p, pid_t pid)
 {
     char err[512];
     struct file_channel_hooks h = { p->req.wait_for_gdb ? pause_for_gdb : NULL, (void *)p->rs.dir };
+    /* klab reset --build: the files once the build is done. Meanwhile an empty exchange runs the guest's agent
+     * once, so that its dd and cpio are translated (TCG) before the files come, not after. */
+    if (reset_hold_present(p->rs.dir))
+        (void)file_channel_deliver(p->rs.dir, NULL, 0, NULL, 0, NULL, 60000, err, sizeof err);
+    if (!reset_hold_wait(p->rs.dir, 600000)) {
+        if (!wait_aborted())
+            klab_error("files: klab reset --build held them for 600 s");
+        kill_qemu(pid);
+        return -1;
+    }
     if (file_channel_deliver(p->rs.dir, p->deliver_adds, p->ndeliver_adds, p->deliver_runs, p->ndeliver_runs, &h,
                              60000, err, sizeof err) == 0)
         return 0;

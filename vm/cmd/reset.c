@@ -3,6 +3,7 @@
  * same run-state folder, same stub address, a new QEMU. */
 #define _GNU_SOURCE
 #include "cmd/commands.h"
+#include "run/reset_hold.h"
 #include "run/runstate.h"
 #include "util/opts.h"
 #include "util/spawn.h"
@@ -17,24 +18,36 @@
 
 struct reset_options {
     uint64_t timeout;
+    const char *build;
 };
 
+enum { OPT_TIMEOUT = 't', OPT_BUILD = 'b' };
+
 static const struct opt options[] = {
-    OPT_CALL("timeout", 't', "SECONDS", "give up after that long (default 300: a cold boot may save a snapshot first)"),
+    OPT_CALL("timeout", OPT_TIMEOUT, "SECONDS", "give up after that long (default 300: a cold boot may save a snapshot first)"),
+    OPT_CALL("build", OPT_BUILD, "CMD", "run the shell command CMD (a module's rebuild) while the VM is restored; its --add\n"
+             "files go in once CMD is done (a failed CMD: exit 1, the VM back with the files as they are)"),
     OPT_END,
 };
 
 const struct opt_cmd reset_command = {
     .name = "reset", .args = "[NAME]", .opts = options,
     .about = "Starts a VM again in a pristine state: restored from its snapshot when it was booted\n"
-             "with --snapshot, else booted again. Its gdb stub keeps its address; attached gdbs are\n"
-             "disconnected.",
+             "with --snapshot, else booted again; its --add files are read again. Its gdb stub keeps its\n"
+             "address; attached gdbs are disconnected (klab reset inside gdb attaches again).",
 };
 
 static int on_option(void *ctx, int id, const char *arg)
 {
     struct reset_options *o = ctx;
-    (void)id;
+    if (id == OPT_BUILD) {
+        if (!*arg) {
+            klab_error("--build wants a command");
+            return -1;
+        }
+        o->build = arg;
+        return 0;
+    }
     return opts_number(arg, 1, 86400, &o->timeout, "--timeout wants seconds (1-86400)");
 }
 
@@ -85,6 +98,18 @@ static void ended_why(const char *name)
     free(why);
 }
 
+/* klab reset --build CMD: CMD through the shell, with this terminal, while the supervisor restores the VM; the
+ * hold is released when it ends, so the files go in then. Its exit status. */
+static int run_build(const char *cmd, const char *run_dir)
+{
+    char *argv[] = { "/bin/sh", "-c", (char *)cmd, NULL };
+    struct spawn sp = { .argv = argv, .inherit_stdio = true };
+    fflush(NULL);
+    int rc = spawn_run(&sp);
+    reset_hold_release(run_dir);
+    return rc;
+}
+
 static int reset_one(const char *name, const struct reset_options *o)
 {
     struct runstate rs;
@@ -99,15 +124,20 @@ static int reset_one(const char *name, const struct reset_options *o)
     else if (!runstate_alive(&rs) || !is_supervisor(&rs))
         klab_error("VM '%s': its QEMU (pid %d) is not running under its supervisor; not signalling", name,
                    (int)rs.qemu_pid);
-    else if (kill(rs.supervisor_pid, SIGUSR1) != 0)
+    else if (o->build && reset_hold_create(rs.dir, getpid()) != 0)
+        klab_error("reset: cannot hold '%s' for --build: %s", name, strerror(errno));
+    else if (kill(rs.supervisor_pid, SIGUSR1) != 0) {
         klab_error("reset: cannot signal the supervisor of '%s': %s", name, strerror(errno));
-    else
+        if (o->build)
+            reset_hold_release(rs.dir);
+    } else
         rc = 0;
     struct back b = { name, rs.qemu_pid, false };
+    uint64_t t0 = now_ns();
+    int built = rc == 0 && o->build ? run_build(o->build, rs.dir) : 0;
     runstate_free(&rs);
     if (rc)
         return rc;
-    uint64_t t0 = now_ns();
     if (!wait_until((int)o->timeout * 1000, 5, back_up, &b) || b.ended) {
         if (b.ended)
             ended_why(name);
@@ -117,9 +147,14 @@ static int reset_one(const char *name, const struct reset_options *o)
     }
     if (runstate_load(name, &rs) != 0)
         return 1;
-    printf("klab: %s %s in %llu ms\n", name, rs.restored ? "restored from its snapshot" : "booted again",
-           (unsigned long long)((now_ns() - t0) / 1000000));
+    printf("klab: %s %s in %llu ms%s\n", name, rs.restored ? "restored from its snapshot" : "booted again",
+           (unsigned long long)((now_ns() - t0) / 1000000), o->build ? ", built meanwhile" : "");
     runstate_free(&rs);
+    if (built != 0) {
+        klab_error("reset: --build '%s' failed (%s %d): '%s' is back with its files as they are", o->build,
+                   built > 0 ? "exit" : "status", built, name);
+        return 1;
+    }
     return 0;
 }
 

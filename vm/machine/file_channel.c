@@ -116,7 +116,8 @@ static char *build_archive(const char *run_dir, const struct initramfs_add *adds
                            const char *const *runs, size_t nruns, char *err, size_t errlen)
 {
     struct initramfs_add *all = calloc(nadds + 1, sizeof *all);
-    memcpy(all, adds, nadds * sizeof *all);
+    if (nadds)
+        memcpy(all, adds, nadds * sizeof *all);
     char *script = NULL;
     if (nruns) {
         char *text = strdup("");

@@ -38,7 +38,8 @@ char *lab_image_build(const struct machine_profile *p, const char *run_dir, cons
     char *segments = segment_cache_dir();
     mkdir_p(segments, 0755);
     struct initramfs_add *adds = calloc(ngiven + 8, sizeof *adds);
-    memcpy(adds, given, ngiven * sizeof *adds);
+    if (ngiven)
+        memcpy(adds, given, ngiven * sizeof *adds);
     size_t nadds = ngiven;
     const struct lab_image_swap *swap = k ? &k->swap : NULL;
     char *fw_hook = k && k->fw_cfg ? vmcoreinfo_hook(run_dir) : NULL;

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "run/supervisor.h"
 #include "backend/backend.h"
+#include "run/reset_hold.h"
 #include "util/spawn.h"
 #include "util/util.h"
 
@@ -187,6 +188,11 @@ static int run_to_end(struct boot_plan *p, struct vm_instance *vm, bool echo, bo
             return finish(p->rs.dir, status, quiet);
         reset_requested = stop_requested = 0;
         char why[512];
+        if (p->repack && !reset_hold_wait(p->rs.dir, 600000)) {   /* klab reset --build: pack what it built */
+            if (wait_aborted())
+                return finish(p->rs.dir, status, quiet);
+            return ended_by(p->rs.dir, status, quiet, "klab reset --build held the image for 600 s");
+        }
         if (p->repack && p->repack(p, why, sizeof why) != 0)
             return ended_by(p->rs.dir, status, quiet, why);
         if (!(vm = start_again_on_reset(p, &status)))
