@@ -25,8 +25,9 @@ enum { OPT_TIMEOUT = 't', OPT_BUILD = 'b' };
 
 static const struct opt options[] = {
     OPT_CALL("timeout", OPT_TIMEOUT, "SECONDS", "give up after that long (default 300: a cold boot may save a snapshot first)"),
-    OPT_CALL("build", OPT_BUILD, "CMD", "run the shell command CMD (a module's rebuild) while the VM is restored; its --add\n"
-             "files go in once CMD is done (a failed CMD: exit 1, the VM back with the files as they are)"),
+    OPT_CALL("build", OPT_BUILD, "CMD", "run the shell command CMD (a module's rebuild) while the VM is restored;\n"
+             "its --add files go in once CMD is done (a failed CMD: exit 1, the VM back with the\n"
+             "files as they are)"),
     OPT_END,
 };
 
