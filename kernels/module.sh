@@ -104,7 +104,26 @@ out=$(cd "$out" && pwd)
 # Copy only the sources: a stale .o or .ko from elsewhere must not leak into this build.
 find "$src" -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name Kbuild -o -name Makefile \) \
   -exec cp -p {} "$out"/ \;
-if ! make -C "$kdir" M="$out" "${make_args[@]}" modules >"$out/build.log" 2>&1; then
+# The kernel Makefiles' compiler probes answered from OUT_DIR/.probes after the first build (kernels/probe-cache.mk
+# says why and how). Its first line names the toolchain it was made with; another toolchain starts it afresh.
+# KLAB_PROBE_CACHE=0 builds without it.
+probe_env=()
+if [ "${KLAB_PROBE_CACHE:-1}" != 0 ]; then
+  cross=; for a in "${make_args[@]}"; do case $a in CROSS_COMPILE=*) cross=${a#CROSS_COMPILE=};; esac; done
+  stamp="toolchain $(stat -L -c '%n:%s:%Y' "$(command -v "${cross}gcc")" "$(command -v "${cross}as")" \
+    "$(command -v "${cross}ld")" 2>/dev/null | tr '\n' ' ')"
+  db=$out/.probes
+  # The cache is this user's own regular file that no one else can write, or it is made again: a link, a
+  # folder, another user's file or a group-writable one is not read (a lying cache would change the flags).
+  if [ "$(stat -c '%F %u %a' "$db" 2>/dev/null)" != "regular file $(id -u) 600" ] \
+     || [ "$(head -n1 "$db")" != "$stamp" ]; then
+    rm -rf "$db"
+    (umask 077 && printf '%s\n' "$stamp" >"$db")
+  fi
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  probe_env=(MAKEFILES="$here/probe-cache.mk${MAKEFILES:+ $MAKEFILES}" KLAB_PROBE_DB="$db")
+fi
+if ! env "${probe_env[@]}" make -C "$kdir" M="$out" "${make_args[@]}" modules >"$out/build.log" 2>&1; then
   first=$(grep -m1 -E 'error|Error' "$out/build.log" || tail -n1 "$out/build.log")
   die "building $name for $kernel failed: $first (full log: $out/build.log)"
 fi

@@ -64,6 +64,9 @@ if [ "${1:-}" = kernels ]; then
   done
   run --limit 1500 --plan "source kernel: x86_64 on 4-level paging" bash tests/integration/source_kernel.sh x86_64 qemu64
   run --limit 1500 --plan "source kernel: arm64-64k-52 (-cpu max, 52-bit VA)" bash tests/integration/source_kernel.sh arm64-64k-52 max
+  for k in x86_64 arm64-64k debian-6.12-amd64 debian-6.12-arm64; do
+    run --plan "module builds: cached compiler probes vs Kbuild's uncached commands: $k" bash tests/integration/module_build.sh "$k"
+  done
   for t in source mmu kernel kaslr umem triage; do
     KLAB_TEST_KERNEL=debian-6.12-arm64 run --plan "gdb $t: arm64 on Debian 6.12" bash tests/integration/gdb_$t.sh arm64
   done
@@ -109,6 +112,8 @@ run --plan "gdb user memory: arm64 -cpu max (QEMU's PAN blind spot)" bash tests/
 run --plan "gdb KASLR: x86_64, two boots" bash tests/integration/gdb_kaslr.sh x86_64
 run --plan "gdb KASLR: arm64, two boots" bash tests/integration/gdb_kaslr.sh arm64
 run --plan "gdb module symbols: hellodrv on x86_64" bash tests/integration/gdb_module.sh
+run --plan "module builds: cached compiler probes vs Kbuild's uncached commands: x86_64" bash tests/integration/module_build.sh debian-amd64
+run --plan "module builds: cached compiler probes vs Kbuild's uncached commands: arm64" bash tests/integration/module_build.sh debian-arm64
 run --plan "klab reset inside gdb: the module loop with one gdb: x86_64" bash tests/integration/gdb_reset.sh x86_64
 run --plan "klab reset inside gdb: the module loop with one gdb: arm64" bash tests/integration/gdb_reset.sh arm64
 run --plan "gdb triage (dmesg, bt, slab, whatis, search) and the soft-lockup lab: x86_64" \
