@@ -8,7 +8,7 @@ packages=(
   liblzo2-dev libsnappy-dev                          # kdump-compressed dumps: LZO and snappy pages (libklab)
   qemu-system-x86 qemu-system-arm qemu-utils         # the VMs
   gdb-multiarch python3                              # the debugger and its Python layer
-  cpio libarchive-tools bc binutils                  # independent cpio readers, nm and bc (tests, bench)
+  cpio libarchive-tools bc binutils strace           # independent cpio readers, nm and bc, strace (tests, bench)
   dpkg-dev ca-certificates                           # apt-get download / dpkg-deb for kernels and busybox
   kmod xz-utils                                      # modinfo and xz for the kernels' virtio modules (boot --swap)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross        # arm64 guest programs (labs/) and kernels
