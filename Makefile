@@ -34,7 +34,7 @@ HEADERS    := $(wildcard vm/*/*.h rootfs/*.h) $(LIBKLAB_HDR)
 # vm/ includes name their folder ("run/runstate.h"), rootfs's by "rootfs/...".
 KLAB_INC   := -Ivm -I. -Igdb/lib
 
-.PHONY: install uninstall deb man kernel test-kernels module labs all deps kernels kernel-x86 kernel-arm kernel-x86-6.12 kernel-arm-6.12 rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
+.PHONY: install uninstall deb man kernel test-kernels module labs all deps kernels kernel-x86 kernel-arm kernel-x86-6.12 kernel-arm-6.12 crash rootfs busybox-x86 busybox-arm vm-x86 vm-arm gdb-x86 gdb-arm \
         test unit bench fuzz clean
 
 all: $(KLAB) $(BUILD)/libklab.a $(BUILD)/libklab.so
@@ -83,6 +83,12 @@ PROFILES := x86_64 arm64-4k arm64-16k arm64-64k arm64-64k-52
 kernel: deps
 	@case " $(PROFILES) " in *" $(PROFILE) "*) ;; *) echo "make kernel PROFILE=<one of: $(PROFILES)>" >&2; exit 2;; esac
 	@bash kernels/build.sh $(PROFILE)
+
+# crash 8.0.6 for x86_64 and arm64 dumps, built from source into $(KLAB_CACHE)/crash (scripts/crash-build.sh says
+# why Debian 12's 8.0.2 is not enough); klab crash uses it first.
+crash: deps
+	@bash scripts/crash-build.sh x86_64 >/dev/null
+	@bash scripts/crash-build.sh arm64 >/dev/null
 
 busybox-x86: deps
 	@bash rootfs/fetch-busybox.sh amd64 $(KLAB_CACHE)/busybox/amd64/busybox
@@ -150,11 +156,11 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(VM_SRC) $(ROOTFS_SRC) $(LI
 
 unit: $(UNIT_TESTS)
 
-test: deps kernels kernel-x86-6.12 rootfs all labs $(BUILD)/asan/klab unit
+test: deps kernels kernel-x86-6.12 crash rootfs all labs $(BUILD)/asan/klab unit
 	@bash tests/run.sh
 
 # Every source profile built and booted (minutes per profile the first time; cached after).
-test-kernels: deps kernels kernel-x86-6.12 kernel-arm-6.12 rootfs all labs $(BUILD)/asan/klab
+test-kernels: deps kernels kernel-x86-6.12 kernel-arm-6.12 crash rootfs all labs $(BUILD)/asan/klab
 	@bash tests/run.sh kernels
 
 bench: deps kernels rootfs all labs

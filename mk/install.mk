@@ -46,13 +46,13 @@ $(BUILD)/klab.pc: mk/klab.pc.in $(BUILD)/install/config
 
 # What klab runs from its data folder, in the source tree's layout (machine/paths.h).
 DATA_SCRIPTS := kernels/fetch-debian.sh kernels/build.sh kernels/gdb-index.sh kernels/module.sh \
-                rootfs/fetch-busybox.sh scripts/deps.sh
+                rootfs/fetch-busybox.sh scripts/deps.sh scripts/crash-build.sh
 DOCS := README.md $(wildcard docs/*.md)
 
 install: $(BUILD)/install/klab $(BUILD)/install/libklab.so $(BUILD)/install/libklab.a $(BUILD)/klab.pc man
 	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir) \
 	  $(DESTDIR)$(datadir)/gdb/klab $(DESTDIR)$(datadir)/kernels/configs $(DESTDIR)$(datadir)/rootfs \
-	  $(DESTDIR)$(datadir)/scripts $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(bashcompdir) $(DESTDIR)$(docdir)
+	  $(DESTDIR)$(datadir)/scripts/crash-patches $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(bashcompdir) $(DESTDIR)$(docdir)
 	install -m 0755 $(BUILD)/install/klab $(DESTDIR)$(bindir)/klab
 	install -m 0644 $(BUILD)/install/libklab.so $(DESTDIR)$(libdir)/libklab.so.$(KLAB_VERSION)
 	ln -sf libklab.so.$(KLAB_VERSION) $(DESTDIR)$(libdir)/libklab.so.$(SOVERSION)
@@ -63,6 +63,8 @@ install: $(BUILD)/install/klab $(BUILD)/install/libklab.so $(BUILD)/install/libk
 	install -m 0644 gdb/klab/*.py $(DESTDIR)$(datadir)/gdb/klab/
 	for f in $(DATA_SCRIPTS); do install -m 0755 $$f $(DESTDIR)$(datadir)/$$f || exit 1; done
 	install -m 0644 kernels/configs/*.config $(DESTDIR)$(datadir)/kernels/configs/
+	install -m 0644 kernels/probe-cache.mk $(DESTDIR)$(datadir)/kernels/
+	install -m 0644 scripts/crash-patches/*.patch $(DESTDIR)$(datadir)/scripts/crash-patches/
 	install -m 0644 $(BUILD)/man/*.1 $(DESTDIR)$(mandir)/man1/
 	install -m 0644 scripts/klab.bash $(DESTDIR)$(bashcompdir)/klab
 	install -m 0644 $(DOCS) $(DESTDIR)$(docdir)/

@@ -31,7 +31,8 @@ else
   fail "make install" "$(tail -3 "$work/install.log")"
 fi
 for f in bin/klab lib/libklab.so.0 lib/libklab.so lib/libklab.a include/klab.h lib/pkgconfig/klab.pc \
-         share/klab/gdb/klab/__init__.py share/klab/kernels/module.sh share/man/man1/klab-vtop.1 \
+         share/klab/gdb/klab/__init__.py share/klab/kernels/module.sh share/klab/kernels/probe-cache.mk \
+         share/klab/scripts/crash-build.sh share/klab/scripts/crash-patches/x86_64-unnamed-ist-stack.patch share/man/man1/klab-vtop.1 \
          share/bash-completion/completions/klab; do
   [ -e "$dest/opt/klab/$f" ] || missing="${missing:-} $f"
 done

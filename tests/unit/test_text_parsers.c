@@ -220,6 +220,36 @@ static void test_pgd_view(void)
     CHECK(dump_plan_pgd_view(mid, strlen(mid), 62, &v, err, sizeof err) == -1);
 }
 
+/* Where the program header table goes. QEMU 7.2's ELF dump of an arm64 guest (its layout as read from one):
+ * ELF header 64, 2 section headers at 64 (128 bytes), 2 program headers at 192, notes at 304 (5388 bytes), RAM
+ * from 5692; .shstrtab's 11 bytes after the RAM. Three headers (168 bytes) fit at 64 once the section headers
+ * move to the end; they are not written over the notes or any data. */
+static void test_table_place(void)
+{
+    const uint64_t end = 5692 + (1ull << 30) + 11;
+    struct dump_span keep[] = { { 304, 5388 }, { 5692, 1ull << 30 }, { 5692 + (1ull << 30), 11 } };
+    struct dump_table_place at = dump_plan_table_place(64, 3 * 56, 64, 128, keep, 3, end);
+    CHECK_EQ_U64(at.phoff, 64);
+    CHECK_EQ_U64(at.shoff, (end + 7) & ~7ull);
+    /* five headers (280 bytes) would reach the notes at 304: the table goes to the end, the sections stay */
+    at = dump_plan_table_place(64, 5 * 56, 64, 128, keep, 3, end);
+    CHECK_EQ_U64(at.phoff, (end + 7) & ~7ull);
+    CHECK_EQ_U64(at.shoff, 64);
+    /* exactly up to the notes: fits (the spans are half-open) */
+    at = dump_plan_table_place(64, 240, 64, 128, keep, 3, end);
+    CHECK_EQ_U64(at.phoff, 64);
+    /* no section headers: nothing moves */
+    at = dump_plan_table_place(64, 3 * 56, 0, 0, keep, 3, end);
+    CHECK_EQ_U64(at.phoff, 64);
+    CHECK_EQ_U64(at.shoff, 0);
+    /* section headers out of the way (after the notes) stay where they are */
+    at = dump_plan_table_place(64, 3 * 56, 5000, 128, keep, 3, end);
+    CHECK_EQ_U64(at.shoff, 5000);
+    /* a table length that wraps around is never placed in the header */
+    at = dump_plan_table_place(64, UINT64_MAX - 10, 0, 0, keep, 0, end);
+    CHECK_EQ_U64(at.phoff, (end + 7) & ~7ull);
+}
+
 int main(void)
 {
     RUN(test_kv_lines);
@@ -230,5 +260,6 @@ int main(void)
     RUN(test_dump_text);
     RUN(test_dump_inspect);
     RUN(test_pgd_view);
+    RUN(test_table_place);
     return CHECK_DONE();
 }

@@ -1,7 +1,6 @@
 /* vm/cmd/postmortem.h. */
 #define _GNU_SOURCE
 #include "cmd/postmortem.h"
-#include "machine/profile.h"
 #include "run/dump.h"
 #include "run/runstate.h"
 #include "util/util.h"
@@ -10,12 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 /* The pair and what this tool can open of it. */
-static int check_dump(const struct pm_tool *t, const char *dump, const char *vmlinux)
+static int check_dump(const struct pm_tool *t, const char *dump, const char *vmlinux, const char **arch)
 {
     struct dump_info d;
     char err[512];
@@ -33,14 +31,19 @@ static int check_dump(const struct pm_tool *t, const char *dump, const char *vml
                    "translate kernel addresses without one", t->name, dump, t->name);
         return -1;
     }
-    struct utsname u;
-    const struct machine_profile *p = profile_find(d.arch);
-    if (t->host_arch_only && p && uname(&u) == 0 && strcmp(u.machine, p->uname_machine)) {
-        klab_error("%s: Debian's %s reads dumps of its host's architecture (%s) only, and %s is %s: use klab drgn, "
-                   "or klab vtop/ptdump --dump", t->name, t->name, u.machine, dump, d.arch);
-        return -1;
-    }
+    *arch = d.arch;
     return 0;
+}
+
+/* The tool's binary for dumps of arch. */
+static char *tool_binary(const struct pm_tool *t, const char *arch)
+{
+    if (t->find)
+        return t->find(arch);
+    char *binary = find_in_path(t->name);
+    if (!binary)
+        klab_error("%s: not found (scripts/deps.sh installs Debian's %s)", t->name, t->package);
+    return binary;
 }
 
 static int run_tool(const struct pm_tool *t, const char *binary, const char *dump, const char *vmlinux, char **args,
@@ -63,7 +66,7 @@ static int run_tool(const struct pm_tool *t, const char *binary, const char *dum
 }
 
 /* A fresh dump of VM name in its own folder, the tool on it, the dump removed. */
-static int on_vm(const struct pm_tool *t, const char *binary, const char *what, const char *vmlinux_opt, char **args,
+static int on_vm(const struct pm_tool *t, const char *what, const char *vmlinux_opt, char **args,
                  int nargs)
 {
     char *name = resolve_vm_name(what);
@@ -74,8 +77,8 @@ static int on_vm(const struct pm_tool *t, const char *binary, const char *what, 
         free(name);
         return 1;
     }
-    const char *vmlinux = vmlinux_opt ? vmlinux_opt : rs.vmlinux;
-    char *dump = xasprintf("%s/%s.vmcore", rs.dir, t->name);
+    const char *vmlinux = vmlinux_opt ? vmlinux_opt : rs.vmlinux, *arch = NULL;
+    char *dump = xasprintf("%s/%s.vmcore", rs.dir, t->name), *binary = NULL;
     struct dump_result r;
     int rc = 1;
     unlink(dump);   /* a leftover of an earlier run, in the VM's own private folder */
@@ -83,10 +86,12 @@ static int on_vm(const struct pm_tool *t, const char *binary, const char *what, 
         klab_error("%s: VM '%s' has no vmlinux (boot it with --vmlinux, or give --vmlinux)", t->name, name);
     else if (!runstate_alive(&rs))
         klab_error("VM '%s' is not running", name);
-    else if (dump_vm(&rs, dump, DUMP_ELF_PAGING, &r) == 0 && check_dump(t, dump, vmlinux) == 0)
+    else if ((binary = tool_binary(t, rs.profile ? rs.profile->arch : NULL)) &&   /* before the dump: no dump for a tool that is not there */
+             dump_vm(&rs, dump, DUMP_ELF_PAGING, &r) == 0 && check_dump(t, dump, vmlinux, &arch) == 0)
         rc = run_tool(t, binary, dump, vmlinux, args, nargs);
     unlink(dump);
     free(dump);
+    free(binary);
     runstate_free(&rs);
     free(name);
     return rc;
@@ -98,11 +103,6 @@ int postmortem_main(const struct pm_tool *t, const struct opt_cmd *cmd, int argc
     int first = opts_parse(cmd, argc, argv, NULL, &o);
     if (first <= 0)
         return opts_exit(first);
-    char *binary = find_in_path(t->name);
-    if (!binary) {
-        klab_error("%s: not found (scripts/deps.sh installs Debian's %s)", t->name, t->package);
-        return 1;
-    }
     const char *what = first < argc ? argv[first] : NULL;
     char **args = first + 1 < argc ? argv + first + 1 : NULL;
     int nargs = first + 1 < argc ? argc - first - 1 : 0;
@@ -114,11 +114,13 @@ int postmortem_main(const struct pm_tool *t, const struct opt_cmd *cmd, int argc
         runstate_free(&probe);
     bool is_file = what && (strchr(what, '/') || (!vm && stat(what, &st) == 0 && S_ISREG(st.st_mode)));
     int rc = 1;
+    const char *arch = NULL;
+    char *binary = NULL;
     if (!is_file)
-        rc = on_vm(t, binary, what, o.vmlinux, args, nargs);
+        rc = on_vm(t, what, o.vmlinux, args, nargs);
     else if (!o.vmlinux)
         klab_error("%s: a dump file needs --vmlinux FILE (its kernel's vmlinux)", t->name);
-    else if (check_dump(t, what, o.vmlinux) == 0)
+    else if (check_dump(t, what, o.vmlinux, &arch) == 0 && (binary = tool_binary(t, arch)))
         rc = run_tool(t, binary, what, o.vmlinux, args, nargs);
     free(binary);
     return rc;

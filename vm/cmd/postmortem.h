@@ -12,7 +12,9 @@ struct pm_tool {
     const char *name;          /* the command and the binary: "drgn", "crash" */
     const char *package;       /* the Debian package scripts/deps.sh installs */
     bool needs_vaddrs;         /* an ELF core with a segment at a kernel VA (drgn 0.0.22), no makedumpfile file */
-    bool host_arch_only;       /* reads dumps of its host's architecture only (Debian's crash build) */
+    /* The binary that reads dumps of arch ("x86_64", "arm64"), malloc'ed, or NULL after one line; NULL: the
+     * tool's name in $PATH, for any arch */
+    char *(*find)(const char *arch);
     /* argv for the tool: the binary, the dump, the vmlinux, then the user's ARGS after `--` */
     char **(*argv)(const char *binary, const char *dump, const char *vmlinux, char **args, int nargs);
     void (*done)(void);        /* after the tool ended: removes what argv() made (NULL: nothing) */

@@ -16,7 +16,9 @@
 #define START_KERNEL_MAP 0xffffffff80000000ull   /* x86_64 __START_KERNEL_map */
 #define EM_X86_64 62
 #define EM_AARCH64 183
+#define EHDR_SIZE 64
 #define PHDR_SIZE 56
+#define SHDR_SIZE 64
 #define MAX_PHDRS 4096
 
 int dump_plan_pgd_view(const char *vmcoreinfo, size_t len, unsigned machine, struct dump_pgd_view *out, char *err,
@@ -65,6 +67,30 @@ static void wr(unsigned char *p, uint64_t v, int n)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
+static uint64_t align8(uint64_t v)
+{
+    return (v + 7) & ~7ull;
+}
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return alen && blen && a < b + blen && b < a + alen;
+}
+
+struct dump_table_place dump_plan_table_place(uint64_t ehdr_len, uint64_t table_len, uint64_t shoff, uint64_t sh_len,
+                                              const struct dump_span *keep, size_t nkeep, uint64_t file_end)
+{
+    struct dump_table_place at = { align8(ehdr_len), shoff };
+    bool clear = at.phoff + table_len > at.phoff;
+    for (size_t i = 0; i < nkeep && clear; i++)
+        clear = !overlaps(at.phoff, table_len, keep[i].off, keep[i].len);
+    if (!clear)
+        at.phoff = align8(file_end);
+    else if (overlaps(at.phoff, table_len, shoff, sh_len))
+        at.shoff = align8(file_end);
+    return at;
+}
+
 /* The VMCOREINFO note's text in the PT_NOTE segment (ELF notes: namesz, descsz, type, name, desc, each padded
  * to 4 bytes), malloc'ed, or NULL. */
 static char *read_vmcoreinfo(int fd, const unsigned char *ph, size_t *len)
@@ -94,6 +120,77 @@ static char *read_vmcoreinfo(int fd, const unsigned char *ph, size_t *len)
     }
     free(notes);
     return text;
+}
+
+/* The spans of the file that the segments' and the sections' bytes take: kept as they are. n, or -1. */
+static long kept_spans(int fd, const unsigned char *eh, const unsigned char *ph, uint64_t nph, unsigned char **sh,
+                       uint64_t *sh_len, struct dump_span **out)
+{
+    uint64_t shoff = dump_le(eh + 40, 8), shentsize = dump_le(eh + 58, 2), shnum = dump_le(eh + 60, 2);
+    *sh = NULL;
+    *sh_len = 0;
+    if (shoff && shnum) {
+        if (shentsize != SHDR_SIZE || shnum > MAX_PHDRS)
+            return -1;
+        *sh_len = shnum * SHDR_SIZE;
+        *sh = malloc(*sh_len);
+        if (!*sh || pread(fd, *sh, *sh_len, (off_t)shoff) != (ssize_t)*sh_len)
+            return -1;
+    }
+    struct dump_span *k = calloc(nph + shnum + 1, sizeof *k);
+    long n = 0;
+    for (uint64_t i = 0; k && i < nph; i++) {
+        const unsigned char *p = ph + i * PHDR_SIZE;
+        uint64_t off = dump_le(p + 8, 8), len = dump_le(p + 32, 8);
+        if (off)   /* a segment of no bytes still marks where the header ends for crash: one byte */
+            k[n++] = (struct dump_span){ off, len ? len : 1 };
+    }
+    for (uint64_t i = 0; k && *sh && i < shnum; i++) {
+        const unsigned char *p = *sh + i * SHDR_SIZE;
+        if (dump_le(p + 4, 4) != 8 /* SHT_NOBITS */ && dump_le(p + 32, 8))
+            k[n++] = (struct dump_span){ dump_le(p + 24, 8), dump_le(p + 32, 8) };
+    }
+    *out = k;
+    return k ? n : -1;
+}
+
+/* The nph program headers at ph written where dump_plan_table_place says (the section headers moved first if
+ * they are in the way), then the ELF header eh pointing at them. 0, or -1 with err filled. */
+static int place_table(int fd, unsigned char *eh, const unsigned char *ph, uint64_t nph, uint64_t file_end, char *err,
+                       size_t errlen)
+{
+    unsigned char *sh = NULL;
+    uint64_t sh_len = 0;
+    struct dump_span *keep = NULL;
+    long nkeep = kept_spans(fd, eh, ph, nph - 1, &sh, &sh_len, &keep);
+    int rc = -1;
+    if (nkeep < 0) {
+        snprintf(err, errlen, "unexpected section headers");
+        goto out;
+    }
+    uint64_t shoff = dump_le(eh + 40, 8), len = nph * PHDR_SIZE;
+    struct dump_table_place at = dump_plan_table_place(EHDR_SIZE, len, shoff, sh_len, keep, (size_t)nkeep,
+                                                       file_end);
+    if (at.shoff != shoff && pwrite(fd, sh, sh_len, (off_t)at.shoff) != (ssize_t)sh_len) {
+        snprintf(err, errlen, "cannot move the section headers: %s", strerror(errno));
+        goto out;
+    }
+    if (pwrite(fd, ph, len, (off_t)at.phoff) != (ssize_t)len) {
+        snprintf(err, errlen, "cannot write the program headers: %s", strerror(errno));
+        goto out;
+    }
+    wr(eh + 32, at.phoff, 8);
+    wr(eh + 40, at.shoff, 8);
+    wr(eh + 56, nph, 2);
+    if (pwrite(fd, eh, EHDR_SIZE, 0) != EHDR_SIZE) {
+        snprintf(err, errlen, "cannot update the ELF header: %s", strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(sh);
+    free(keep);
+    return rc;
 }
 
 int dump_add_pgd_view(const char *path, char *err, size_t errlen)
@@ -164,18 +261,8 @@ int dump_add_pgd_view(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "cannot stat the dump");
         goto out;
     }
-    uint64_t new_off = ((uint64_t)st.st_size + 7) & ~7ull;
-    if (pwrite(fd, ph, (num + 1) * PHDR_SIZE, (off_t)new_off) != (ssize_t)((num + 1) * PHDR_SIZE)) {
-        snprintf(err, errlen, "cannot append the program headers: %s", strerror(errno));
-        goto out;
-    }
-    wr(eh + 32, new_off, 8);
-    wr(eh + 56, num + 1, 2);
-    if (pwrite(fd, eh, sizeof eh, 0) != (ssize_t)sizeof eh) {
-        snprintf(err, errlen, "cannot update the ELF header: %s", strerror(errno));
-        goto out;
-    }
-    rc = 0;
+    rc = place_table(fd, eh, ph, num + 1, (uint64_t)st.st_size, err, errlen);
+    goto out;
 out:
     free(ph);
     free(vmci);
