@@ -32,7 +32,10 @@ version=8.0.6
 # the set, so a new patch rebuilds.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 patches=("$here"/crash-patches/*.patch)
-build_id="$version+klab.$(cat "${patches[@]}" | sha256sum | cut -c1-12)"
+# The compressed kdump formats it reads besides zlib (crash's Makefile goals: -DLZO -DSNAPPY -DZSTD), as
+# Debian builds it: QEMU writes lzo and snappy, makedumpfile zstd too.
+features=(lzo snappy zstd)
+build_id="$version+klab.$( { cat "${patches[@]}"; echo "${features[*]}"; } | sha256sum | cut -c1-12)"
 tarball=crash_$version.orig.tar.gz
 sha256=097c6c94ded7e24db4af58de24744bd28276d6f5bae0828bc6b6a02664c4282a
 cache=${KLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klab}
@@ -62,11 +65,14 @@ log=$cache/crash/build-$1.log
 echo "klab crash: building crash $version for $1 dumps (target=$target, with its gdb 10.2: about 6 minutes on 2 cores; log in $log)" >&2
 t0=$(date +%s)
 # crash's Makefile configures and builds its gdb in the tree; -j is passed down to gdb's build.
-if ! make -C "$work/crash-$version" -j"$(nproc)" target="$target" >"$log" 2>&1; then
+if ! make -C "$work/crash-$version" -j"$(nproc)" target="$target" "${features[@]}" >"$log" 2>&1; then
   die "building crash failed: $(grep -m1 -E 'error|Error' "$log" || tail -n1 "$log") (log: $log)"
 fi
 bin=$work/crash-$version/crash
 "$bin" --version 2>/dev/null | grep -q "^crash $version" || die "the built crash does not run (log: $log)"
+for lib in liblzo2 libsnappy libzstd; do
+  ldd "$bin" | grep -q "$lib" || die "the built crash does not link $lib: the $lib kdump pages would be unreadable (log: $log)"
+done
 strip "$bin"   # 100 MB of crash's own debug info, which no one here reads
 mkdir -p "$dest.tmp.$$"
 mv "$bin" "$dest.tmp.$$/crash"

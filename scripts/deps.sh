@@ -17,7 +17,7 @@ packages=(
   libvirt-daemon-system                              # its system daemon (qemu:///system; tests start it)
   openssh-server                                     # a "remote" host on 127.0.0.1 for qemu+ssh:// rooms (tests start it)
   python3-drgn crash libdw-dev                       # post-mortem: klab drgn, crash on klab dump's files, libdw (crash_compat.c)
-  curl patch libncurses-dev texinfo                  # crash 8.0.6 built from source (scripts/crash-build.sh, make crash)
+  curl patch libncurses-dev texinfo libzstd-dev     # crash 8.0.6 built from source (scripts/crash-build.sh, make crash)
   lintian man-db                                     # make deb's checks, and man for its pages (tests)
   libxml2-utils chromium fonts-dejavu-core           # --svg pictures: xmllint, and headless rendering (tests)
 )

@@ -66,8 +66,6 @@ if [ "${1:-}" = kernels ]; then
   run --limit 1500 --plan "source kernel: arm64-64k-52 (-cpu max, 52-bit VA)" bash tests/integration/source_kernel.sh arm64-64k-52 max
   KLAB_TEST_KERNEL=debian-6.12-amd64 run --plan "klab dump, crash, drgn, vtop --dump: x86_64 on Debian 6.12" \
     bash tests/integration/dump.sh x86_64
-  KLAB_TEST_KERNEL=debian-6.12-arm64 run --plan "klab dump, crash, drgn, vtop --dump: arm64 on Debian 6.12" \
-    bash tests/integration/dump.sh arm64
   for k in x86_64 arm64-64k debian-6.12-amd64 debian-6.12-arm64; do
     run --plan "module builds: cached compiler probes vs Kbuild's uncached commands: $k" bash tests/integration/module_build.sh "$k"
   done

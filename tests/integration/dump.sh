@@ -206,8 +206,10 @@ if [ "$arch" != "$(uname -m)" ]; then
   expect_error "$tag: with no crash built for $arch, klab crash says Debian's reads its host's architecture only" \
     "host's architecture .*make crash" env KLAB_CACHE="$work/no-crash-cache" "$KLAB" crash "$work/a.vmcore" --vmlinux "$vmlinux"
 fi
+# crash's sys names the guest's uname -r (a literal: Debian's 6.12 releases have a '+')
+names_release() { awk -v r="$release" '$1 == "RELEASE:" && $2 == r { found = 1 } END { exit !found }' "$1"; }
 printf 'sys\nlog\nquit\n' | timeout 300 "$KLAB" crash "$work/a.vmcore" --vmlinux "$vmlinux" -- -s >"$work/crash.out" 2>&1
-grep -Eq "^ +RELEASE: $release$" "$work/crash.out" && ok "$tag: crash opens it: sys names release $release" \
+names_release "$work/crash.out" && ok "$tag: crash opens it: sys names release $release" \
   || fail "$tag: crash sys" "$(grep -v '^$' "$work/crash.out" | head -5)"
 last=$(tr -d '\r' <"$log" | grep -E '^\[ *[0-9]+\.[0-9]{6}\] ' | tail -1)
 grep -qF -- "$last" "$work/crash.out" && ok "$tag: crash's log has the console's last kernel line" \
@@ -265,7 +267,8 @@ got=$(for p in $kphys; do printf '%x ' "$((16#$p))"; done)
   || fail "$tag: crash kmem -p" "crash: $got; want: $want"
 # Debian's crash (8.0.2) on the same dump, where it can read it: klab gives it a vmlinux whose DWARF counts
 # struct pid's one upid (machine/crash_compat.h), and its ps is the guest's /proc too.
-if [ "$arch" = "$(uname -m)" ] && command -v crash >/dev/null; then
+# (8.0.2 predates the module layout of 6.4: it does not start on 6.12, and that is what it says)
+if [ "$arch" = "$(uname -m)" ] && command -v crash >/dev/null && [[ $release == 6.1.* ]]; then
   printf 'sys\nps -G\nquit\n' | KLAB_CRASH=$(command -v crash) timeout 300 "$KLAB" crash "$work/a.vmcore" --vmlinux "$vmlinux" -- -s \
     >"$work/crash-debian.out" 2>&1
   crash_ps "Debian's crash $(crash --version 2>/dev/null | awk '/^crash/ { print $2; exit }')" "$work/crash-debian.out"
@@ -273,9 +276,17 @@ fi
 expect_error "$tag: klab crash with \$KLAB_CRASH naming no program" "KLAB_CRASH" env KLAB_CRASH=/nonexistent/crash \
   "$KLAB" crash "$work/a.vmcore" --vmlinux "$vmlinux"
 
+# the makedumpfile format, QEMU's kdump-zlib of the same machine: crash reads its compressed pages
+"$KLAB" dump "$name" --format kdump-zlib -o "$work/cz.vmcore" >/dev/null 2>&1
+printf 'sys\nquit\n' | timeout 300 "$KLAB" crash "$work/cz.vmcore" --vmlinux "$vmlinux" -- -s >"$work/crash-z.out" 2>&1
+names_release "$work/crash-z.out" && grep -Eq '^ +TASKS: [0-9]{2,}$' "$work/crash-z.out" \
+  && ok "$tag: crash opens a kdump-zlib dump too ($(grep -E '^ +TASKS:' "$work/crash-z.out" | tr -s ' '))" \
+  || fail "$tag: crash on kdump-zlib" "$(grep -v '^$' "$work/crash-z.out" | head -4)"
+rm -f "$work/cz.vmcore"
+
 # klab crash NAME: a fresh dump of the live VM, removed afterwards
 printf 'sys\nquit\n' | timeout 300 "$KLAB" crash "$name" -- -s >"$work/crash-live.out" 2>&1
-grep -Eq "^ +RELEASE: $release$" "$work/crash-live.out" && ok "$tag: klab crash NAME: crash on a fresh dump of the VM" \
+names_release "$work/crash-live.out" && ok "$tag: klab crash NAME: crash on a fresh dump of the VM" \
   || fail "$tag: klab crash NAME" "$(grep -v '^$' "$work/crash-live.out" | tail -4)"
 [ ! -e "$KLAB_RUN_DIR/$name/crash.vmcore" ] && ok "$tag: klab crash NAME removed its dump" || fail "$tag: crash.vmcore left" ""
 expect_error "$tag: klab crash on a dump without --vmlinux" "needs --vmlinux" "$KLAB" crash "$work/a.vmcore"
