@@ -103,8 +103,10 @@ static char *crash_find(const char *arch)
     }
     free(built);
     struct utsname u;
+    if (uname(&u) != 0)
+        snprintf(u.machine, sizeof u.machine, "?");
     const struct machine_profile *p = arch ? profile_find(arch) : NULL;
-    if (!p || (uname(&u) == 0 && strcmp(u.machine, p->uname_machine))) {
+    if (!p || strcmp(u.machine, p->uname_machine)) {
         klab_error("crash: Debian's crash reads dumps of its host's architecture (%s) only, and this dump is %s: "
                    "`make crash` builds crash 8.0.6 for it (scripts/crash-build.sh %s), or use klab drgn or klab "
                    "vtop/ptdump --dump", u.machine, arch ? arch : "of another architecture", arch ? arch : "ARCH");
