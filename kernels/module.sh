@@ -110,8 +110,11 @@ find "$src" -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name Kbuild -o
 probe_env=()
 if [ "${KLAB_PROBE_CACHE:-1}" != 0 ]; then
   cross=; for a in "${make_args[@]}"; do case $a in CROSS_COMPILE=*) cross=${a#CROSS_COMPILE=};; esac; done
-  stamp="toolchain $(stat -L -c '%n:%s:%Y' "$(command -v "${cross}gcc")" "$(command -v "${cross}as")" \
-    "$(command -v "${cross}ld")" 2>/dev/null | tr '\n' ' ')"
+  # The kernel's Makefile may name a versioned compiler (Debian's headers: CC = gcc-12): every
+  # ${cross}gcc-N beside ${cross}gcc is part of the stamp, so installing or upgrading one starts afresh.
+  gcc_path=$(command -v "${cross}gcc" || echo "/usr/bin/${cross}gcc")
+  stamp="toolchain $(stat -L -c '%n:%s:%Y' "$gcc_path" "${gcc_path%/*}/${cross}"gcc-[0-9]* \
+    "$(command -v "${cross}as")" "$(command -v "${cross}ld")" 2>/dev/null | tr '\n' ' ')"
   db=$out/.probes
   # The cache is this user's own regular file that no one else can write, or it is made again: a link, a
   # folder, another user's file or a group-writable one is not read (a lying cache would change the flags).
