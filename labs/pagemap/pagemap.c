@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <termios.h>
 #include <unistd.h>
 
 /* What a debugger reads (by symbol) once it has stopped this process in pagemap_spin. */
@@ -109,6 +110,9 @@ static int user_memory(long page_size)
         return 1;
     printf("pagemap: spinning in pagemap_spin\n");
     fflush(stdout);
+    /* Until the serial line has sent it (tcdrain(3)): a debugger stops every CPU in pagemap_spin, and bytes
+     * still in the tty's buffer then reach the console only once the guest runs again. */
+    tcdrain(STDOUT_FILENO);
     pagemap_spin();
     return 0;
 }
@@ -177,5 +181,8 @@ int main(int argc, char **argv)
     pagemap_probe_pid = (int)getpid();
     printf("pagemap: spinning in pagemap_spin\n");
     fflush(stdout);
+    /* Until the serial line has sent it (tcdrain(3)): a debugger stops every CPU in pagemap_spin, and bytes
+     * still in the tty's buffer then reach the console only once the guest runs again. */
+    tcdrain(STDOUT_FILENO);
     pagemap_spin();
 }
