@@ -86,7 +86,8 @@ static int on_vm(const struct pm_tool *t, const char *what, const char *vmlinux_
         klab_error("%s: VM '%s' has no vmlinux (boot it with --vmlinux, or give --vmlinux)", t->name, name);
     else if (!runstate_alive(&rs))
         klab_error("VM '%s' is not running", name);
-    else if ((binary = tool_binary(t, rs.profile ? rs.profile->arch : NULL)) &&   /* before the dump: no dump for a tool that is not there */
+    /* the binary first: no dump for a tool that is not there */
+    else if ((binary = tool_binary(t, rs.profile ? rs.profile->arch : NULL)) &&
              dump_vm(&rs, dump, DUMP_ELF_PAGING, &r) == 0 && check_dump(t, dump, vmlinux, &arch) == 0)
         rc = run_tool(t, binary, dump, vmlinux, args, nargs);
     unlink(dump);
