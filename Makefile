@@ -40,7 +40,7 @@ KLAB_INC   := -Ivm -I. -Igdb/lib
 all: $(KLAB) $(BUILD)/libklab.a $(BUILD)/libklab.so
 
 # libklab: one public header (gdb/lib/klab.h), a static and a shared library.
-$(BUILD)/libklab/%.o: gdb/lib/%.c $(LIBKLAB_HDR)
+$(BUILD)/libklab/%.o: gdb/lib/%.c $(LIBKLAB_HDR) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(KLAB_CFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 $(BUILD)/libklab.a: $(patsubst gdb/lib/%.c,$(BUILD)/libklab/%.o,$(LIBKLAB_SRC))
@@ -48,17 +48,20 @@ $(BUILD)/libklab.a: $(patsubst gdb/lib/%.c,$(BUILD)/libklab/%.o,$(LIBKLAB_SRC))
 $(BUILD)/libklab.so: $(patsubst gdb/lib/%.c,$(BUILD)/libklab/%.o,$(LIBKLAB_SRC)) Makefile
 	$(CC) -shared -Wl,-soname,libklab.so.$(SOVERSION) -o $@ $(filter %.o,$^) $(LIBKLAB_LIBS)
 
-$(KLAB): $(KLAB_SRC) $(HEADERS) | $(BUILD)
+$(KLAB): $(KLAB_SRC) $(HEADERS) | $(BUILD) deps
 	$(CC) $(KLAB_CFLAGS) $(CFLAGS) $(KLAB_INC) -o $@ $(KLAB_SRC) $(LDLIBS)
 
 # The same program built with AddressSanitizer and UBSan: what the tests run.
-$(BUILD)/asan/klab: $(KLAB_SRC) $(HEADERS) | $(BUILD)
+$(BUILD)/asan/klab: $(KLAB_SRC) $(HEADERS) | $(BUILD) deps
 	@mkdir -p $(dir $@)
 	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) $(KLAB_INC) -o $@ $(KLAB_SRC) $(LDLIBS)
 
 $(BUILD):
 	@mkdir -p $@
 
+# Every compile is order-only on deps: on a fresh machine `make vm-x86` builds klab first (vm-announce-*), and
+# its headers (libvirt, libdw, lzo, snappy) come from the packages deps.sh installs. It runs once per make and
+# only calls apt-get when a package is missing (under a second otherwise).
 deps:
 	@bash scripts/deps.sh
 
@@ -132,10 +135,10 @@ module: $(KLAB)
 # 0x10000000, away from busybox's 0x400000: a hardware breakpoint on their code stops in them only.
 LAB_CFLAGS := -std=c11 -Wall -Wextra -Werror -O2 -g -static -Wl,-Ttext-segment=0x10000000
 labs: $(BUILD)/labs/pagemap-x86_64 $(BUILD)/labs/pagemap-arm64 $(BUILD)/labs/ptlab-x86_64 $(BUILD)/labs/ptlab-arm64
-$(BUILD)/labs/%-x86_64: labs/%/*.c Makefile
+$(BUILD)/labs/%-x86_64: labs/%/*.c Makefile | deps
 	@mkdir -p $(dir $@)
 	x86_64-linux-gnu-gcc $(LAB_CFLAGS) -o $@ $(filter %.c,$^)
-$(BUILD)/labs/%-arm64: labs/%/*.c Makefile
+$(BUILD)/labs/%-arm64: labs/%/*.c Makefile | deps
 	@mkdir -p $(dir $@)
 	aarch64-linux-gnu-gcc $(LAB_CFLAGS) -o $@ $(filter %.c,$^)
 
@@ -146,11 +149,11 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 LIBKLAB_TESTS := $(BUILD)/tests/test_mmu $(BUILD)/tests/test_rsp $(BUILD)/tests/test_range $(BUILD)/tests/test_format \
                  $(BUILD)/tests/test_swp $(BUILD)/tests/test_search $(BUILD)/tests/test_elfcore $(BUILD)/tests/test_kdump \
                  $(BUILD)/tests/test_ptdiff $(BUILD)/tests/test_svg
-$(LIBKLAB_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIBKLAB_SRC) $(LIBKLAB_HDR)
+$(LIBKLAB_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIBKLAB_SRC) $(LIBKLAB_HDR) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Igdb/lib -o $@ $< $(LIBKLAB_SRC) -pthread $(LIBKLAB_LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC) $(HEADERS)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC) $(HEADERS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(KLAB_CFLAGS) -O1 -g $(SAN_FLAGS) -Irootfs $(KLAB_INC) -o $@ $< $(VM_SRC) $(ROOTFS_SRC) $(LIBKLAB_SRC) $(LDLIBS)
 

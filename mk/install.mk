@@ -20,11 +20,11 @@ $(BUILD)/install/config: FORCE
 	@mkdir -p $(dir $@)
 	@printf '%s\n' "$(PREFIX) $(LIBDIR_REL) $(KLAB_VERSION) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS)" | cmp -s - $@ || \
 	  printf '%s\n' "$(PREFIX) $(LIBDIR_REL) $(KLAB_VERSION) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS)" > $@
-$(BUILD)/install/klab: $(KLAB_SRC) $(HEADERS) $(BUILD)/install/config
+$(BUILD)/install/klab: $(KLAB_SRC) $(HEADERS) $(BUILD)/install/config | deps
 	$(CC) $(INSTALL_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(KLAB_INC) $(LDFLAGS) -o $@ $(KLAB_SRC) $(LDLIBS)
 # libklab as installed: built with the same flags (the package's are Debian's hardening ones).
 INSTALL_LIB_OBJ := $(patsubst gdb/lib/%.c,$(BUILD)/install/libklab/%.o,$(LIBKLAB_SRC))
-$(BUILD)/install/libklab/%.o: gdb/lib/%.c $(LIBKLAB_HDR) $(BUILD)/install/config
+$(BUILD)/install/libklab/%.o: gdb/lib/%.c $(LIBKLAB_HDR) $(BUILD)/install/config | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(KLAB_BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 $(BUILD)/install/libklab.so: $(INSTALL_LIB_OBJ)

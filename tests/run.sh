@@ -81,6 +81,7 @@ for t in build/tests/test_*; do
   [ -x "$t" ] && run --limit 300 "unit: ${t##*/}" "$t"
 done
 run --limit 300 "unit: the gdb package without a VM" bash tests/unit/gdb_package.sh
+run --plan "cold path: every make target installs klab's packages before it compiles or fetches" bash tests/integration/cold_order.sh
 run --plan "rootfs: independent readers, reproducibility" bash tests/integration/rootfs.sh
 run --plan "boot: x86_64" bash tests/integration/boot.sh x86_64
 run --plan "boot: arm64" bash tests/integration/boot.sh arm64
