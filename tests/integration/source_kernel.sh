@@ -76,6 +76,26 @@ fi
 grep -aq '^READ 1111111111111111111122222222' "$KLAB_RUN_DIR/$name/console.log" \
   && ok "$profile: insmod + cat /dev/myhello from --run returns the vmalloc'ed string" \
   || fail "$profile: /dev/myhello" "$(grep -a 'READ\|myhello\|insmod' "$KLAB_RUN_DIR/$name/console.log" | head -5)"
+# The walk as a picture on this profile's own tables (on arm64-64k seed 002's: 3 levels, pgd_index = (addr >>
+# 42) & 63): every drawn entry is QEMU's xp of it, the indices are the VA's bits at the granule's shifts, the
+# PA is gva2gpa; xmllint and chromium take the file.
+mon=$KLAB_RUN_DIR/$name/monitor.sock
+jiffies_va=$(nm "$dest/vmlinux" | awk '$3 == "jiffies" { print $1; exit }')
+python3 tests/integration/hmp.py "$mon" stop >/dev/null
+if "$KLAB" vtop jiffies --vm "$name" --svg "$work/jiffies.svg" >"$work/svg.out" 2>&1 \
+   && out=$(python3 tests/integration/svg_check.py walk "$work/jiffies.svg" "$jiffies_va" "$arch" "$mon"); then
+  ok "$profile: vtop jiffies --svg: $out"
+else fail "$profile: vtop jiffies --svg vs QEMU" "$(tail -2 "$work/svg.out") ${out:-}"; fi
+if [ "$profile" = arm64-64k ]; then
+  grep -q 'pgd_index = (addr &gt;&gt; 42) &amp; 63' "$work/jiffies.svg" \
+    && ok "$profile: the picture derives seed 002's pgd_index = (addr >> 42) & 63" \
+    || fail "$profile: seed 002's pgd_index in the picture" "$(grep -o 'pgd_index[^<]*' "$work/jiffies.svg" | head -2)"
+fi
+if ! out=$(xmllint --noout "$work/jiffies.svg" 2>&1); then fail "$profile: the picture is valid SVG" "$out"
+elif out=$(python3 tests/integration/svg_check.py render "$work/jiffies.svg" "$work/jiffies.png"); then
+  ok "$profile: the picture is valid SVG, chromium draws it: $out"
+else fail "$profile: chromium draws the picture" "$out"; fi
+python3 tests/integration/hmp.py "$mon" cont >/dev/null
 # A dump of the lab kernel carries its VMCOREINFO (CONFIG_FW_CFG_SYSFS and KEXEC_CORE in the lab configs), and
 # klab vtop --dump finds jiffies where QEMU's gva2gpa put it on the live VM.
 "$KLAB" dump "$name" -o "$work/src.vmcore" >"$work/dump.out" 2>&1

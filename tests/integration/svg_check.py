@@ -116,10 +116,16 @@ def render(svg, png):
 
 # ---- a walk -------------------------------------------------------------------------------------------------
 
-def out_address(arch, raw):
-    """The next table's (or page's) PA in a table entry: x86 bits 51:12 (SDM Vol. 3A 4.5); arm64 4K granule
-    bits 47:12 (Arm ARM D8.3)."""
-    return raw & ((1 << 52) - 1) & ~0xfff if arch == "x86_64" else raw & ((1 << 48) - 1) & ~0xfff
+def out_address(arch, raw, granule=4096):
+    """The next table's (or page's) PA in a table entry: x86 bits 51:12 (SDM Vol. 3A 4.5); arm64 bits 47:N for
+    a 2^N-byte granule, and with 64K pages bits 15:12 as PA bits 51:48 (Arm ARM D8.3, FEAT_LPA; zero when the
+    PA has 48 bits)."""
+    if arch == "x86_64":
+        return raw & ((1 << 52) - 1) & ~0xfff
+    pa = raw & ((1 << 48) - 1) & ~(granule - 1)
+    if granule == 65536:
+        pa |= ((raw >> 12) & 0xf) << 48
+    return pa
 
 
 def walk(svg, va, arch, mon):
@@ -130,27 +136,32 @@ def walk(svg, va, arch, mon):
         die(1, "the title does not name VA %#x: %s" % (va, head))
     geo = next((t for t in words if "-bit VA" in t), "")
     m = re.search(r"(\d+)K granule, (\d+)-bit VA", geo)
-    if not m or m.group(1) != "4":
-        die(2, "not a 4K-granule walk: %s" % geo)
-    va_bits = int(m.group(2))
-    nlevels = -(-(va_bits - 12) // 9)
+    if not m or m.group(1) not in ("4", "16", "64") or (arch == "x86_64" and m.group(1) != "4"):
+        die(2, "not a walk of a granule the architecture has: %s" % geo)
+    # A 2^s-byte granule resolves s-3 VA bits per level; the top level takes what is left of the VA (Arm ARM
+    # D8.2; seed 002: 64K pages, 48-bit VA -> 3 levels, pgd_index = (addr >> 42) & 63).
+    granule, va_bits = int(m.group(1)) * 1024, int(m.group(2))
+    s = granule.bit_length() - 1
+    per = s - 3
+    nlevels = -(-(va_bits - s) // per)
     tables = [int(x, 16) for x in re.findall(r"at PA 0x([0-9a-f]+), \d+ entries", " | ".join(words))]
     entries = [(int(i), int(r, 16)) for i, r in (re.match(r"\[(\d+)\] ([0-9a-f]{16})$", t).groups()
                                                   for t in words if re.match(r"\[\d+\] [0-9a-f]{16}$", t))]
     if not tables or len(tables) != len(entries):
         die(1, "%d tables but %d highlighted entries" % (len(tables), len(entries)))
     for lvl, (table, (index, raw)) in enumerate(zip(tables, entries)):
-        shift = 12 + 9 * (nlevels - 1 - lvl)
-        if index != (va >> shift) & 511:
-            die(1, "level %d: index %d, but VA bits [%d:%d] are %d" % (lvl, index, shift + 8, shift,
-                                                                      (va >> shift) & 511))
+        shift = s + per * (nlevels - 1 - lvl)
+        width = min(per, va_bits - shift)
+        want = (va >> shift) & ((1 << width) - 1)
+        if index != want:
+            die(1, "level %d: index %d, but VA bits [%d:%d] are %d" % (lvl, index, shift + width - 1, shift, want))
         q = hmp(mon, "xp /1gx 0x%x" % (table + 8 * index))[0]
         qm = re.search(r":\s*0x([0-9a-f]+)", q)
         if not qm or int(qm.group(1), 16) != raw:
             die(1, "level %d: the picture shows %016x at %#x, QEMU reads %s" % (lvl, raw, table + 8 * index, q))
-        if lvl + 1 < len(tables) and tables[lvl + 1] != out_address(arch, raw):
+        if lvl + 1 < len(tables) and tables[lvl + 1] != out_address(arch, raw, granule):
             die(1, "level %d: entry %016x points at %#x, the next table is drawn at %#x" % (
-                lvl, raw, out_address(arch, raw), tables[lvl + 1]))
+                lvl, raw, out_address(arch, raw, granule), tables[lvl + 1]))
     q = gva2gpa(mon, va)
     if isinstance(q, str):
         die(2, "QEMU gave no answer: %s" % q)
@@ -162,7 +173,8 @@ def walk(svg, va, arch, mon):
         return
     if not drawn or int(drawn.group(1), 16) != q:
         die(1, "QEMU's gva2gpa %#x, the picture: %s" % (q, head))
-    print("%#x -> %#x as QEMU's gva2gpa; %d entries as QEMU reads them, indices from the VA" % (va, q, len(entries)))
+    print("%#x -> %#x as QEMU's gva2gpa; %d entries as QEMU reads them, indices from the VA (%dK granule, %d-bit VA)"
+          % (va, q, len(entries), granule // 1024, va_bits))
 
 
 # ---- a map --------------------------------------------------------------------------------------------------
