@@ -211,6 +211,16 @@ names_release() { awk -v r="$release" '$1 == "RELEASE:" && $2 == r { found = 1 }
 printf 'sys\nlog\nquit\n' | timeout 300 "$KLAB" crash "$work/a.vmcore" --vmlinux "$vmlinux" -- -s >"$work/crash.out" 2>&1
 names_release "$work/crash.out" && ok "$tag: crash opens it: sys names release $release" \
   || fail "$tag: crash sys" "$(grep -v '^$' "$work/crash.out" | head -5)"
+# What crash read: klab's copy of the vmlinux in the cache (machine/crash_vmlinux.c) whose .gdb_index section is,
+# byte for byte, the index gdb-multiarch itself wrote for this build-id (kernels/gdb-index.sh), found by readelf.
+read -r dev ino size mtime <<<"$(stat -c '%d %i %s %Y' "$vmlinux")"
+copy=$(ls "$KLAB_CACHE/crash-vmlinux/$(printf '%x-%x-%x-%d' "$dev" "$ino" "$size" "$mtime")".*-index* 2>/dev/null | head -1)
+id=$(readelf -n "$vmlinux" 2>/dev/null | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p' | head -1)
+read -r off len <<<"$(readelf -SW "$copy" 2>/dev/null | sed 's/^ *\[ *[0-9]*\]//' | awk '$1 == ".gdb_index" { print $4, $5 }')"
+if [ -n "$copy" ] && [ -n "$off" ] && [ -s "$KLAB_CACHE/gdb-index/$id.gdb-index" ] \
+   && cmp -s <(tail -c +$((16#$off + 1)) "$copy" | head -c $((16#$len))) "$KLAB_CACHE/gdb-index/$id.gdb-index"; then
+  ok "$tag: crash read a copy of the vmlinux whose .gdb_index is gdb's own index of it ($((16#$len)) bytes, build-id $id)"
+else fail "$tag: crash's indexed vmlinux" "copy '${copy:-none}', .gdb_index at '${off:-?}' size '${len:-?}', gdb's index $KLAB_CACHE/gdb-index/$id.gdb-index"; fi
 last=$(tr -d '\r' <"$log" | grep -E '^\[ *[0-9]+\.[0-9]{6}\] ' | tail -1)
 grep -qF -- "$last" "$work/crash.out" && ok "$tag: crash's log has the console's last kernel line" \
   || fail "$tag: crash log" "console: $last"

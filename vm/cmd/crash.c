@@ -32,9 +32,11 @@ const struct opt_cmd crash_command = {
              "The crash is the one `make crash` builds for the dump's architecture (crash 8.0.6, in the cache:\n"
              "arm64 dumps on an x86_64 host, 6.4+ kernels), else Debian's (8.0.2, the host's architecture only);\n"
              "$KLAB_CRASH names another.",
-    .epilog = "Debian's 6.1.1xx kernels end struct pid in numbers[] (commit b69f0aeb0689), which makes crash before\n"
-              "8.0.6 skip every task but the idle ones; klab then gives crash a copy of the vmlinux (in its cache,\n"
-              "made once) whose DWARF counts the one upid, and sys, ps and bt see every task (docs/post-mortem.md).",
+    .epilog = "crash reads a copy of the vmlinux in klab's cache (made once per vmlinux) that carries gdb's index of\n"
+              "its DWARF, so crash's gdb does not read all of it at each start (about half the start). Debian's\n"
+              "6.1.1xx kernels end struct pid in numbers[] (commit b69f0aeb0689), which makes crash before 8.0.6 skip\n"
+              "every task but the idle ones; for such a crash the copy's DWARF also counts the one upid, and sys, ps\n"
+              "and bt see every task (docs/post-mortem.md).",
 };
 
 /* The modules' .ko files klab knows for this kernel, linked into one folder for crash's `mod -S DIR` (which
@@ -73,8 +75,8 @@ static char **crash_argv(const char *binary, const char *dump, const char *vmlin
         v[n++] = "-i", v[n++] = init;
     for (int i = 0; i < nargs; i++)
         v[n++] = args[i];
-    fixed = crash_vmlinux(vmlinux, binary);   /* NULL: said why; crash reads the vmlinux as it is */
-    v[n++] = fixed ? fixed : (char *)vmlinux, v[n++] = (char *)dump;
+    fixed = crash_vmlinux(vmlinux, binary);   /* the indexed (and fixed) copy, or vmlinux itself */
+    v[n++] = fixed, v[n++] = (char *)dump;
     return v;
 }
 

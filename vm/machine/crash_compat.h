@@ -8,7 +8,7 @@
  *
  * klab gives such a crash a copy of the vmlinux whose DWARF says what the kernel allocates for a pid of level
  * 0 (kernel/pid.c: pid_cachep objects of struct_size(pid, numbers, 1)): every struct pid's DW_AT_byte_size
- * grows by one upid, in place (the same DW_FORM, so no offset moves). Nothing else in the file changes. The
+ * grows by one upid, in place (the same DW_FORM, so no offset moves). Nothing else in the DWARF changes. The
  * copy lives in klab's cache, once per vmlinux. */
 #ifndef KLAB_CRASH_COMPAT_H
 #define KLAB_CRASH_COMPAT_H
@@ -23,9 +23,10 @@
 long crash_pid_size_fixes(int fd, off_t *offs, size_t max, unsigned *old_size, unsigned *new_size, char *err,
                           size_t errlen);
 
-/* The vmlinux `crash` (the binary given) should read: a malloc'ed copy of vmlinux's path when that crash
- * needs nothing, the path of the fixed copy in the cache (made now if missing) when it does. NULL after one
- * line saying why it could not be made (the caller may go on with vmlinux). */
+/* The vmlinux `crash` (the binary given) should read (machine/crash_vmlinux.c): a copy in klab's cache, made
+ * once, that carries gdb's index of its DWARF (so crash's gdb does not read all of it at each start) and, for a
+ * crash before 8.0.6 on such a kernel, the struct pid fix; vmlinux's own path when no copy can help or be made
+ * (after one line saying why when crash then lacks the fix). Malloc'ed. */
 char *crash_vmlinux(const char *vmlinux, const char *crash_binary);
 
 #endif
