@@ -43,8 +43,9 @@ shlibs=$(cd "$tmp" && dpkg-shlibdeps -O -e"$root/usr/bin/klab" -e"$lib/libklab.s
          | sed -n 's/^shlibs:Depends=//p')
 [ -n "$shlibs" ] || die "dpkg-shlibdeps found no library dependencies for usr/bin/klab"
 # qemu-system-*: the VMs; gdb-multiarch: klab gdb (its Python runs klab's package); crash and python3-drgn:
-# klab crash / klab drgn; apt, dpkg and kmod, xz-utils: klab fetch (apt-get download, dpkg-deb, modinfo).
-runs="qemu-system-x86, qemu-system-arm, qemu-utils, gdb-multiarch, python3, crash, python3-drgn, apt, kmod, xz-utils"
+# klab crash / klab drgn, binutils: objcopy for klab crash's indexed vmlinux; apt, dpkg and kmod, xz-utils: klab
+# fetch (apt-get download, dpkg-deb, modinfo).
+runs="qemu-system-x86, qemu-system-arm, qemu-utils, gdb-multiarch, python3, crash, python3-drgn, binutils, apt, kmod, xz-utils"
 size=$(du -sk --apparent-size "$root" | cut -f1)
 
 mkdir -p "$root/DEBIAN"

@@ -62,10 +62,10 @@ warnings=$(grep '^W: ' "$work/lintian.txt" | awk '{print $3}' | sort -u | tr '\n
 [ "$errors" -eq 0 ] && ok "lintian: no errors (warnings: ${warnings:-none})" \
   || fail "lintian" "$(grep '^E: ' "$work/lintian.txt" | head -5)"
 depends=$(dpkg-deb -f "$deb" Depends)
-for d in qemu-system-x86 qemu-system-arm gdb-multiarch libvirt0 zlib1g crash; do
+for d in qemu-system-x86 qemu-system-arm gdb-multiarch libvirt0 zlib1g crash binutils; do
   [[ ", $depends," == *", $d"[\ ,]* ]] || nodep="${nodep:-} $d"
 done
-[ -z "${nodep:-}" ] && ok "Depends: names what klab runs (qemu, gdb-multiarch, libvirt0, zlib1g, crash)" \
+[ -z "${nodep:-}" ] && ok "Depends: names what klab runs (qemu, gdb-multiarch, libvirt0, zlib1g, crash, binutils)" \
   || fail "the package's Depends" "missing:$nodep in $depends"
 
 # The file system before, to compare with after dpkg -r.
