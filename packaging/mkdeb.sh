@@ -46,6 +46,8 @@ shlibs=$(cd "$tmp" && dpkg-shlibdeps -O -e"$root/usr/bin/klab" -e"$lib/libklab.s
 # klab crash / klab drgn, binutils: objcopy for klab crash's indexed vmlinux; apt, dpkg and kmod, xz-utils: klab
 # fetch (apt-get download, dpkg-deb, modinfo).
 runs="qemu-system-x86, qemu-system-arm, qemu-utils, gdb-multiarch, python3, crash, python3-drgn, binutils, apt, kmod, xz-utils"
+# binutils for the other architecture's vmlinux (klab crash's indexed copy of an arm64 vmlinux on amd64).
+case $arch in amd64) other_binutils=binutils-aarch64-linux-gnu ;; arm64) other_binutils=binutils-x86-64-linux-gnu ;; esac
 size=$(du -sk --apparent-size "$root" | cut -f1)
 
 mkdir -p "$root/DEBIAN"
@@ -56,7 +58,7 @@ Architecture: $arch
 Maintainer: klab developers <klab@example.org>
 Installed-Size: $size
 Depends: $shlibs, $runs
-Recommends: build-essential, libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients
+Recommends: build-essential, libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients${other_binutils:+, $other_binutils}
 Section: devel
 Priority: optional
 Description: QEMU + gdb kernel debug lab for arm64 and x86_64

@@ -126,6 +126,7 @@ run --plan "klab dump, drgn, crash, vtop --dump (VMCOREINFO, drgn vs /proc and g
   bash tests/integration/dump.sh x86_64
 run --plan "klab dump, drgn, crash, vtop --dump: x86_64 4-level, KASLR" bash tests/integration/dump.sh x86_64 qemu64 kaslr
 run --plan "klab dump, drgn, crash, vtop --dump: arm64" bash tests/integration/dump.sh arm64
+run --plan "klab dump, drgn, crash, vtop --dump: arm64, KASLR" bash tests/integration/dump.sh arm64 "" kaslr
 run --plan "gdb index cache and Debian source lines: x86_64" bash tests/integration/gdb_source.sh x86_64
 run --plan "gdb index cache and Debian source lines: arm64" bash tests/integration/gdb_source.sh arm64
 # The second kernel generation (Debian 12's 6.12), on x86_64 here and on both arches in make test-kernels.

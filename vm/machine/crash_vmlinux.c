@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "machine/crash_compat.h"
 #include "machine/paths.h"
+#include "machine/profile.h"
 #include "util/private_dir.h"
 #include "util/spawn.h"
 #include "util/util.h"
@@ -26,11 +27,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The vmlinux's GNU build-id in hex (what gdb names its index-cache files by), or NULL. */
-static char *build_id(int fd)
+/* The vmlinux's GNU build-id in hex (what gdb names its index-cache files by), or NULL; *machine its e_machine. */
+static char *build_id(int fd, uint16_t *machine)
 {
     elf_version(EV_CURRENT);
     Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    GElf_Ehdr eh;
+    *machine = e && gelf_getehdr(e, &eh) ? eh.e_machine : 0;
     char *hex = NULL;
     for (Elf_Scn *s = e ? elf_nextscn(e, NULL) : NULL; s && !hex; s = elf_nextscn(e, s)) {
         GElf_Shdr sh;
@@ -100,10 +103,10 @@ static int copy_file(int in, int out, off_t size)
     return 0;
 }
 
-/* vmlinux into dir/tmp: by objcopy with the index added as .gdb_index when index >= 0, else byte for byte.
- * 0, or -1 with err. */
-static int write_copy(const char *vmlinux, int in, off_t size, int index, int dir, const char *tmp, char *err,
-                      size_t errlen)
+/* vmlinux into dir/tmp: by objcopy (binutils' for the vmlinux's architecture: the host's own reads only its
+ * own) with the index added as .gdb_index when index >= 0, else byte for byte. 0, or -1 with err. */
+static int write_copy(const char *vmlinux, int in, off_t size, const char *objcopy, int index, int dir,
+                      const char *tmp, char *err, size_t errlen)
 {
     if (index < 0) {
         int out = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -117,15 +120,15 @@ static int write_copy(const char *vmlinux, int in, off_t size, int index, int di
     char *section = xasprintf(".gdb_index=/proc/self/fd/%d", index);
     char *cache = klab_cache_dir(), *out = xasprintf("%s/crash-vmlinux/%s", cache, tmp);   /* dir, checked private */
     free(cache);
-    char *const argv[] = { "objcopy", "--add-section", section, "--set-section-flags", ".gdb_index=readonly",
+    char *const argv[] = { (char *)objcopy, "--add-section", section, "--set-section-flags", ".gdb_index=readonly",
                            (char *)vmlinux, out, NULL };
     struct spawn s = { .argv = argv, .timeout_ms = 300000 };
     int rc = spawn_run(&s);
     free(section);
     free(out);
     if (rc != 0) {
-        snprintf(err, errlen, "objcopy could not add gdb's index (%s)", rc == 127 ? "objcopy not found" :
-                 rc == SPAWN_TIMEOUT ? "timed out" : "it failed");
+        snprintf(err, errlen, "%s could not add gdb's index (%s)", objcopy, rc == 127 ? "not installed: "
+                 "scripts/deps.sh installs it" : rc == SPAWN_TIMEOUT ? "timed out" : "it failed");
         return -1;
     }
     return 0;
@@ -201,15 +204,15 @@ static char *copy_name(const struct stat *st, bool index, unsigned pid_size)
 
 /* The copy at dir/name, made now (through a temporary name, renamed into place) unless it is there. 0, or -1
  * with err; *made says whether it was made now. */
-static int ensure_copy(const char *vmlinux, int in, const struct stat *st, int index, bool pid, int dir,
-                       const char *name, bool *made, char *err, size_t errlen)
+static int ensure_copy(const char *vmlinux, int in, const struct stat *st, const char *objcopy, int index, bool pid,
+                       int dir, const char *name, bool *made, char *err, size_t errlen)
 {
     struct stat have;
     *made = false;
     if (fstatat(dir, name, &have, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(have.st_mode))
         return 0;   /* the folder is private: only klab put it there, and only complete (renamed into place) */
     char *tmp = xasprintf("%s.%ld.tmp", name, (long)getpid());
-    int rc = write_copy(vmlinux, in, st->st_size, index, dir, tmp, err, errlen);
+    int rc = write_copy(vmlinux, in, st->st_size, objcopy, index, dir, tmp, err, errlen);
     if (rc == 0 && pid)
         rc = fix_pid(dir, tmp, err, errlen);
     if (rc == 0 && renameat(dir, tmp, dir, name) != 0) {
@@ -221,6 +224,36 @@ static int ensure_copy(const char *vmlinux, int in, const struct stat *st, int i
     free(tmp);
     *made = rc == 0;
     return rc;
+}
+
+/* The copy's path: with the index (index >= 0) if objcopy can add it, else with the pid fix alone when one is
+ * needed (pid_size > 0); NULL with err when neither could be made. Says in one line what crash will miss. */
+static char *crash_copy(const char *vmlinux, int in, const struct stat *st, const char *objcopy, int index,
+                        unsigned pid_size, bool *made, char *err, size_t errlen)
+{
+    int dir = copies_dir(err, errlen);
+    char *out = NULL;
+    for (int with_index = index >= 0; dir >= 0 && !out && with_index >= 0 && (with_index || pid_size); with_index--) {
+        char *name = copy_name(st, with_index, pid_size);
+        if (ensure_copy(vmlinux, in, st, objcopy, with_index ? index : -1, pid_size > 0, dir, name, made, err,
+                        errlen) == 0) {
+            char *cache = klab_cache_dir(), *sub = path_join(cache, "crash-vmlinux");
+            out = path_join(sub, name);
+            free(cache);
+            free(sub);
+            if (*made && with_index)
+                klab_info("crash: a copy of %s with gdb's index of its DWARF, so crash's gdb does not read all of "
+                          "it at each start%s: %s", vmlinux, pid_size ? ", and struct pid's size for this crash" : "",
+                          out);
+        } else if (with_index) {
+            klab_info("crash: reads %s%s without gdb's index, so its gdb reads all the DWARF at each start (%s)",
+                      pid_size ? "a copy of " : "", vmlinux, err);
+        }
+        free(name);
+    }
+    if (dir >= 0)
+        close(dir);
+    return out;
 }
 
 char *crash_vmlinux(const char *vmlinux, const char *crash_binary)
@@ -240,25 +273,15 @@ char *crash_vmlinux(const char *vmlinux, const char *crash_binary)
     long fixes = v >= 80006 ? 0 : !offs ? -1 : crash_pid_size_fixes(in, offs, MAX_FIXES, &old_size, &new_size, err,
                                                                       sizeof err);
     free(offs);
-    char *id = build_id(in);
-    int index = id ? gdb_index_open(vmlinux, id) : -1;
+    uint16_t machine;
+    char *id = build_id(in, &machine);
+    const struct machine_profile *p = profile_for_elf_machine(machine);
+    int index = id && p ? gdb_index_open(vmlinux, id) : -1;   /* another architecture: crash says so */
     free(id);
-    char *out = NULL, *name = NULL;
     bool made = false;
-    int dir = fixes < 0 || (index < 0 && fixes == 0) ? -1 : copies_dir(err, sizeof err);
-    if (dir >= 0) {
-        name = copy_name(&st, index >= 0, fixes > 0 ? new_size : 0);
-        if (ensure_copy(vmlinux, in, &st, index, fixes > 0, dir, name, &made, err, sizeof err) == 0) {
-            char *cache = klab_cache_dir(), *sub = path_join(cache, "crash-vmlinux");
-            out = path_join(sub, name);
-            free(cache);
-            free(sub);
-        }
-        close(dir);
-    }
-    if (made && index >= 0)
-        klab_info("crash: a copy of %s with gdb's index of its DWARF, so crash's gdb does not read all of it at "
-                  "each start%s: %s", vmlinux, fixes > 0 ? ", and struct pid's size for this crash" : "", out);
+    char *out = fixes < 0 || (index < 0 && fixes == 0) ? NULL :
+                crash_copy(vmlinux, in, &st, p ? p->objcopy : "objcopy", index, fixes > 0 ? new_size : 0, &made, err,
+                           sizeof err);
     if (made && fixes > 0)
         klab_info("crash: %s's struct pid ends in numbers[] (v6.5's b69f0aeb0689): crash %u.%u.%u reads a copy "
                   "whose DWARF counts one upid (%u -> %u bytes): %s", vmlinux, v / 10000, v / 100 % 100, v % 100,
@@ -268,6 +291,5 @@ char *crash_vmlinux(const char *vmlinux, const char *crash_binary)
     if (index >= 0)
         close(index);
     close(in);
-    free(name);
     return out ? out : strdup(vmlinux);
 }

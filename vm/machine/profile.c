@@ -53,6 +53,7 @@ static const struct machine_profile x86_64_profile = {
     .libvirt_features = "<acpi/>",
     .image_name = "bzImage",
     .cc = "x86_64-linux-gnu-gcc",
+    .objcopy = "x86_64-linux-gnu-objcopy",
     .cpu_page_shifts = 1u << 12,
     .full_cpu = "max",
     /* The PVH entry (arch/x86/platform/pvh/enlighten.c) skips the decompressor: under TCG, running zstd over
@@ -82,6 +83,7 @@ static const struct machine_profile arm64_profile = {
     .libvirt_features = "<gic version='3'/>",
     .image_name = "arm64 Image",
     .cc = "aarch64-linux-gnu-gcc",
+    .objcopy = "aarch64-linux-gnu-objcopy",   /* binutils-aarch64-linux-gnu, with gcc-aarch64-linux-gnu */
     /* Cortex-A57 implements the 4K and 64K granules only (ID_AA64MMFR0_EL1.TGran16 = 0): a 16K-page kernel
      * would wait forever in __no_granule_support. QEMU's max CPU has all three. */
     .cpu_page_shifts = 1u << 12 | 1u << 16,

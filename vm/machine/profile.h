@@ -38,6 +38,7 @@ struct machine_profile {
     const char *libvirt_features;/* libvirt's <features> */
     const char *image_name;      /* what `klab inspect` calls its kernel image */
     const char *cc;              /* a C compiler for its user space (a task's static test program) */
+    const char *objcopy;         /* binutils' objcopy for its ELF files, on any host (klab crash's vmlinux) */
     unsigned cpu_page_shifts;    /* bit N set: the default CPU has the 2^N-byte granule */
     const char *full_cpu;        /* the CPU to use when the default lacks the kernel's granule */
     bool pvh_boot;               /* QEMU boots the vmlinux by its PVH entry (elf_pvh_entry) when it has one */
