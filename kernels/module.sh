@@ -113,7 +113,7 @@ if [ "${KLAB_PROBE_CACHE:-1}" != 0 ]; then
   # The kernel's Makefile may name a versioned compiler (Debian's headers: CC = gcc-12): every
   # ${cross}gcc-N beside ${cross}gcc is part of the stamp, so installing or upgrading one starts afresh.
   gcc_path=$(command -v "${cross}gcc" || echo "/usr/bin/${cross}gcc")
-  stamp="toolchain $(stat -L -c '%n:%s:%Y' "$gcc_path" "${gcc_path%/*}/${cross}"gcc-[0-9]* \
+  stamp="# toolchain $(stat -L -c '%n:%s:%Y' "$gcc_path" "${gcc_path%/*}/${cross}"gcc-[0-9]* \
     "$(command -v "${cross}as")" "$(command -v "${cross}ld")" 2>/dev/null | tr '\n' ' ')"
   db=$out/.probes
   # The cache is this user's own regular file that no one else can write, or it is made again: a link, a
