@@ -55,6 +55,13 @@ one_loop() {
     && ! section reset | awk '$1 ~ /^1(\.[0-9]+)?$/' | grep -q ' 0x[0-9a-f]' \
     && ok "$arch: $label: the old module's symbols are gone: break hello_open is pending again" \
     || fail "$arch: $label: pending after reset" "$(section reset | grep -A2 '^Num')"
+  # A restored VM pauses for gdb with its first CPU in kernel code (QEMU's arm64 stub cannot read the kernel from
+  # a stop in user code): gdb's own $pc at the reattach is a kernel address (its top bit set).
+  if [ "$label" = snapshot ]; then
+    pc=$(section reset | sed -n 's/.*gdb attached again at pc 0x\([0-9a-f]*\).*/\1/p' | head -1)
+    [ -n "$pc" ] && [ "${#pc}" -eq 16 ] && [ $((0x${pc:0:1} >= 8)) = 1 ] \
+      && ok "$arch: $label: paused for gdb in kernel code (pc 0x$pc)" || fail "$arch: $label: paused in user code" "pc 0x${pc:-?}"
+  fi
   # klab's reads after the reset are of the new machine (a cache of the old one's RAM file would still show
   # the cat stopped in hello_open): cat is in the first machine's task list, not in the restarted one's
   if [ "$label" = snapshot ]; then

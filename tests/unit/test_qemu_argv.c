@@ -161,6 +161,23 @@ static void test_ram_layouts(void)
     CHECK(profile_find("amd64") == x86);
 }
 
+/* Whether a stop is in user code, from QEMU 7.2's own `info registers` lines (as printed by a klab VM's monitor:
+ * an idle x86 CPU in the kernel, an arm64 one in cpu_do_idle, and the same CPUs in busybox). */
+static void test_hmp_user_mode(void)
+{
+    const struct machine_profile *x86 = profile_find("x86_64"), *arm = profile_find("arm64");
+    CHECK(!x86->hmp_user_mode("CPU#0\nRIP=ffffffff81a17a0b RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1\n"
+                              "CS =0010 0000000000000000 ffffffff 00af9b00 DPL=0 CS64 [-RA]\n"));
+    CHECK(x86->hmp_user_mode("CPU#0\nRIP=000000000044c29c RFL=00000202 [-------] CPL=3 II=0 A20=1 SMM=0 HLT=0\n"
+                             "CS =0033 0000000000000000 ffffffff 00a0fb00 DPL=3 CS64 [-RA]\n"));
+    CHECK(!arm->hmp_user_mode("CPU#0\n X29=ffff800009813d50 X30=ffff800008baf514  SP=ffff800009813d50\n"
+                              "PSTATE=400000c5 -Z-- EL1h     FPCR=00000000 FPSR=00000000\n"));
+    CHECK(arm->hmp_user_mode("CPU#0\n X29=0000ffffd2f0a8a0 X30=000000000044c1f0  SP=0000ffffd2f0a8a0\n"
+                             "PSTATE=80000000 N--- EL0t     FPCR=00000000 FPSR=00000000\n"));
+    CHECK(!arm->hmp_user_mode("PSTATE=80000000 N---\nQ00=EL0"));   /* no level on the PSTATE line: not claimed */
+    CHECK(!x86->hmp_user_mode(NULL) && !arm->hmp_user_mode(NULL) && !arm->hmp_user_mode(""));
+}
+
 /* --swap: one raw virtio-blk disk with klab's serial (the guest's hook finds it by that), nothing without it. */
 static void test_swap_disk(void)
 {
@@ -235,6 +252,7 @@ int main(void)
     RUN(test_shell_quoting);
     RUN(test_vmcoreinfo_device);
     RUN(test_ram_layouts);
+    RUN(test_hmp_user_mode);
     RUN(test_swap_disk);
     RUN(test_record_replay);
     return CHECK_DONE();

@@ -251,12 +251,28 @@ static bool files_pending(const struct boot_plan *p)
     return p->req.file_channel && (p->ndeliver_adds || p->ndeliver_runs);
 }
 
-/* The files are in: a VM that is to wait for gdb pauses before its --run commands. */
+/* The files are in: a VM that is to wait for gdb pauses before its --run commands, with its first CPU (the one
+ * gdb is shown first) in kernel code: from a stop in user code QEMU's arm64 stub cannot read the kernel (it
+ * reads with EL0's permissions), and gdb's first frame would be user code. The agent answered just before it
+ * blocks in read(2), so a stop in user code is a few instructions early (seen on a loaded host): the VM runs
+ * on for a moment and stops again, 100 times at most. */
 static int pause_for_gdb(void *ctx)
 {
-    char *mon = path_join(ctx, "monitor.sock"), *out = monitor_command(mon, "stop", 5000);
-    int rc = out ? 1 : -1;
-    free(out);
+    const struct boot_plan *p = ctx;
+    char *mon = path_join(p->rs.dir, "monitor.sock");
+    int rc = -1;
+    for (int i = 0; i < 100; i++) {
+        char *out = monitor_command(mon, "stop", 5000), *regs = NULL;
+        rc = out ? 1 : -1;
+        bool user = out && p->req.profile->hmp_user_mode &&
+                    p->req.profile->hmp_user_mode(regs = monitor_command(mon, "info registers", 5000));
+        free(out);
+        free(regs);
+        if (!user)
+            break;
+        free(monitor_command(mon, "cont", 5000));
+        sleep_ms(2);
+    }
     free(mon);
     return rc;
 }
@@ -266,7 +282,7 @@ static int pause_for_gdb(void *ctx)
 static int deliver_files(const struct boot_plan *p, pid_t pid)
 {
     char err[512];
-    struct file_channel_hooks h = { p->req.wait_for_gdb ? pause_for_gdb : NULL, (void *)p->rs.dir };
+    struct file_channel_hooks h = { p->req.wait_for_gdb ? pause_for_gdb : NULL, (void *)p };
     /* klab reset --build: the files once the build is done. Meanwhile an empty exchange runs the guest's agent
      * once, so that its dd and cpio are translated (TCG) before the files come, not after. */
     if (reset_hold_present(p->rs.dir))

@@ -30,6 +30,23 @@ static const char *const x86_64_regs[] = { "rip", "rsp", "cr0", "cr3", "cr4", "e
 static const char *const arm64_regs[] = { "pc", "sp", "cpsr", "SP_EL0", "TPIDR_EL1", "VBAR", "TTBR0_EL1",
                                           "TTBR1_EL1", "TCR_EL1", NULL };
 
+/* QEMU's x86 register dump (target/i386/cpu-dump.c) says "CPL=N": the privilege level, 3 in user code. */
+static bool x86_hmp_user_mode(const char *regs)
+{
+    const char *at = regs ? strstr(regs, "CPL=") : NULL;
+    return at && at[4] == '3';
+}
+
+/* QEMU's AArch64 register dump (target/arm/cpu.c, aarch64_cpu_dump_state) ends its PSTATE line with the
+ * exception level, "EL0t" in user code (Arm ARM D1.4: PSTATE.EL). */
+static bool arm64_hmp_user_mode(const char *regs)
+{
+    const char *at = regs ? strstr(regs, "PSTATE=") : NULL;
+    const char *el = at ? strstr(at, "EL") : NULL;
+    const char *eol = at ? strchr(at, '\n') : NULL;
+    return el && (!eol || el < eol) && el[2] == '0';
+}
+
 static const struct machine_profile x86_64_profile = {
     .arch = "x86_64",
     .aliases = { "x86", "amd64", "x86-64", NULL },
@@ -59,6 +76,7 @@ static const struct machine_profile x86_64_profile = {
     /* The PVH entry (arch/x86/platform/pvh/enlighten.c) skips the decompressor: under TCG, running zstd over
      * Debian 6.12's 11 MB image took a second before start_kernel. arm64 Images are not self-decompressing. */
     .pvh_boot = true,
+    .hmp_user_mode = x86_hmp_user_mode,
     .ram_layout = x86_pc_ram_layout,
 };
 
@@ -88,6 +106,7 @@ static const struct machine_profile arm64_profile = {
      * would wait forever in __no_granule_support. QEMU's max CPU has all three. */
     .cpu_page_shifts = 1u << 12 | 1u << 16,
     .full_cpu = "max",
+    .hmp_user_mode = arm64_hmp_user_mode,
     .ram_layout = arm_virt_ram_layout,
 };
 

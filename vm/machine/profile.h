@@ -42,6 +42,9 @@ struct machine_profile {
     unsigned cpu_page_shifts;    /* bit N set: the default CPU has the 2^N-byte granule */
     const char *full_cpu;        /* the CPU to use when the default lacks the kernel's granule */
     bool pvh_boot;               /* QEMU boots the vmlinux by its PVH entry (elf_pvh_entry) when it has one */
+    /* Whether the CPU in QEMU's `info registers` text runs user code (x86 CPL 3, arm64 EL0): QEMU's arm64 stub
+     * reads memory with that CPU's permissions, so gdb cannot read the kernel from such a stop. */
+    bool (*hmp_user_mode)(const char *info_registers);
     /* Guest RAM layout for a RAM size; returns the number of regions. */
     size_t (*ram_layout)(uint64_t ram_size, struct ram_region out[MAX_RAM_REGIONS]);
 };
