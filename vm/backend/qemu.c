@@ -268,7 +268,7 @@ static int pause_for_gdb(void *ctx)
                     p->req.profile->hmp_user_mode(regs = monitor_command(mon, "info registers", 5000));
         free(out);
         free(regs);
-        if (!user)
+        if (!user || i == 99)   /* the last try stays stopped wherever it is */
             break;
         free(monitor_command(mon, "cont", 5000));
         sleep_ms(2);
