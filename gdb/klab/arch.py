@@ -11,6 +11,11 @@ from klab import lib
 
 class X86_64:
     name = "x86_64"
+    # How far above the stack pointer the IRQ stack saved an exception's pt_regs may lie: the C handler's
+    # own frame (a few saved registers) sits between them.
+    exception_search = 512
+    # gdb's names of the pc and sp, and crash's label for an exception's pc
+    pc_register, sp_register, pc_label = "rip", "rsp", "RIP"
     # do_init_module(struct module *mod): SysV AMD64 passes the first argument in rdi.
     first_arg_reg = "rdi"
 
@@ -91,9 +96,56 @@ class X86_64:
         size = kernel.lookup_type("struct irq_stack", what).sizeof
         return ((top + 8 - size) & lib.MASK64, size) if top else None
 
+    @staticmethod
+    def irq_stack_exit(stack, frame, kernel, what):
+        """How to leave the IRQ stack from its last frame gdb found: ("search", sp) when the interrupt's
+        pt_regs lie just above sp on the stack the CPU left, ("caller", registers) when the caller's
+        registers are known. call_on_irqstack (arch/x86/include/asm/irq_stack.h) stores the old rsp in the
+        IRQ stack's top word, the one hardirq_stack_ptr points to, before it switches."""
+        base, size = stack
+        return "search", kernel.kread_u64(base + size - 8, what, "the IRQ stack's saved stack pointer")
+
+    # struct pt_regs member (arch/x86/include/asm/ptrace.h) -> gdb's register (the 64-bit ones: unwinding
+    # needs no flags)
+    _PT_REGS = (("r15", "r15"), ("r14", "r14"), ("r13", "r13"), ("r12", "r12"), ("bp", "rbp"), ("bx", "rbx"),
+                ("r11", "r11"), ("r10", "r10"), ("r9", "r9"), ("r8", "r8"), ("ax", "rax"), ("cx", "rcx"),
+                ("dx", "rdx"), ("si", "rsi"), ("di", "rdi"), ("ip", "rip"), ("sp", "rsp"))
+    _KERNEL_CS = 0x10   # GDT_ENTRY_KERNEL_CS * 8, arch/x86/include/asm/segment.h
+
+    @staticmethod
+    def exception_frame(p, word, entry_text, kernel, what):
+        """The registers an interrupt or exception entry saved as struct pt_regs at p, as
+        (gdb registers, in user mode, pc, sp), or None when p is not such a frame. word(a) is the stack's word
+        at a. arch/x86/entry/entry_64.S idtentry: the entry code builds pt_regs on the stack and calls the C
+        handler with rsp at it, so the word below it is a return address into .entry.text. The CPU pushed
+        ss, rsp, rflags (bit 1 always set, SDM Vol. 1 3.4.3), cs, rip (SDM Vol. 3A 6.14.2: in 64-bit mode
+        always, also from CPL 0)."""
+        ret = word(p - 8)
+        if ret is None or not entry_text(ret):
+            return None
+        off = {m: kernel.field_offset("struct pt_regs", m, what) for m in ("cs", "flags", "sp", "ip")}
+        cs, flags, sp, ip = (word(p + off[m]) for m in ("cs", "flags", "sp", "ip"))
+        if None in (cs, flags, sp, ip) or not flags & 2 or flags >> 22:
+            return None
+        cs &= 0xffff
+        if cs & 3 == 3:
+            return {}, True, ip, sp
+        if cs != X86_64._KERNEL_CS or not p < sp < p + kernel.thread_size(what) or ip >> 63 == 0:
+            return None
+        regs = {}
+        for member, reg in X86_64._PT_REGS:
+            v = word(p + kernel.field_offset("struct pt_regs", member, what))
+            if v is None:
+                return None
+            regs[reg] = v
+        return regs, False, ip, sp
+
 
 class Arm64:
     name = "arm64"
+    # An exception's pt_regs is exactly at its vector's frame (exception_frame): nothing to search for.
+    exception_search = 0
+    pc_register, sp_register, pc_label = "pc", "sp", "PC"
     # do_init_module(struct module *mod): AAPCS64 passes the first argument in x0.
     first_arg_reg = "x0"
 
@@ -160,6 +212,47 @@ class Arm64:
         base = kernel.kread_u64(kernel.per_cpu_address("irq_stack_ptr", cpu, what), what,
                                 "CPU %d's irq_stack_ptr" % cpu)
         return (base, kernel.thread_size(what)) if base else None
+
+    @staticmethod
+    def irq_stack_exit(stack, frame, kernel, what):
+        """How to leave the IRQ stack from its last frame gdb found (see X86_64): call_on_irq_stack
+        (arch/arm64/kernel/entry.S) pushes a frame record {x29, x30} on the task's stack and points x29 at it
+        before it moves sp to the IRQ stack; the handler's frame record links to it, so in call_on_irq_stack's
+        frame x29 is that record: the caller's x29 and return address, and its sp just above the record."""
+        fp = int(frame.read_register("x29")) & lib.MASK64
+        if not fp:
+            return None
+        record = kernel.kread(fp, 16, what, "call_on_irq_stack's frame record")
+        x29, lr = int.from_bytes(record[:8], "little"), int.from_bytes(record[8:], "little")
+        return "caller", {"x29": x29, "x30": lr, "pc": lr, "sp": fp + 16}
+
+    @staticmethod
+    def exception_frame(p, word, entry_text, kernel, what):
+        """The registers an exception entry saved as struct pt_regs at p, as (gdb registers, in user mode,
+        pc, sp), or None. arch/arm64/kernel/entry.S kernel_entry: the vector takes PT_REGS_SIZE off sp, saves
+        x0-x30, sp, elr (pc) and spsr (pstate) there, and for an exception from EL1 links a frame record
+        {x29, elr} at regs->stackframe; the handler is called with sp = x0 = regs. PSTATE.M[3:2] is the EL
+        it came from (Arm ARM C5.2.19 SPSR_EL1)."""
+        off = {m: kernel.field_offset("struct pt_regs", m, what) for m in ("regs", "sp", "pc", "pstate",
+                                                                           "stackframe")}
+        sp, pc, pstate = word(p + off["sp"]), word(p + off["pc"]), word(p + off["pstate"])
+        if None in (sp, pc, pstate) or pstate >> 32:
+            return None
+        record = (word(p + off["stackframe"]), word(p + off["stackframe"] + 8))
+        if (pstate >> 2) & 3 == 0:   # from EL0: the frame record is zeroed, the chain's end
+            return ({}, True, pc, sp) if record == (0, 0) and pc >> 63 == 0 else None
+        if (pstate >> 2) & 3 != 1 or not p < sp < p + kernel.thread_size(what) or pc >> 63 == 0:
+            return None
+        regs = {}
+        for n in range(31):
+            v = word(p + off["regs"] + 8 * n)
+            if v is None:
+                return None
+            regs["x%d" % n] = v
+        if record != (regs["x29"], pc):
+            return None
+        regs.update(sp=sp, pc=pc)
+        return regs, False, pc, sp
 
 
 _BY_NAME = {cls.name: cls for cls in (X86_64, Arm64)}

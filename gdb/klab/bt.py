@@ -21,33 +21,43 @@ class _FrameId:
         self.sp, self.pc = sp, pc
 
 
-class _SavedContext(gdb.unwinder.Unwinder):
-    """While `regs` is set: the CPU's innermost real frame (the one whose sp and pc are the CPU's registers;
-    inline frames gdb shows above it share them) unwinds to those registers, i.e. to the task's own frame.
-    `level` records that frame's level, so the task's frames are the ones after it."""
+class _KnownCallers(gdb.unwinder.Unwinder):
+    """Frames whose caller klab knows and gdb's DWARF unwinder cannot find: {(sp, pc) of a real frame (inline
+    frames gdb shows above it share them): the caller's registers}. Two kinds, both set only while klab bt
+    walks: the CPU's innermost frame, whose caller is a sleeping task's saved context (backtrace), and the
+    last frame before an interrupt or exception entry, whose caller is the context its pt_regs saved
+    (_cross). `levels` records the level each was found at."""
 
     def __init__(self):
         super().__init__("klab-task-context")
-        self.regs = self.cpu = self.level = None
+        self.callers, self.levels = {}, {}
 
     def __call__(self, pending_frame):
-        if self.regs is None:
+        if not self.callers:
             return None
         a = pending_frame.architecture().name()
         sp_name, pc_name = ("sp", "pc") if "aarch64" in a else ("rsp", "rip")
         sp, pc = pending_frame.read_register(sp_name), pending_frame.read_register(pc_name)
-        if (int(sp) & kernel.MASK64, int(pc) & kernel.MASK64) != self.cpu:
+        key = (int(sp) & kernel.MASK64, int(pc) & kernel.MASK64)
+        regs = self.callers.get(key)
+        if regs is None:
             return None
-        self.level = pending_frame.level()
+        self.levels[key] = pending_frame.level()
         info = pending_frame.create_unwind_info(_FrameId(sp, pc))
         u64 = gdb.lookup_type("unsigned long")
-        for name, value in self.regs.items():
+        for name, value in regs.items():
             info.add_saved_register(name, gdb.Value(value).cast(u64))
         return info
 
+    def clear(self):
+        self.callers, self.levels = {}, {}
 
-_UNWINDER = _SavedContext()
+
+_UNWINDER = _KnownCallers()
 gdb.unwinder.register_unwinder(None, _UNWINDER, replace=True)
+# An interrupt can stop a CPU in the middle of a stack of them (an IRQ over a softirq over a task, an
+# exception in an interrupt): as many crossings as that, and no more.
+_MAX_CROSSINGS = 4
 
 
 class _FastUnwind:
@@ -68,6 +78,22 @@ class _FastUnwind:
         trust, line = self.saved
         gdb.execute("set trust-readonly-sections %s" % ("on" if trust else "off"), to_string=True)
         gdb.execute("set dcache line-size %d" % line, to_string=True)
+
+
+class _CodeFromMemory:
+    """trust-readonly-sections off for the length of one running CPU's walk. The CPU stopped at any pc, and
+    the kernel patches its own text at boot (arm64: ftrace's patchable entries, alternatives, jump labels):
+    gdb's checks of the code around a frame's pc must read what the CPU runs. Seen on Debian's arm64 6.1
+    stopped at hrtimer_interrupt's entry: with vmlinux's bytes the walk left the IRQ stack at a garbage pc
+    (0xd503201fd503201f, two NOPs)."""
+
+    def __enter__(self):
+        self.saved = gdb.parameter("trust-readonly-sections")
+        gdb.execute("set trust-readonly-sections off", to_string=True)
+        return self
+
+    def __exit__(self, *exc):
+        gdb.execute("set trust-readonly-sections %s" % ("on" if self.saved else "off"), to_string=True)
 
 
 def saved_context(task, what):
@@ -107,30 +133,147 @@ def _module_code(pc, what):
     return "?? [%s]" % where[0] if where else None
 
 
-def _frames(what):
-    """[(sp, pc, name)] from gdb's frames: the task's (after our frame 0) or the CPU's own."""
-    out = []
+def _entry_text():
+    """[start, end) of .entry.text, the kernel's exception and interrupt entry code (include/asm-generic/
+    sections.h __entry_text_start; both arches put their vectors there), or None."""
+    def compute():
+        try:
+            return tuple(int(gdb.parse_and_eval("(unsigned long)&%s" % n)) & kernel.MASK64
+                         for n in ("__entry_text_start", "__entry_text_end"))
+        except gdb.error:
+            return None
+    return kernel.per_stop("entry text", compute)
+
+
+def _in_entry_text(pc):
+    r = _entry_text()
+    return r is not None and r[0] <= pc < r[1]
+
+
+def _walk(what, skip):
+    """One pass of gdb's frames, from the newest: ([(sp, pc, name) or a line of text], the last real frame's
+    (sp, pc) as gdb has it and that gdb.Frame, or None). A frame past the (sp, pc) `skip` was found at is the task's (backtrace).
+    The walk ends where gdb's does, at a name gdb cannot give, or at entry code, whose frames gdb can only
+    guess (it has no call-frame information): _cross goes on from there."""
+    out, last, last_frame, pending_pc = [], None, None, None
     f = gdb.newest_frame()
-    if _UNWINDER.regs is not None:
-        while f is not None and (_UNWINDER.level is None or f.level() <= _UNWINDER.level):
+    if skip is not None:
+        while f is not None and (_UNWINDER.levels.get(skip) is None or f.level() <= _UNWINDER.levels[skip]):
             f = f.older()
     while f is not None and len(out) < _MAX_FRAMES:
         try:
             sp = int(f.read_register("sp")) & kernel.MASK64
         except gdb.error:
             sp = 0
-        pc = f.pc() & kernel.MASK64
+        raw = f.pc() & kernel.MASK64
+        # A frame an exception interrupted was given to gdb at pc + 1 (_cross): shown at its own pc
+        pc = raw - 1 if (sp, raw) == pending_pc else raw
         name = f.name() if f.function() is not None else _text_symbol(pc) or _module_code(pc, what)
         if name is None:
             break   # past the kernel's frames: the user registers an entry saved, or the end of the stack
         out.append((sp, pc, name))
-        if name.startswith("?? ["):
+        if f.type() != gdb.INLINE_FRAME:
+            last, last_frame = (sp, raw), f
+            for line in _MARKS.get(last, ()):
+                out.append(line)
+            if last in _MARKS:
+                pending_pc = _INTERRUPTED.get(last)
+        if name.startswith("?? [") or (f.type() != gdb.INLINE_FRAME and _in_entry_text(pc)
+                                        and last not in _UNWINDER.callers):
             break
         try:
             f = f.older()
         except gdb.error:
             break
+    return out, last, last_frame
+
+
+# Lines to print after a frame klab crossed from, and the (sp, pc + 1) gdb was given for the frame the
+# exception interrupted; both keyed like _UNWINDER.callers and cleared with it.
+_MARKS, _INTERRUPTED = {}, {}
+
+
+def _cross(last, frame, cpu, what):
+    """Where the unwind ended at `last` (sp, pc) in gdb's `frame`: the context it came from, when `last` is on
+    the CPU's IRQ stack (arch.irq_stack_exit) or in entry code over a struct pt_regs (arch.exception_frame).
+    Returns (the caller's registers for gdb, or None at user space; the lines to print; whether the caller's
+    pc is where an exception hit rather than a return address), or None."""
+    a = arch.current()
+    sp, pc = last
+    start, lines = None, []
+    stack = a.irq_stack(cpu, kernel, what) if cpu is not None else None
+    if stack and stack[0] <= sp <= stack[0] + stack[1]:
+        lines.append("--- <IRQ stack> ---")
+        how = a.irq_stack_exit(stack, frame, kernel, what)
+        if how is None:
+            return None
+        if how[0] == "caller":
+            return how[1], lines, False
+        start = how[1]
+    elif _in_entry_text(pc):
+        start = sp
+    if not start:
+        return None
+    size = kernel.lookup_type("struct pt_regs", what).sizeof
+    lo, hi = start - 8, start + a.exception_search + size
+    try:
+        buf = kernel.kread(lo, hi - lo, what, "the stack above %x" % start)
+    except gdb.GdbError:
+        # the top of a vmap'ed stack is followed by a guard page: read to the end of start's page only
+        hi = (start | 0xfff) + 1
+        try:
+            buf = kernel.kread(lo, hi - lo, what, "the stack above %x" % start)
+        except gdb.GdbError:
+            return None
+
+    def word(addr):
+        if not lo <= addr <= hi - 8:
+            return None
+        return int.from_bytes(buf[addr - lo:addr - lo + 8], "little")
+
+    for p in range(start, start + a.exception_search + 1, 8):
+        found = a.exception_frame(p, word, _in_entry_text, kernel, what)
+        if found is None:
+            continue
+        regs, user, epc, esp = found
+        if user:
+            lines.append("    [user space: %s %016x  SP %016x  (pt_regs at %x)]" % (a.pc_label, epc, esp, p))
+            return None, lines, False
+        lines.append("    [exception %s: %s  (pt_regs at %x)]" % (a.pc_label, _text_symbol(epc) or "%x" % epc, p))
+        # gdb takes a caller's pc for a return address and looks its code up at pc - 1: given pc + 1, it
+        # finds the function and the call-frame row of the very instruction the exception interrupted.
+        regs[a.pc_register] = epc + 1
+        return regs, lines, True
+    return None
+
+
+def _frames(what, cpu=None, skip=None):
+    """[(sp, pc, name) or a line of text] from gdb's frames (the task's, after `skip`, or the CPU's own),
+    going on past each interrupt or exception entry to the context it interrupted."""
+    out = []
+    for _ in range(_MAX_CROSSINGS + 1):
+        out, last, frame = _walk(what, skip)
+        if last is None or last in _MARKS or len(out) >= _MAX_FRAMES:
+            return out
+        crossing = _cross(last, frame, cpu, what)
+        if crossing is None:
+            return out
+        regs, lines, exact = crossing
+        _MARKS[last] = lines
+        if regs is None:
+            return out + lines
+        _UNWINDER.callers[last] = regs
+        if exact:   # the frame an exception interrupted: its pc is where it hit, not a return address
+            _INTERRUPTED[last] = (regs[arch.current().sp_register], regs[arch.current().pc_register])
+        gdb.invalidate_cached_frames()
     return out
+
+
+def _forget_crossings():
+    _UNWINDER.clear()
+    _MARKS.clear()
+    _INTERRUPTED.clear()
+    gdb.invalidate_cached_frames()
 
 
 def _kernel_cpu(what):
@@ -168,35 +311,37 @@ def _header_facts(addr, what):
 
 
 def backtrace(task, what, on_cpu=None):
-    """(header, [(sp, pc, name)], note) of a task; on_cpu is running() when the caller has it."""
+    """(header, [(sp, pc, name) or a line of text], note) of a task; on_cpu is running() when the caller has
+    it."""
     addr = int(task.address) & kernel.MASK64
     cpu = (on_cpu if on_cpu is not None else running(what)).get(addr)
     header = "PID: %-7d  TASK: %x  CPU: %-3d  COMMAND: \"%s\"" % (_header_facts(addr, what))
     if cpu is not None:
         previous = kernel.select_cpu(cpu, what)
         try:
-            gdb.invalidate_cached_frames()
+            _forget_crossings()
             user, mode = kernel.cpu_mode()
             if user:
                 # user code has no kernel symbols, and its stack is the process's own: say where it is
                 f = gdb.newest_frame()
                 frames = [(int(f.read_register("sp")) & kernel.MASK64, f.pc() & kernel.MASK64, "(user code)")]
                 return header, frames, "running on CPU %d (%s): in user code, not in the kernel" % (cpu, mode)
-            return header, _frames(what), "running on CPU %d (%s)" % (cpu, mode)
+            with _CodeFromMemory():
+                return header, _frames(what, cpu), "running on CPU %d (%s)" % (cpu, mode)
         finally:
+            _forget_crossings()
             previous.switch()
     previous = kernel.select_cpu(_kernel_cpu(what), what)
     regs = saved_context(task, what)
-    gdb.invalidate_cached_frames()
+    _forget_crossings()
     f0 = gdb.newest_frame()
-    _UNWINDER.cpu = (int(f0.read_register("sp")) & kernel.MASK64, f0.pc() & kernel.MASK64)
-    _UNWINDER.regs, _UNWINDER.level = regs, None
+    key = (int(f0.read_register("sp")) & kernel.MASK64, f0.pc() & kernel.MASK64)
+    _UNWINDER.callers[key] = regs
     try:
         gdb.invalidate_cached_frames()
-        return header, _frames(what), None
+        return header, _frames(what, None, key), None
     finally:
-        _UNWINDER.regs = None
-        gdb.invalidate_cached_frames()
+        _forget_crossings()
         previous.switch()
 
 
@@ -205,8 +350,14 @@ def print_backtrace(task, what, on_cpu=None):
     gdb.write(header + "\n")
     if note:
         gdb.write("    (%s)\n" % note)
-    for n, (sp, pc, name) in enumerate(frames):
+    n = 0
+    for frame in frames:
+        if isinstance(frame, str):
+            gdb.write(frame + "\n")
+            continue
+        sp, pc, name = frame
         gdb.write("%s#%d [%x] %s at %x\n" % (" " if n < 10 else "", n, sp, name, pc))
+        n += 1
     if not frames:
         gdb.write("    (no frames)\n")
 
@@ -229,8 +380,11 @@ Usage: klab bt [PID | TASK]     (default: the task running on the selected CPU)
        klab bt --all            every task
 A task on a CPU is that CPU's own frames. Any other task is unwound from what the scheduler saved when it
 switched away (x86_64 thread.sp -> inactive_task_frame, arm64 thread.cpu_context), by gdb's DWARF
-unwinder. Lines: #N [stack pointer] function at pc. The guest is not changed: afterwards bt, info registers
-and continue see the CPU as before."""
+unwinder. Lines: #N [stack pointer] function at pc. Past an interrupt or exception the walk goes on as
+crash's does: "--- <IRQ stack> ---" where it leaves a CPU's IRQ stack, "[exception RIP|PC: ...  (pt_regs at
+...)]" where it crosses the registers the entry code saved, "[user space: ...]" where the kernel was entered
+from user space. The guest is not changed: afterwards bt, info registers and continue see the CPU as
+before."""
 
     OPTIONS = ("--all",)
 

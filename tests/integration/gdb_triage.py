@@ -10,7 +10,7 @@ import sys
 import gdb
 
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "integration"))
-from gdb_checks import check, console, ev, expect_error, fail, gva2gpa, ok, run  # noqa: E402
+from gdb_checks import ARCH, check, console, ev, expect_error, fail, gva2gpa, ok, run  # noqa: E402
 
 LOG = console()
 SOFTLOCKUP = os.environ.get("KLAB_TEST_SOFTLOCKUP") == "1"
@@ -110,6 +110,47 @@ def check_bt():
     check("klab bt --all: one header per task of klab ps (%d)" % tasks, out.count("\nPID: ") + 1 == tasks, out[:200])
     expect_error("klab bt 99999")
     expect_error("klab bt --nosuch")
+
+
+def check_irq():
+    """Stopped inside the timer interrupt (hrtimer_interrupt, on the IRQ stack): klab bt of that CPU's task
+    leaves the IRQ stack, reads the interrupt's pt_regs and goes on in the code the interrupt hit, as crash's
+    bt does. The truth for the pt_regs: x86, the `regs` argument gdb itself finds (DWARF) in the frame of
+    sysvec_apic_timer_interrupt; arm64, ELR_EL1, the CPU's own exception return address."""
+    run("hbreak hrtimer_interrupt")
+    try:
+        run("continue")
+    finally:
+        run("delete")
+    out = run("klab bt")
+    # x86 finds the pt_regs at once from the IRQ stack; arm64 leaves it through call_on_irq_stack's frame
+    # record and meets the pt_regs at the vector (el1h_64_irq)
+    irq = out.find("\n--- <IRQ stack> ---\n")
+    m = re.compile(r"^    \[(exception|user space)[^\]]*\(pt_regs at ([0-9a-f]+)\)\]$", re.M).search(out, max(irq, 0))
+    if not check("klab bt in the timer interrupt: leaves the IRQ stack, then the interrupt's pt_regs",
+                 irq >= 0 and m is not None, out):
+        return
+    regs = int(m.group(2), 16)
+    after = bt_names(out[m.end():])
+    resumed = re.search(r"^ ?#\d+ \[[0-9a-f]+\] \S+ at ([0-9a-f]+)$", out[m.end():], re.M)
+    if ARCH == "x86_64":
+        f, truth = gdb.newest_frame(), None
+        while f is not None and truth is None:
+            if f.name() == "sysvec_apic_timer_interrupt":
+                truth = int(f.read_var("regs")) & ((1 << 64) - 1)
+            f = f.older()
+        check("the pt_regs klab found (%x) is sysvec_apic_timer_interrupt's regs argument (%s)" % (
+            regs, "%x" % truth if truth else "?"), truth == regs, out)
+        pc = ev("((struct pt_regs *)0x%x)->ip" % regs)
+    else:
+        pc = ev("$ELR_EL1")
+        check("the pt_regs klab found (%x) holds ELR_EL1 (%x) as its pc" % (regs, pc),
+              ev("((struct pt_regs *)0x%x)->pc" % regs) == pc, out)
+    if m.group(1) == "exception":
+        check("klab bt goes on at the interrupted pc (%x), %d frames" % (pc, len(after)),
+              resumed is not None and int(resumed.group(1), 16) == pc and len(after) >= 2, out)
+    else:
+        check("the interrupt hit user code: klab bt ends at its pc (%x)" % pc, "%016x" % pc in m.group(0), out)
 
 
 def slabinfo():
@@ -283,7 +324,8 @@ def check_softlockup():
     check("klab whatis of the page's mapping: a shmem inode", "slab cache shmem_inode_cache" in out, out)
 
 
-PARTS = (check_dmesg, check_bt, check_slab, check_whatis, check_search) + ((check_softlockup,) if SOFTLOCKUP else ())
+PARTS = (check_dmesg, check_bt, check_slab, check_whatis, check_search) + ((check_softlockup,) if SOFTLOCKUP else ()) \
+    + (check_irq,)
 # KLAB_TEST_PARTS=check_slab_objects,... runs only those (a developer's shortcut; make test runs all)
 ONLY = os.environ.get("KLAB_TEST_PARTS")
 for part in [globals()[n] for n in ONLY.split(",")] if ONLY else PARTS:
