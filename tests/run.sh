@@ -9,7 +9,7 @@
 #     ended halfway must not pass on the checks it made),
 #   - made no check at all.
 cd "$(dirname "$0")/.." || exit 2
-passed=0 failed=0 skipped=0
+passed=0 failed=0 skipped=0 times=()
 # run [--limit S] [--plan] LABEL CMD...   (TESTS=REGEX in the environment: only labels that match)
 run() {
   local limit=900 want_plan=
@@ -24,8 +24,10 @@ run() {
   # TESTS=REGEX (make test TESTS=...): only the programs whose label matches.
   if [ -n "${TESTS:-}" ] && ! [[ $label =~ $TESTS ]]; then return; fi
   echo "== $label"
-  local out rc
+  local out rc t0=$SECONDS
   out=$(timeout --kill-after=20 "$limit" "$@" 2>&1); rc=$?
+  # how long each program took, for the slowest list summary prints (make test has a 90-minute CI budget)
+  times+=("$((SECONDS - t0)) $label")
   printf '%s\n' "$out" | grep -E '^(ok|not ok|skip) - |^  ' || true
   local p f s plan
   p=$(printf '%s\n' "$out" | grep -c '^ok - ')
@@ -53,6 +55,9 @@ run() {
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 }
 summary() {
+  echo
+  echo "# the slowest programs (seconds):"
+  printf '%s\n' "${times[@]}" | sort -rn | head -12 | sed 's/^/#   /'
   echo
   echo "$passed passed, $failed failed, $skipped skipped"
   [ "$failed" -eq 0 ]
