@@ -152,9 +152,9 @@ def _in_entry_text(pc):
 
 def _walk(what, skip):
     """One pass of gdb's frames, from the newest: ([(sp, pc, name) or a line of text], the last real frame's
-    (sp, pc) as gdb has it and that gdb.Frame, or None). A frame past the (sp, pc) `skip` was found at is the task's (backtrace).
-    The walk ends where gdb's does, at a name gdb cannot give, or at entry code, whose frames gdb can only
-    guess (it has no call-frame information): _cross goes on from there."""
+    (sp, pc) as gdb has it, that gdb.Frame). With `skip`, the frames after the one found at that (sp, pc)
+    are the task's (backtrace). The walk ends where gdb's does, at a name gdb cannot give, or at entry code,
+    whose frames gdb can only guess (it has no call-frame information): _cross goes on from there."""
     out, last, last_frame, pending_pc = [], None, None, None
     f = gdb.newest_frame()
     if skip is not None:
@@ -200,18 +200,23 @@ def _cross(last, frame, cpu, what):
     pc is where an exception hit rather than a return address), or None."""
     a = arch.current()
     sp, pc = last
-    start, lines = None, []
-    stack = a.irq_stack(cpu, kernel, what) if cpu is not None else None
+    start, lines, stack = None, [], None
+    if _in_entry_text(pc):
+        # first, also on the IRQ stack: an interrupt nested in one that runs there saved its pt_regs there
+        start = sp
+    elif cpu is not None:
+        stack = a.irq_stack(cpu, kernel, what)
     if stack and stack[0] <= sp <= stack[0] + stack[1]:
         lines.append("--- <IRQ stack> ---")
-        how = a.irq_stack_exit(stack, frame, kernel, what)
+        try:
+            how = a.irq_stack_exit(stack, frame, kernel, what)
+        except (gdb.error, gdb.GdbError):   # an unreadable record or saved pointer: the walk ends here
+            how = None
         if how is None:
             return None
         if how[0] == "caller":
             return how[1], lines, False
         start = how[1]
-    elif _in_entry_text(pc):
-        start = sp
     if not start:
         return None
     size = kernel.lookup_type("struct pt_regs", what).sizeof
