@@ -21,39 +21,49 @@ class _FrameId:
         self.sp, self.pc = sp, pc
 
 
-class _KnownCallers(gdb.unwinder.Unwinder):
-    """Frames whose caller klab knows and gdb's DWARF unwinder cannot find: {(sp, pc) of a real frame (inline
-    frames gdb shows above it share them): the caller's registers}. Two kinds, both set only while klab bt
-    walks: the CPU's innermost frame, whose caller is a sleeping task's saved context (backtrace), and the
-    last frame before an interrupt or exception entry, whose caller is the context its pt_regs saved
-    (_cross). `levels` records the level each was found at."""
+class _Context(gdb.unwinder.Unwinder):
+    """While `regs` is set: the CPU's innermost real frame (the one whose sp and pc are the CPU's registers;
+    inline frames gdb shows above it share them) unwinds to those registers: a sleeping task's saved context
+    (backtrace), or the context an interrupt or exception entry saved (_cross). `level` records that frame's
+    level, so the frames of the context are the ones after it.
+
+    The frame's id has stack address 0. gdb ends a walk where a frame's id is inner to (below) the id of the
+    newer frame before it (frame.c get_prev_frame_always_1, UNWIND_INNER_ID): a sound rule on one stack, but a
+    context lives on another stack, below the CPU's or above it as the allocator placed them. With 0 no frame
+    of the context is below this one. Seen on Debian's x86_64 6.1: CPU 1's IRQ stack above its idle task's
+    stack ended the walk one frame after the interrupt."""
 
     def __init__(self):
         super().__init__("klab-task-context")
-        self.callers, self.levels = {}, {}
+        self.regs = self.cpu = self.level = None
 
     def __call__(self, pending_frame):
-        if not self.callers:
+        if self.regs is None:
             return None
         a = pending_frame.architecture().name()
         sp_name, pc_name = ("sp", "pc") if "aarch64" in a else ("rsp", "rip")
         sp, pc = pending_frame.read_register(sp_name), pending_frame.read_register(pc_name)
-        key = (int(sp) & kernel.MASK64, int(pc) & kernel.MASK64)
-        regs = self.callers.get(key)
-        if regs is None:
+        if (int(sp) & kernel.MASK64, int(pc) & kernel.MASK64) != self.cpu:
             return None
-        self.levels[key] = pending_frame.level()
-        info = pending_frame.create_unwind_info(_FrameId(sp, pc))
+        self.level = pending_frame.level()
+        info = pending_frame.create_unwind_info(_FrameId(gdb.Value(0).cast(sp.type), pc))
         u64 = gdb.lookup_type("unsigned long")
-        for name, value in regs.items():
+        for name, value in self.regs.items():
             info.add_saved_register(name, gdb.Value(value).cast(u64))
         return info
 
-    def clear(self):
-        self.callers, self.levels = {}, {}
+    def start(self, regs):
+        """Frame 0 of the selected CPU unwinds to regs from now on (None: gdb's own frames again)."""
+        self.regs, self.level = None, None
+        gdb.invalidate_cached_frames()
+        if regs is not None:
+            f0 = gdb.newest_frame()
+            self.cpu = (int(f0.read_register("sp")) & kernel.MASK64, f0.pc() & kernel.MASK64)
+            self.regs = regs
+            gdb.invalidate_cached_frames()
 
 
-_UNWINDER = _KnownCallers()
+_UNWINDER = _Context()
 gdb.unwinder.register_unwinder(None, _UNWINDER, replace=True)
 # An interrupt can stop a CPU in the middle of a stack of them (an IRQ over a softirq over a task, an
 # exception in an interrupt): as many crossings as that, and no more.
@@ -150,15 +160,16 @@ def _in_entry_text(pc):
     return r is not None and r[0] <= pc < r[1]
 
 
-def _walk(what, skip):
-    """One pass of gdb's frames, from the newest: ([(sp, pc, name) or a line of text], the last real frame's
-    (sp, pc) as gdb has it, that gdb.Frame). With `skip`, the frames after the one found at that (sp, pc)
-    are the task's (backtrace). The walk ends where gdb's does, at a name gdb cannot give, or at entry code,
-    whose frames gdb can only guess (it has no call-frame information): _cross goes on from there."""
-    out, last, last_frame, pending_pc = [], None, None, None
+def _walk(what, exact):
+    """One leg of the walk, gdb's frames from the newest (or, while _UNWINDER has a context, from the one
+    after the CPU's own frame): ([(sp, pc, name) or a line of text], the last real frame's (sp, pc) as gdb has
+    it, that gdb.Frame). `exact`: the first frame's pc is where an exception hit, given to gdb as pc + 1
+    (_cross). The leg ends where gdb's walk does, at a name gdb cannot give, or at entry code, whose frames
+    gdb can only guess (it has no call-frame information): _cross goes on from there."""
+    out, last, last_frame, first = [], None, None, None
     f = gdb.newest_frame()
-    if skip is not None:
-        while f is not None and (_UNWINDER.levels.get(skip) is None or f.level() <= _UNWINDER.levels[skip]):
+    if _UNWINDER.regs is not None:
+        while f is not None and (_UNWINDER.level is None or f.level() <= _UNWINDER.level):
             f = f.older()
     while f is not None and len(out) < _MAX_FRAMES:
         try:
@@ -166,20 +177,15 @@ def _walk(what, skip):
         except gdb.error:
             sp = 0
         raw = f.pc() & kernel.MASK64
-        # A frame an exception interrupted was given to gdb at pc + 1 (_cross): shown at its own pc
-        pc = raw - 1 if (sp, raw) == pending_pc else raw
+        first = first or (sp, raw)
+        pc = raw - 1 if exact and (sp, raw) == first else raw
         name = f.name() if f.function() is not None else _text_symbol(pc) or _module_code(pc, what)
         if name is None:
             break   # past the kernel's frames: the user registers an entry saved, or the end of the stack
         out.append((sp, pc, name))
         if f.type() != gdb.INLINE_FRAME:
             last, last_frame = (sp, raw), f
-            for line in _MARKS.get(last, ()):
-                out.append(line)
-            if last in _MARKS:
-                pending_pc = _INTERRUPTED.get(last)
-        if name.startswith("?? [") or (f.type() != gdb.INLINE_FRAME and _in_entry_text(pc)
-                                        and last not in _UNWINDER.callers):
+        if name.startswith("?? [") or (f.type() != gdb.INLINE_FRAME and _in_entry_text(pc)):
             break
         try:
             f = f.older()
@@ -188,16 +194,11 @@ def _walk(what, skip):
     return out, last, last_frame
 
 
-# Lines to print after a frame klab crossed from, and the (sp, pc + 1) gdb was given for the frame the
-# exception interrupted; both keyed like _UNWINDER.callers and cleared with it.
-_MARKS, _INTERRUPTED = {}, {}
-
-
 def _cross(last, frame, cpu, what):
     """Where the unwind ended at `last` (sp, pc) in gdb's `frame`: the context it came from, when `last` is on
     the CPU's IRQ stack (arch.irq_stack_exit) or in entry code over a struct pt_regs (arch.exception_frame).
     Returns (the caller's registers for gdb, or None at user space; the lines to print; whether the caller's
-    pc is where an exception hit rather than a return address), or None."""
+    pc is where an exception hit rather than a return address; what was crossed), or None."""
     a = arch.current()
     sp, pc = last
     start, lines, stack = None, [], None
@@ -215,7 +216,7 @@ def _cross(last, frame, cpu, what):
         if how is None:
             return None
         if how[0] == "caller":
-            return how[1], lines, False
+            return how[1], lines, False, ("record", how[1]["sp"])
         start = how[1]
     if not start:
         return None
@@ -243,42 +244,37 @@ def _cross(last, frame, cpu, what):
         regs, user, epc, esp = found
         if user:
             lines.append("    [user space: %s %016x  SP %016x  (pt_regs at %x)]" % (a.pc_label, epc, esp, p))
-            return None, lines, False
+            return None, lines, False, ("pt_regs", p)
         lines.append("    [exception %s: %s  (pt_regs at %x)]" % (a.pc_label, _text_symbol(epc) or "%x" % epc, p))
         # gdb takes a caller's pc for a return address and looks its code up at pc - 1: given pc + 1, it
         # finds the function and the call-frame row of the very instruction the exception interrupted.
         regs[a.pc_register] = epc + 1
-        return regs, lines, True
+        return regs, lines, True, ("pt_regs", p)
     return None
 
 
-def _frames(what, cpu=None, skip=None):
-    """[(sp, pc, name) or a line of text] from gdb's frames (the task's, after `skip`, or the CPU's own),
-    going on past each interrupt or exception entry to the context it interrupted."""
-    out = []
-    for _ in range(_MAX_CROSSINGS + 1):
-        out, last, frame = _walk(what, skip)
-        if last is None or last in _MARKS or len(out) >= _MAX_FRAMES:
-            return out
-        crossing = _cross(last, frame, cpu, what)
-        if crossing is None:
-            return out
-        regs, lines, exact = crossing
-        _MARKS[last] = lines
-        if regs is None:
-            return out + lines
-        _UNWINDER.callers[last] = regs
-        if exact:   # the frame an exception interrupted: its pc is where it hit, not a return address
-            _INTERRUPTED[last] = (regs[arch.current().sp_register], regs[arch.current().pc_register])
-        gdb.invalidate_cached_frames()
+def _frames(what, cpu=None, regs=None):
+    """[(sp, pc, name) or a line of text]: the CPU's own frames, or with `regs` a context's (a sleeping
+    task's), going on past each interrupt or exception entry to the context it interrupted, one leg each."""
+    out, exact, crossed = [], False, set()
+    try:
+        for _ in range(_MAX_CROSSINGS + 1):
+            _UNWINDER.start(regs)
+            leg, last, frame = _walk(what, exact)
+            out += leg
+            if last is None or len(out) >= _MAX_FRAMES:
+                break
+            crossing = _cross(last, frame, cpu, what)
+            if crossing is None or crossing[3] in crossed:
+                break
+            regs, lines, exact, where = crossing
+            crossed.add(where)
+            out += lines
+            if regs is None:
+                break
+    finally:
+        _UNWINDER.start(None)
     return out
-
-
-def _forget_crossings():
-    _UNWINDER.clear()
-    _MARKS.clear()
-    _INTERRUPTED.clear()
-    gdb.invalidate_cached_frames()
 
 
 def _kernel_cpu(what):
@@ -324,7 +320,7 @@ def backtrace(task, what, on_cpu=None):
     if cpu is not None:
         previous = kernel.select_cpu(cpu, what)
         try:
-            _forget_crossings()
+            gdb.invalidate_cached_frames()
             user, mode = kernel.cpu_mode()
             if user:
                 # user code has no kernel symbols, and its stack is the process's own: say where it is
@@ -334,19 +330,11 @@ def backtrace(task, what, on_cpu=None):
             with _CodeFromMemory():
                 return header, _frames(what, cpu), "running on CPU %d (%s)" % (cpu, mode)
         finally:
-            _forget_crossings()
             previous.switch()
     previous = kernel.select_cpu(_kernel_cpu(what), what)
-    regs = saved_context(task, what)
-    _forget_crossings()
-    f0 = gdb.newest_frame()
-    key = (int(f0.read_register("sp")) & kernel.MASK64, f0.pc() & kernel.MASK64)
-    _UNWINDER.callers[key] = regs
     try:
-        gdb.invalidate_cached_frames()
-        return header, _frames(what, None, key), None
+        return header, _frames(what, None, saved_context(task, what)), None
     finally:
-        _forget_crossings()
         previous.switch()
 
 

@@ -113,21 +113,29 @@ def check_bt():
 
 
 def check_irq():
-    """Stopped inside the timer interrupt (hrtimer_interrupt, on the IRQ stack): klab bt of that CPU's task
-    leaves the IRQ stack, reads the interrupt's pt_regs and goes on in the code the interrupt hit, as crash's
-    bt does. The truth for the pt_regs: x86, the `regs` argument gdb itself finds (DWARF) in the frame of
+    """Stopped inside the timer interrupt (hrtimer_interrupt, on the IRQ stack) of each CPU in turn: klab bt of
+    that CPU's task leaves the IRQ stack, reads the interrupt's pt_regs and goes on in the code the interrupt
+    hit, as crash's bt does. Each CPU: its IRQ stack lies above or below the stack of the task it interrupted
+    (CPU 0's idle task runs on a stack in the kernel image), and a walk that crosses must work both ways. The
+    truth for the pt_regs: x86, the `regs` argument gdb itself finds (DWARF) in the frame of
     sysvec_apic_timer_interrupt; arm64, ELR_EL1, the CPU's own exception return address."""
-    run("hbreak hrtimer_interrupt")
-    try:
-        run("continue")
-    finally:
-        run("delete")
+    for t in sorted(gdb.selected_inferior().threads(), key=lambda t: t.num):
+        run("hbreak hrtimer_interrupt if $_thread == %d" % t.num)
+        try:
+            run("continue")
+        finally:
+            run("delete")
+        check_irq_bt("CPU %d" % (t.num - 1))
+
+
+def check_irq_bt(where):
     out = run("klab bt")
     # x86 finds the pt_regs at once from the IRQ stack; arm64 leaves it through call_on_irq_stack's frame
-    # record and meets the pt_regs at the vector (el1h_64_irq)
+    # record and meets the pt_regs at the vector (el1h_64_irq). An interrupt nested in a softirq that runs on
+    # the IRQ stack has its pt_regs there, before the IRQ stack line: the first pt_regs is the innermost's.
     irq = out.find("\n--- <IRQ stack> ---\n")
-    m = re.compile(r"^    \[(exception|user space)[^\]]*\(pt_regs at ([0-9a-f]+)\)\]$", re.M).search(out, max(irq, 0))
-    if not check("klab bt in the timer interrupt: leaves the IRQ stack, then the interrupt's pt_regs",
+    m = re.search(r"^    \[(exception|user space)[^\]]*\(pt_regs at ([0-9a-f]+)\)\]$", out, re.M)
+    if not check("%s: klab bt in the timer interrupt: leaves the IRQ stack, then the interrupt's pt_regs" % where,
                  irq >= 0 and m is not None, out):
         return
     regs = int(m.group(2), 16)
@@ -139,18 +147,19 @@ def check_irq():
             if f.name() == "sysvec_apic_timer_interrupt":
                 truth = int(f.read_var("regs")) & ((1 << 64) - 1)
             f = f.older()
-        check("the pt_regs klab found (%x) is sysvec_apic_timer_interrupt's regs argument (%s)" % (
-            regs, "%x" % truth if truth else "?"), truth == regs, out)
+        check("%s: the pt_regs klab found (%x) is sysvec_apic_timer_interrupt's regs argument (%s)" % (
+            where, regs, "%x" % truth if truth else "?"), truth == regs, out)
         pc = ev("((struct pt_regs *)0x%x)->ip" % regs)
     else:
         pc = ev("$ELR_EL1")
-        check("the pt_regs klab found (%x) holds ELR_EL1 (%x) as its pc" % (regs, pc),
+        check("%s: the pt_regs klab found (%x) holds ELR_EL1 (%x) as its pc" % (where, regs, pc),
               ev("((struct pt_regs *)0x%x)->pc" % regs) == pc, out)
     if m.group(1) == "exception":
-        check("klab bt goes on at the interrupted pc (%x), %d frames" % (pc, len(after)),
+        check("%s: klab bt goes on at the interrupted pc (%x), %d frames" % (where, pc, len(after)),
               resumed is not None and int(resumed.group(1), 16) == pc and len(after) >= 2, out)
     else:
-        check("the interrupt hit user code: klab bt ends at its pc (%x)" % pc, "%016x" % pc in m.group(0), out)
+        check("%s: the interrupt hit user code: klab bt ends at its pc (%x)" % (where, pc), "%016x" % pc in m.group(0),
+              out)
 
 
 def slabinfo():
