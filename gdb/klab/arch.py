@@ -14,8 +14,8 @@ class X86_64:
     # How far above the stack pointer the IRQ stack saved an exception's pt_regs may lie: the C handler's
     # own frame (a few saved registers) sits between them.
     exception_search = 512
-    # gdb's names of the pc and sp, and crash's label for an exception's pc
-    pc_register, sp_register, pc_label = "rip", "rsp", "RIP"
+    # gdb's name of the pc, and crash's label for an exception's pc
+    pc_register, pc_label = "rip", "RIP"
     # do_init_module(struct module *mod): SysV AMD64 passes the first argument in rdi.
     first_arg_reg = "rdi"
 
@@ -123,21 +123,16 @@ class X86_64:
         ret = word(p - 8)
         if ret is None or not entry_text(ret):
             return None
-        off = {m: kernel.field_offset("struct pt_regs", m, what) for m in ("cs", "flags", "sp", "ip")}
-        cs, flags, sp, ip = (word(p + off[m]) for m in ("cs", "flags", "sp", "ip"))
-        if None in (cs, flags, sp, ip) or not flags & 2 or flags >> 22:
+        regs = {reg: word(p + kernel.field_offset("struct pt_regs", m, what)) for m, reg in X86_64._PT_REGS}
+        cs, flags = (word(p + kernel.field_offset("struct pt_regs", m, what)) for m in ("cs", "flags"))
+        ip, sp = regs["rip"], regs["rsp"]
+        if None in (cs, flags, ip, sp) or not flags & 2 or flags >> 22:
             return None
-        cs &= 0xffff
         if cs & 3 == 3:
             return {}, True, ip, sp
-        if cs != X86_64._KERNEL_CS or not p < sp < p + kernel.thread_size(what) or ip >> 63 == 0:
+        if cs & 0xffff != X86_64._KERNEL_CS or not p < sp < p + kernel.thread_size(what) or ip >> 63 == 0 \
+                or None in regs.values():
             return None
-        regs = {}
-        for member, reg in X86_64._PT_REGS:
-            v = word(p + kernel.field_offset("struct pt_regs", member, what))
-            if v is None:
-                return None
-            regs[reg] = v
         return regs, False, ip, sp
 
 
@@ -145,7 +140,7 @@ class Arm64:
     name = "arm64"
     # An exception's pt_regs is exactly at its vector's frame (exception_frame): nothing to search for.
     exception_search = 0
-    pc_register, sp_register, pc_label = "pc", "sp", "PC"
+    pc_register, pc_label = "pc", "PC"
     # do_init_module(struct module *mod): AAPCS64 passes the first argument in x0.
     first_arg_reg = "x0"
 
@@ -243,13 +238,8 @@ class Arm64:
             return ({}, True, pc, sp) if record == (0, 0) and pc >> 63 == 0 else None
         if (pstate >> 2) & 3 != 1 or not p < sp < p + kernel.thread_size(what) or pc >> 63 == 0:
             return None
-        regs = {}
-        for n in range(31):
-            v = word(p + off["regs"] + 8 * n)
-            if v is None:
-                return None
-            regs["x%d" % n] = v
-        if record != (regs["x29"], pc):
+        regs = {"x%d" % n: word(p + off["regs"] + 8 * n) for n in range(31)}
+        if None in regs.values() or record != (regs["x29"], pc):
             return None
         regs.update(sp=sp, pc=pc)
         return regs, False, pc, sp
