@@ -14,7 +14,7 @@
 set -euo pipefail
 
 die() { echo "klab module: $*" >&2; exit 1; }
-sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+sudo_cmd=(); [ "$EUID" -eq 0 ] || sudo_cmd=(sudo)
 # apt_install PKG...: installed quietly (apt's own chatter, debconf's notes, stays out of the one-line answers;
 # its first error is the failure's line).
 apt_install() {
@@ -60,7 +60,7 @@ if [ -z "$prepare" ]; then
   [ -d "$src" ] || die "no module folder $src"
   [ -f "$src/Kbuild" ] || [ -f "$src/Makefile" ] || die "$src has no Kbuild or Makefile"
 fi
-name=$(basename -- "$src")
+name=${src##*/}
 cache=${KLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klab}
 out=${3:-build/modules/$kernel/$name}
 
@@ -93,6 +93,10 @@ case $kernel in
     [ -f "$version_file" ] && grep -q '^profile=' "$version_file" \
       || die "unknown kernel '$kernel' (debian-amd64, or a source build: make kernel PROFILE=$kernel)"
     kdir=$cache/kernels/$kernel/build
+    # The build folder (O=) holds the objects; its Makefile includes the source tree's, by absolute path.
+    tree=$(sed -n 's/^source=//p' "$version_file")
+    [ -f "$kdir/source/Makefile" ] \
+      || die "kernel $kernel was built from ${tree:-a source tree} that is gone: build it again (make kernel PROFILE=$kernel)"
     make_args=(ARCH="$(sed -n 's/^arch=//p' "$version_file")")
     [ "${make_args[0]}" = ARCH=arm64 ] && make_args+=(CROSS_COMPILE=aarch64-linux-gnu-)
     ;;
@@ -101,9 +105,15 @@ esac
 [ -z "$prepare" ] || { echo "$kdir"; exit 0; }
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-# Copy only the sources: a stale .o or .ko from elsewhere must not leak into this build.
-find "$src" -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name Kbuild -o -name Makefile \) \
-  -exec cp -p {} "$out"/ \;
+# Copy only the sources (regular files, not links): a stale .o or .ko from elsewhere must not leak into this
+# build. Globs and one cp: the module loop runs this on every edit, and each process costs it.
+sources=()
+shopt -s nullglob dotglob
+for f in "$src"/*.c "$src"/*.h "$src"/Kbuild "$src"/Makefile; do
+  [ -f "$f" ] && [ ! -L "$f" ] && sources+=("$f")
+done
+shopt -u nullglob dotglob
+[ "${#sources[@]}" -eq 0 ] || cp -p -- "${sources[@]}" "$out"/
 # The kernel Makefiles' compiler probes answered from OUT_DIR/.probes after the first build (kernels/probe-cache.mk
 # says why and how). Its first line names the toolchain it was made with; another toolchain starts it afresh.
 # KLAB_PROBE_CACHE=0 builds without it.
@@ -113,21 +123,35 @@ if [ "${KLAB_PROBE_CACHE:-1}" != 0 ]; then
   # The kernel's Makefile may name a versioned compiler (Debian's headers: CC = gcc-12): every
   # ${cross}gcc-N beside ${cross}gcc is part of the stamp, so installing or upgrading one starts afresh.
   gcc_path=$(command -v "${cross}gcc" || echo "/usr/bin/${cross}gcc")
-  stamp="# toolchain $(stat -L -c '%n:%s:%Y' "$gcc_path" "${gcc_path%/*}/${cross}"gcc-[0-9]* \
-    "$(command -v "${cross}as")" "$(command -v "${cross}ld")" 2>/dev/null | tr '\n' ' ')"
+  stamp="# toolchain $(stat -L --printf '%n:%s:%Y ' "$gcc_path" "${gcc_path%/*}/${cross}"gcc-[0-9]* \
+    "$(command -v "${cross}as")" "$(command -v "${cross}ld")" 2>/dev/null || true)"
   db=$out/.probes
   # The cache is this user's own regular file that no one else can write, or it is made again: a link, a
   # folder, another user's file or a group-writable one is not read (a lying cache would change the flags).
-  if [ "$(stat -c '%F %u %a' "$db" 2>/dev/null)" != "regular file $(id -u) 600" ] \
-     || [ "$(head -n1 "$db")" != "$stamp" ]; then
+  first=
+  if [ "$(stat -c '%F %u %a' "$db" 2>/dev/null)" != "regular file $EUID 600" ] \
+     || { IFS= read -r first <"$db" || true; [ "$first" != "$stamp" ]; }; then
     rm -rf "$db"
     (umask 077 && printf '%s\n' "$stamp" >"$db")
   fi
-  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  here=.; case ${BASH_SOURCE[0]} in */*) here=${BASH_SOURCE[0]%/*} ;; esac
+  here=$(cd "$here" && pwd)
   probe_env=(MAKEFILES="$here/probe-cache.mk${MAKEFILES:+ $MAKEFILES}" KLAB_PROBE_DB="$db")
 fi
+# Linux 5.15-6.7's Makefile exports PAHOLE_FLAGS as a recursive variable, `$(shell scripts/pahole-flags.sh)`,
+# so make runs that script (and pahole --version in it) for every command it starts: 6 times in a rebuild of
+# a one-file module, 0.15 s here. Its answer depends on pahole alone: asked once, given on make's command line,
+# which every sub-make inherits and the Makefile's own assignment does not override.
+# The script is in the source tree: Debian's headers link it under scripts/, a source build's folder (O=)
+# names the tree through its `source` link.
+flags_sh=$kdir/scripts/pahole-flags.sh
+[ -x "$flags_sh" ] || flags_sh=$kdir/source/scripts/pahole-flags.sh
+if [ -x "$flags_sh" ]; then
+  make_args+=(PAHOLE_FLAGS="$(PAHOLE=pahole "$flags_sh" 2>/dev/null || true)")
+fi
 if ! env "${probe_env[@]}" make -C "$kdir" M="$out" "${make_args[@]}" modules >"$out/build.log" 2>&1; then
-  first=$(grep -m1 -E 'error|Error' "$out/build.log" || tail -n1 "$out/build.log")
+  # the compiler's first error, else make's own (*** ...), else the log's last line
+  first=$(grep -m1 -E 'error|Error' "$out/build.log" || grep -m1 -F '***' "$out/build.log" || tail -n1 "$out/build.log")
   die "building $name for $kernel failed: $first (full log: $out/build.log)"
 fi
 ko=$out/$name.ko

@@ -46,7 +46,8 @@ gdb_ran() {
 }
 # relay OUT: the check lines a script inside gdb printed, counted as this program's.
 relay() {
-  grep -E '^(ok|not ok|skip) - ' "$1"
+  # result lines, and the indented lines that go on a failure's why (gdb_checks.fail)
+  awk '/^(ok|not ok|skip) - / { print; more = /^not ok - /; next } more && /^    / { print; next } { more = 0 }' "$1"
   checks=$((checks + $(grep -cE '^(ok|not ok|skip) - ' "$1")))
   failures=$((failures + $(grep -c '^not ok - ' "$1")))
 }

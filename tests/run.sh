@@ -9,7 +9,7 @@
 #     ended halfway must not pass on the checks it made),
 #   - made no check at all.
 cd "$(dirname "$0")/.." || exit 2
-passed=0 failed=0 skipped=0 times=()
+passed=0 failed=0 skipped=0 times=() failures=()
 # run [--limit S] [--plan] LABEL CMD...   (TESTS=REGEX in the environment: only labels that match)
 run() {
   local limit=900 want_plan=
@@ -29,6 +29,9 @@ run() {
   # how long each program took, for the slowest list summary prints (make test has a 90-minute CI budget)
   times+=("$((SECONDS - t0)) $label")
   printf '%s\n' "$out" | grep -E '^(ok|not ok|skip) - |^  ' || true
+  # every failed check again under the summary: a long log's tail must name them
+  local line
+  while IFS= read -r line; do failures+=("$label: ${line:0:400}"); done < <(printf '%s\n' "$out" | grep '^not ok - ')
   local p f s plan
   p=$(printf '%s\n' "$out" | grep -c '^ok - ')
   f=$(printf '%s\n' "$out" | grep -c '^not ok - ')
@@ -36,20 +39,25 @@ run() {
   plan=$(printf '%s\n' "$out" | sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' | tail -1)
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     echo "not ok - $label: timed out after $limit s (killed)"
+    failures+=("$label: timed out after $limit s")
     f=$((f + 1))
   elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     echo "not ok - $label exited with status $rc"
+    failures+=("$label: exited with status $rc")
     printf '%s\n' "$out" | tail -15 | sed 's/^/    /'
     f=1
   fi
   if [ -n "$plan" ] && [ $((p + f + s)) -ne "$plan" ]; then
     echo "not ok - $label: planned $plan checks, made $((p + f + s))"
+    failures+=("$label: planned $plan checks, made $((p + f + s))")
     f=$((f + 1))
   elif [ -z "$plan" ] && [ -n "$want_plan" ]; then
     echo "not ok - $label: no plan (1..N): the session may have ended early"
+    failures+=("$label: no plan")
     f=$((f + 1))
   elif [ $((p + f + s)) -eq 0 ]; then
     echo "not ok - $label: made no check"
+    failures+=("$label: made no check")
     f=1
   fi
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
@@ -58,6 +66,11 @@ summary() {
   echo
   echo "# the slowest programs (seconds):"
   printf '%s\n' "${times[@]}" | sort -rn | head -12 | sed 's/^/#   /'
+  if [ "${#failures[@]}" -gt 0 ]; then
+    echo
+    echo "# what failed:"
+    printf '%s\n' "${failures[@]}" | sed 's/^/#   /'
+  fi
   echo
   echo "$passed passed, $failed failed, $skipped skipped"
   [ "$failed" -eq 0 ]

@@ -353,6 +353,11 @@ def print_backtrace(task, what, on_cpu=None):
         n += 1
     if not frames:
         gdb.write("    (no frames)\n")
+    elif not isinstance(frames[-1], str) and frames[-1][2].startswith("?? ["):
+        # gdb unwinds code it has no call-frame information for by guesswork: klab stops instead, and says how
+        # to go on
+        gdb.write("    (the walk ends in module %s, whose symbols gdb does not have: `klab modules` loads them "
+                  "from its .ko)\n" % frames[-1][2][4:-1])
 
 
 def _task_of(arg, what):

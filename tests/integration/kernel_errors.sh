@@ -28,6 +28,16 @@ printf '#include <linux/module.h>\nint broken(void) { return undeclared_thing; }
 echo 'obj-m += broken.o' >"$work/broken/Kbuild"
 expect_error "a module that does not compile" "building broken for debian-amd64 failed: .*undeclared_thing.*full log: .*build.log" \
   bash kernels/module.sh "$work/broken" debian-amd64 "$work/broken-out"
+# A source kernel whose build folder outlived its source tree (a cache copied from elsewhere): named, with the
+# way out, instead of make's "No rule to make target".
+mkdir -p "$work/cache/kernels/gone/build"
+printf 'release=6.1.0\nprofile=x86_64\nsource=%s\nidentity=0\narch=x86_64\n' "$work/no-tree" \
+  >"$work/cache/kernels/gone/VERSION"
+ln -s "$work/no-tree" "$work/cache/kernels/gone/build/source"
+printf 'include %s/Makefile\n' "$work/no-tree" >"$work/cache/kernels/gone/build/Makefile"
+expect_error "a module for a source kernel whose tree is gone" \
+  "kernel gone was built from $work/no-tree that is gone: build it again \\(make kernel PROFILE=gone\\)" \
+  env KLAB_CACHE="$work/cache" bash kernels/module.sh labs/hellodrv gone "$work/gone-out"
 expect_error "module for an unknown kernel" "unknown kernel 'nosuch'" bash kernels/module.sh labs/hellodrv nosuch "$work/x"
 expect_error "klab boot --kernel with no such kernel" "kernel 'nosuch' is neither a file nor a registered kernel" \
   "$KLAB" boot --kernel nosuch --dry-run
