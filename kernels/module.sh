@@ -140,9 +140,10 @@ if [ "${KLAB_PROBE_CACHE:-1}" != 0 ]; then
 fi
 # Linux 5.16-6.6's Makefile exports PAHOLE_FLAGS as a recursive variable, `$(shell scripts/pahole-flags.sh)`,
 # so make runs that script (and pahole --version in it) for every command it starts: 6 times in a rebuild of
-# a one-file module. (With the fewer processes below: a rebuild 0.99 s → 0.92 s here.) Its answer depends on pahole alone: asked once, given on make's command line,
-# which every sub-make inherits and the Makefile's own assignment does not override. (Kbuild's own fix, "kbuild:
-# avoid too many execution of scripts/pahole-flags.sh", moved the flags to scripts/Makefile.btf in 6.7.)
+# a one-file module (with this script's fewer processes: a rebuild 0.99 s -> 0.92 s here). Its answer depends
+# on pahole alone: asked once, given on make's command line, which every sub-make inherits and the Makefile's
+# own assignment does not override. (Kbuild's own fix, "kbuild: avoid too many execution of
+# scripts/pahole-flags.sh", moved the flags to scripts/Makefile.btf in 6.7.)
 # The script is in the source tree: Debian's headers link it under scripts/, a source build's folder (O=)
 # names the tree through its `source` link.
 flags_sh=$kdir/scripts/pahole-flags.sh
