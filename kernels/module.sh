@@ -113,7 +113,9 @@ for f in "$src"/*.c "$src"/*.h "$src"/Kbuild "$src"/Makefile; do
   [ -f "$f" ] && [ ! -L "$f" ] && sources+=("$f")
 done
 shopt -u nullglob dotglob
-[ "${#sources[@]}" -eq 0 ] || cp -p -- "${sources[@]}" "$out"/
+if [ "${#sources[@]}" -gt 0 ] && ! err=$(cp -p -- "${sources[@]}" "$out"/ 2>&1); then
+  die "copying the sources of $name: ${err%%$'\n'*}"
+fi
 # The kernel Makefiles' compiler probes answered from OUT_DIR/.probes after the first build (kernels/probe-cache.mk
 # says why and how). Its first line names the toolchain it was made with; another toolchain starts it afresh.
 # KLAB_PROBE_CACHE=0 builds without it.
