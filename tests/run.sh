@@ -10,6 +10,8 @@
 #   - made no check at all.
 cd "$(dirname "$0")/.." || exit 2
 passed=0 failed=0 skipped=0 times=() failures=()
+# runner_fail WHY: a failure of the program run() runs as a whole (not one of its checks), named by the runner
+runner_fail() { echo "not ok - $label$1"; failures+=("$label$1"); }
 # run [--limit S] [--plan] LABEL CMD...   (TESTS=REGEX in the environment: only labels that match)
 run() {
   local limit=900 want_plan=
@@ -38,26 +40,21 @@ run() {
   s=$(printf '%s\n' "$out" | grep -c '^skip - ')
   plan=$(printf '%s\n' "$out" | sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' | tail -1)
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-    echo "not ok - $label: timed out after $limit s (killed)"
-    failures+=("$label: timed out after $limit s")
+    runner_fail ": timed out after $limit s (killed)"
     f=$((f + 1))
   elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-    echo "not ok - $label exited with status $rc"
-    failures+=("$label: exited with status $rc")
+    runner_fail " exited with status $rc"
     printf '%s\n' "$out" | tail -15 | sed 's/^/    /'
     f=1
   fi
   if [ -n "$plan" ] && [ $((p + f + s)) -ne "$plan" ]; then
-    echo "not ok - $label: planned $plan checks, made $((p + f + s))"
-    failures+=("$label: planned $plan checks, made $((p + f + s))")
+    runner_fail ": planned $plan checks, made $((p + f + s))"
     f=$((f + 1))
   elif [ -z "$plan" ] && [ -n "$want_plan" ]; then
-    echo "not ok - $label: no plan (1..N): the session may have ended early"
-    failures+=("$label: no plan")
+    runner_fail ": no plan (1..N): the session may have ended early"
     f=$((f + 1))
   elif [ $((p + f + s)) -eq 0 ]; then
-    echo "not ok - $label: made no check"
-    failures+=("$label: made no check")
+    runner_fail ": made no check"
     f=1
   fi
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))

@@ -140,7 +140,16 @@ def _module_code(pc, what):
     finds the .ko); gdb's unwinding past code without its CFI is a guess, so the walk ends there."""
     from klab import whatis
     where = whatis.module_of(pc, what)
-    return "?? [%s]" % where[0] if where else None
+    return _UNKNOWN_MODULE % where[0] if where else None
+
+
+_UNKNOWN_MODULE = "?? [%s]"
+
+
+def _unknown_module(name):
+    """The module of a frame _module_code named, or None for any other frame."""
+    head, tail = _UNKNOWN_MODULE.split("%s")
+    return name[len(head):-len(tail)] if name.startswith(head) and name.endswith(tail) else None
 
 
 def _entry_text():
@@ -185,7 +194,7 @@ def _walk(what, exact):
         out.append((sp, pc, name))
         if f.type() != gdb.INLINE_FRAME:
             last, last_frame = (sp, raw), f
-        if name.startswith("?? [") or (f.type() != gdb.INLINE_FRAME and _in_entry_text(pc)):
+        if _unknown_module(name) or (f.type() != gdb.INLINE_FRAME and _in_entry_text(pc)):
             break
         try:
             f = f.older()
@@ -353,11 +362,11 @@ def print_backtrace(task, what, on_cpu=None):
         n += 1
     if not frames:
         gdb.write("    (no frames)\n")
-    elif not isinstance(frames[-1], str) and frames[-1][2].startswith("?? ["):
+    elif not isinstance(frames[-1], str) and _unknown_module(frames[-1][2]):
         # gdb unwinds code it has no call-frame information for by guesswork: klab stops instead, and says how
         # to go on
         gdb.write("    (the walk ends in module %s, whose symbols gdb does not have: `klab modules` loads them "
-                  "from its .ko)\n" % frames[-1][2][4:-1])
+                  "from its .ko)\n" % _unknown_module(frames[-1][2]))
 
 
 def _task_of(arg, what):
