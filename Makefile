@@ -15,9 +15,10 @@ KLAB_BASE_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_FILE_OFFSET_BITS=64 -DKLAB
 # build/klab runs its scripts and gdb package from this clone; the installed klab (build/install/) from its prefix.
 KLAB_CFLAGS := $(KLAB_BASE_CFLAGS) -DKLAB_SOURCE_DIR='"$(CURDIR)"'
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-# libklab's: zlib, LZO and snappy for kdump-compressed dumps; klab's: libvirt.
+# libklab's: zlib, LZO and snappy for kdump-compressed dumps; klab's: libdw and libelf. libvirt is loaded when
+# a libvirt VM is used (vm/backend/libvirt_api.c), not linked: it would cost every klab command 8 ms.
 LIBKLAB_LIBS := -lz -llzo2 -lsnappy
-LDLIBS   := $(LIBKLAB_LIBS) -lvirt -lvirt-qemu -ldw -lelf
+LDLIBS   := $(LIBKLAB_LIBS) -ldw -lelf
 
 BUILD    := build
 KLAB     := $(BUILD)/klab
@@ -59,8 +60,10 @@ san_obj = $(patsubst %.c,$(BUILD)/asan/obj/%.o,$(1))
 $(BUILD)/asan/obj/%.o: %.c $(HEADERS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_CFLAGS) -c -o $@ $<
+# libtirpc is linked in: ASan intercepts its xdr functions and finds the real ones when the program starts, so
+# in a libtirpc that came later with libvirt's dlopen they would be NULL (libvirt's first RPC jumps to 0).
 $(BUILD)/asan/klab: $(call san_obj,$(KLAB_SRC)) | $(BUILD) deps
-	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) -Wl,--no-as-needed -ltirpc -Wl,--as-needed
 
 $(BUILD):
 	@mkdir -p $@

@@ -44,8 +44,9 @@ shlibs=$(cd "$tmp" && dpkg-shlibdeps -O -e"$root/usr/bin/klab" -e"$lib/libklab.s
 [ -n "$shlibs" ] || die "dpkg-shlibdeps found no library dependencies for usr/bin/klab"
 # qemu-system-*: the VMs; gdb-multiarch: klab gdb (its Python runs klab's package); crash and python3-drgn:
 # klab crash / klab drgn, binutils: objcopy for klab crash's indexed vmlinux; apt, dpkg and kmod, xz-utils: klab
-# fetch (apt-get download, dpkg-deb, modinfo).
-runs="qemu-system-x86, qemu-system-arm, qemu-utils, gdb-multiarch, python3, crash, python3-drgn, binutils, apt, kmod, xz-utils"
+# fetch (apt-get download, dpkg-deb, modinfo); libvirt0: the libvirt backend, which klab loads when it is used
+# (dlopen: vm/backend/libvirt_api.c), so dpkg-shlibdeps does not see it.
+runs="qemu-system-x86, qemu-system-arm, qemu-utils, gdb-multiarch, python3, crash, python3-drgn, binutils, apt, kmod, xz-utils, libvirt0"
 # binutils for the other architecture's vmlinux (klab crash's indexed copy of an arm64 vmlinux on amd64).
 case $arch in amd64) other_binutils=binutils-aarch64-linux-gnu ;; arm64) other_binutils=binutils-x86-64-linux-gnu ;; esac
 size=$(du -sk --apparent-size "$root" | cut -f1)

@@ -14,6 +14,7 @@ packages=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross        # arm64 guest programs (labs/) and kernels
   flex bison libelf-dev libssl-dev linux-source-6.1  # source-built lab kernels (kernels/build.sh)
   libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients   # klab boot --backend libvirt
+  libtirpc-dev                                       # linked into the ASan klab (Makefile: build/asan/klab)
   libvirt-daemon-system                              # its system daemon (qemu:///system; tests start it)
   openssh-server                                     # a "remote" host on 127.0.0.1 for qemu+ssh:// rooms (tests start it)
   python3-drgn crash libdw-dev                       # post-mortem: klab drgn, crash on klab dump's files, libdw (crash_compat.c)

@@ -105,6 +105,23 @@ printf '%s\n' "$out" | grep -q 'restore failed: .*booting cold' && [ "$(state_of
 [ ! -f "$slot/manifest" ] && ok "$arch: the damaged snapshot is dropped" || fail "$arch: damaged snapshot kept" "$slot"
 "$KLAB" stop s6 >/dev/null
 
+# 6b. A RAM image of the wrong size (it is copied while QEMU starts, and QEMU refuses the file): one line, a
+# cold boot, no copier left behind.
+boot --name s6b --no-wait --detach >/dev/null 2>&1   # saves the slot again
+"$KLAB" stop s6b >/dev/null
+slot=$(ls -d "$snaps"/*/ | head -1)
+truncate -s 4096 "$slot/ram"
+out=$(boot --name s6c --no-wait --detach 2>&1)
+printf '%s\n' "$out" | grep -q 'restore failed: .*booting cold' && [ "$(state_of s6c restored)" = 0 ] \
+  && "$KLAB" wait s6c --timeout 120 >/dev/null \
+  && ok "$arch: a RAM image of the wrong size: one line, then a cold boot to the banner" \
+  || fail "$arch: RAM image of the wrong size" "$out"
+sup=$(state_of s6c supervisor_pid)
+kids=$(pgrep -P "$sup" | tr '\n' ' ')
+[ "$kids" = "$(state_of s6c qemu_pid) " ] && ok "$arch: after it the supervisor's one child is QEMU (the copier is gone)" \
+  || fail "$arch: children after a failed restore" "supervisor $sup has: $kids (QEMU: $(state_of s6c qemu_pid))"
+"$KLAB" stop s6c >/dev/null
+
 # 7. A snapshot folder others may write is not trusted: one line, a cold boot.
 mkdir -m 777 "$work/open"
 out=$(boot --name s7 --no-wait --detach --snapshot-dir "$work/open" 2>&1)

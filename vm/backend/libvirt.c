@@ -10,19 +10,20 @@
 #define _GNU_SOURCE
 #include "backend/libvirt.h"
 #include "backend/backend.h"
+#include "backend/libvirt_api.h"
 #include "run/boot_plan.h"
 #include "run/runstate.h"
 
 #include "util/util.h"
 
-#include <libvirt/libvirt-qemu.h>
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Set by every entry point that talks to libvirt (libvirt_start, open_domain) before its first call. */
+static const struct libvirt_api *lv;
 
 struct libvirt_vm {
     virConnectPtr conn;
@@ -38,7 +39,7 @@ static void quiet(void *ctx, virErrorPtr e)
 
 static const char *last_error(void)
 {
-    virErrorPtr e = virGetLastError();
+    virErrorPtr e = lv->GetLastError();
     return e && e->message ? e->message : "unknown libvirt error";
 }
 
@@ -115,16 +116,18 @@ char *libvirt_domain_xml(const struct boot_request *r, const char *qemu_path)
 struct libvirt_vm *libvirt_start(const char *uri, const char *xml, const char *gdb_listen, bool paused, char *err,
                                  size_t errlen)
 {
-    virSetErrorFunc(NULL, quiet);
+    if (!(lv = libvirt_api(err, errlen)))
+        return NULL;
+    lv->SetErrorFunc(NULL, quiet);
     struct libvirt_vm *vm = calloc(1, sizeof *vm);
-    vm->conn = virConnectOpen(uri);
+    vm->conn = lv->ConnectOpen(uri);
     if (!vm->conn) {
         snprintf(err, errlen, "cannot connect to libvirt at %s: %s", uri ? uri : "(default URI)", last_error());
         free(vm);
         return NULL;
     }
     unsigned flags = VIR_DOMAIN_START_AUTODESTROY | (paused ? VIR_DOMAIN_START_PAUSED : 0);
-    vm->dom = virDomainCreateXML(vm->conn, xml, flags);
+    vm->dom = lv->DomainCreateXML(vm->conn, xml, flags);
     if (!vm->dom) {
         snprintf(err, errlen, "libvirt did not start the domain: %s", last_error());
         libvirt_close(vm);
@@ -135,11 +138,11 @@ struct libvirt_vm *libvirt_start(const char *uri, const char *xml, const char *g
     char *cmd = !strncmp(gdb_listen, "unix:", 5) ? xasprintf("gdbserver %s,server=on,wait=off", gdb_listen)
                                                  : xasprintf("gdbserver %s", gdb_listen);
     char *out = NULL;
-    int rc = virDomainQemuMonitorCommand(vm->dom, cmd, &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP);
+    int rc = lv->DomainQemuMonitorCommand(vm->dom, cmd, &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP);
     if (rc != 0 || !out || !strstr(out, "Waiting for gdb connection")) {
         snprintf(err, errlen, "the domain's gdb stub did not open (%s): %s", cmd,
                  rc != 0 ? last_error() : out ? out : "no answer");
-        virDomainDestroy(vm->dom);
+        lv->DomainDestroy(vm->dom);
         libvirt_close(vm);
         vm = NULL;
     }
@@ -151,11 +154,11 @@ struct libvirt_vm *libvirt_start(const char *uri, const char *xml, const char *g
 int libvirt_wait(struct libvirt_vm *vm, volatile sig_atomic_t *stop)
 {
     for (;;) {
-        int active = virDomainIsActive(vm->dom);
+        int active = lv->DomainIsActive(vm->dom);
         if (active <= 0)
             return active < 0 ? -1 : 0;
         if (*stop) {
-            virDomainDestroy(vm->dom);
+            lv->DomainDestroy(vm->dom);
             return 0;
         }
         sleep_ms_unless(100, stop);   /* klab stop waits on no full period */
@@ -167,22 +170,27 @@ void libvirt_close(struct libvirt_vm *vm)
     if (!vm)
         return;
     if (vm->dom)
-        virDomainFree(vm->dom);
+        lv->DomainFree(vm->dom);
     if (vm->conn)
-        virConnectClose(vm->conn);
+        lv->ConnectClose(vm->conn);
     free(vm);
 }
 
-/* klab VM vm_name's domain on a connection of its own (*conn NULL when libvirt does not answer); the domain is
- * NULL when it is gone. close_domain() ends both. */
-static virDomainPtr open_domain(const char *uri, const char *vm_name, virConnectPtr *conn)
+/* klab VM vm_name's domain on a connection of its own (*conn NULL, err set, when libvirt is missing or does not
+ * answer); the domain is NULL when it is gone. close_domain() ends both. */
+static virDomainPtr open_domain(const char *uri, const char *vm_name, virConnectPtr *conn, char *err, size_t errlen)
 {
-    virSetErrorFunc(NULL, quiet);
-    *conn = virConnectOpen(uri);
-    if (!*conn)
+    *conn = NULL;
+    if (!(lv = libvirt_api(err, errlen)))
         return NULL;
+    lv->SetErrorFunc(NULL, quiet);
+    *conn = lv->ConnectOpen(uri);
+    if (!*conn) {
+        snprintf(err, errlen, "cannot connect to libvirt: %s", last_error());
+        return NULL;
+    }
     char *domain = xasprintf("klab-%s", vm_name);
-    virDomainPtr dom = virDomainLookupByName(*conn, domain);
+    virDomainPtr dom = lv->DomainLookupByName(*conn, domain);
     free(domain);
     return dom;
 }
@@ -190,17 +198,18 @@ static virDomainPtr open_domain(const char *uri, const char *vm_name, virConnect
 static void close_domain(virConnectPtr conn, virDomainPtr dom)
 {
     if (dom)
-        virDomainFree(dom);
+        lv->DomainFree(dom);
     if (conn)
-        virConnectClose(conn);
+        lv->ConnectClose(conn);
 }
 
 char *libvirt_monitor(const char *uri, const char *vm_name, const char *cmd)
 {
     virConnectPtr conn;
-    virDomainPtr dom = open_domain(uri, vm_name, &conn);
+    char err[256];
+    virDomainPtr dom = open_domain(uri, vm_name, &conn, err, sizeof err);
     char *out = NULL;
-    if (dom && virDomainQemuMonitorCommand(dom, cmd, &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) != 0)
+    if (dom && lv->DomainQemuMonitorCommand(dom, cmd, &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) != 0)
         out = NULL;
     close_domain(conn, dom);
     return out;
@@ -210,7 +219,7 @@ char *libvirt_monitor(const char *uri, const char *vm_name, const char *cmd)
 static bool qemu_running(virDomainPtr dom)
 {
     char *out = NULL;
-    bool running = virDomainQemuMonitorCommand(dom, "info status", &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) == 0 &&
+    bool running = lv->DomainQemuMonitorCommand(dom, "info status", &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) == 0 &&
                    out && strstr(out, "running");
     free(out);
     return running;
@@ -234,18 +243,16 @@ int libvirt_dump(const char *uri, const char *vm_name, const char *path, const c
         return -1;
     }
     virConnectPtr conn;
-    virDomainPtr dom = open_domain(uri, vm_name, &conn);
-    if (!conn) {
-        snprintf(err, errlen, "cannot connect to libvirt: %s", last_error());
+    virDomainPtr dom = open_domain(uri, vm_name, &conn, err, errlen);
+    if (!conn)
         return -1;
-    }
     /* libvirt resumes after a dump only a domain it believes running, and a domain started paused that gdb
      * then ran is still "paused" to libvirt: QEMU's own status says whether to resume it */
     bool was_running = dom && qemu_running(dom);
-    int rc = dom ? virDomainCoreDumpWithFormat(dom, path, (unsigned)fmt, VIR_DUMP_MEMORY_ONLY) : -1;
+    int rc = dom ? lv->DomainCoreDumpWithFormat(dom, path, (unsigned)fmt, VIR_DUMP_MEMORY_ONLY) : -1;
     if (rc != 0)
         snprintf(err, errlen, "%s", dom ? last_error() : "the domain is gone");
-    if (was_running && !qemu_running(dom) && virDomainResume(dom) != 0 && rc == 0) {
+    if (was_running && !qemu_running(dom) && lv->DomainResume(dom) != 0 && rc == 0) {
         snprintf(err, errlen, "the dump is written, but the domain stays paused: %s", last_error());
         rc = -1;
     }

@@ -128,20 +128,45 @@ static bool stub_accepts(const char *listen)
     return true;
 }
 
+/* One step of waiting for the monitor's greeting, on one connection made once the socket exists. QEMU listens
+ * before its main loop runs, so a connection waits in the listen queue until then: one that gave up and
+ * connected again would leave QEMU a dead connection to accept and greet first. */
+static bool greeted(struct monitor_conn **m, const char *mon)
+{
+    if (!*m && !(*m = monitor_connect(mon))) {
+        sleep_ms(2);
+        return false;
+    }
+    int r = monitor_greeting(*m, 20);
+    if (r < 0) {   /* a QEMU that is ending: waitpid says so next */
+        monitor_close(*m);
+        *m = NULL;
+        sleep_ms(2);
+    }
+    return r > 0;
+}
+
 /* Until QEMU's monitor answers (every socket is set up then), QEMU exits, or the deadline. A recording or
- * replay has no monitor (machine/qemu_argv.c): its gdb stub, set up after the console, says it instead. */
-static bool wait_ready(pid_t pid, const char *run_dir, const struct boot_request *req, int *status)
+ * replay has no monitor (machine/qemu_argv.c): its gdb stub, set up after the console, says it instead.
+ * keep: the monitor connection stays open for the caller's commands (NULL: closed). */
+static bool wait_ready(pid_t pid, const char *run_dir, const struct boot_request *req, int *status,
+                       struct monitor_conn **keep)
 {
     char *mon = path_join(run_dir, "monitor.sock");
     uint64_t deadline = now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000u;
     bool ready = false, exited = false;
+    struct monitor_conn *m = NULL;
     while (!ready && !exited && now_ns() < deadline && !wait_aborted()) {
         if (waitpid(pid, status, WNOHANG) == pid)
             exited = true;
         else
-            ready = req->rr_mode ? stub_accepts(req->gdb_listen) : monitor_wait_ready(mon, 20) == 0;
+            ready = req->rr_mode ? stub_accepts(req->gdb_listen) : greeted(&m, mon);
     }
     free(mon);
+    if (ready && keep)
+        *keep = m;
+    else
+        monitor_close(m);
     if (!ready && !exited) {
         kill(pid, SIGKILL);
         waitpid(pid, status, 0);
@@ -154,8 +179,9 @@ static bool wait_ready(pid_t pid, const char *run_dir, const struct boot_request
 }
 
 /* Forks QEMU for req (state_fd: a snapshot's device state, or -1) and waits until it is ready: its pid, or -1
- * after one line, with *status how it ended. */
-static pid_t launch(const struct boot_plan *p, const struct boot_request *req, int state_fd, int *status)
+ * after one line, with *status how it ended. keep: wait_ready's. */
+static pid_t launch(const struct boot_plan *p, const struct boot_request *req, int state_fd, int *status,
+                    struct monitor_conn **keep)
 {
     struct argv av;
     char err[256];
@@ -188,7 +214,7 @@ static pid_t launch(const struct boot_plan *p, const struct boot_request *req, i
         klab_error("fork: %s", strerror(errno));
         return -1;
     }
-    return wait_ready(pid, p->rs.dir, req, status) ? pid : -1;
+    return wait_ready(pid, p->rs.dir, req, status, keep) ? pid : -1;
 }
 
 static void kill_qemu(pid_t pid)
@@ -233,7 +259,7 @@ static int ensure_snapshot(const struct boot_plan *p, struct snapshot *s, char *
     cold.wait_for_gdb = false;
     cold.console = CONSOLE_SOCKET;
     int status;
-    pid_t pid = launch(p, &cold, -1, &status);
+    pid_t pid = launch(p, &cold, -1, &status, NULL);
     if (pid < 0) {
         snprintf(err, errlen, "the boot to save it did not start");
         return -1;
@@ -308,7 +334,7 @@ static pid_t cold_with_files(struct boot_plan *p, int *status)
 {
     struct boot_request req = p->req;
     req.wait_for_gdb = false;
-    pid_t pid = launch(p, &req, -1, status);
+    pid_t pid = launch(p, &req, -1, status, NULL);
     char err[256];
     if (pid > 0 && snapshot_wait_shell(p->rs.dir, pid, 300000, err, sizeof err) != 0) {
         if (!wait_aborted())
@@ -343,25 +369,35 @@ static void replay_console(const char *dir)
     free(log);
 }
 
-/* QEMU started from the snapshot: its pid, or -1 with err set (and nothing left running). */
+/* QEMU started from the snapshot: its pid, or -1 with err set (and nothing left running). The RAM image is
+ * copied while QEMU starts (snapshot_stage_start); one monitor connection carries the migration's commands. */
 static pid_t restore(struct boot_plan *p, const struct snapshot *s, int *status, char *err, size_t errlen)
 {
-    if (snapshot_stage(s, p->rs.dir, err, errlen) != 0)
+    pid_t copier = snapshot_stage_start(s, p->rs.dir, err, errlen);
+    if (copier < 0)
         return -1;
     int fd = snapshot_open_state(s, err, errlen);
-    if (fd < 0)
+    char ignored[64];
+    if (fd < 0) {
+        snapshot_stage_finish(copier, true, ignored, sizeof ignored);
         return -1;
+    }
     struct boot_request req = p->req;
     req.incoming = true;
     if (p->interactive)
         replay_console(p->rs.dir);
-    pid_t pid = launch(p, &req, fd, status);
+    struct monitor_conn *mon = NULL;
+    pid_t pid = launch(p, &req, fd, status, &mon);
     close(fd);
     if (pid < 0) {
+        snapshot_stage_finish(copier, true, ignored, sizeof ignored);
         snprintf(err, errlen, "QEMU did not start with it");
         return -1;
     }
-    if (snapshot_incoming(p->rs.dir, !p->req.wait_for_gdb || files_pending(p), err, errlen) != 0) {
+    int rc = snapshot_stage_finish(copier, false, err, errlen) == 0 &&
+                     snapshot_incoming(mon, !p->req.wait_for_gdb || files_pending(p), err, errlen) == 0 ? 0 : -1;
+    monitor_close(mon);
+    if (rc != 0) {
         kill_qemu(pid);
         return -1;
     }
@@ -401,7 +437,7 @@ static struct vm_instance *start(struct boot_plan *p, int *status)
         return NULL;
     if (pid < 0) {
         clear_run_dir(p->rs.dir);   /* a reset's cold boot starts from fresh RAM */
-        if ((pid = files_pending(p) ? cold_with_files(p, status) : launch(p, &p->req, -1, status)) < 0)
+        if ((pid = files_pending(p) ? cold_with_files(p, status) : launch(p, &p->req, -1, status, NULL)) < 0)
             return NULL;
     }
     p->rs.restored = p->restored;

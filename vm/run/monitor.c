@@ -35,45 +35,97 @@ static int connect_until(const char *path, uint64_t deadline)
     }
 }
 
-/* Appends to buf until it ends with the prompt, EOF, or the deadline. true if the prompt arrived. */
-static bool read_to_prompt(int fd, char **buf, size_t *len, uint64_t deadline)
+/* Appends to buf until it ends with the prompt (1), EOF or an error (-1), or the deadline (0). */
+static int read_to_prompt(int fd, char **buf, size_t *len, uint64_t deadline)
 {
     size_t cap = *len + 4096;
     *buf = realloc(*buf, cap);
     for (;;) {
         (*buf)[*len] = '\0';
         if (*len >= sizeof prompt - 1 && !strcmp(*buf + *len - (sizeof prompt - 1), prompt))
-            return true;
+            return 1;
         uint64_t now = now_ns();
         if (now >= deadline)
-            return false;
+            return 0;
         struct pollfd p = { .fd = fd, .events = POLLIN };
         int r = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
-            return false;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            return 0;
         if (*len + 1024 > cap)
             *buf = realloc(*buf, cap *= 2);
         ssize_t n = read(fd, *buf + *len, cap - *len - 1);
         if (n <= 0)
-            return false;
+            return -1;
         *len += (size_t)n;
     }
 }
 
-int monitor_wait_ready(const char *socket_path, int timeout_ms)
+struct monitor_conn {
+    int fd;
+    char *buf;     /* what has come since the last command was sent */
+    size_t len;
+    bool greeted;  /* the greeting's prompt has come: commands may be sent */
+};
+
+/* One connection, or NULL (no socket yet, or one nobody accepts). */
+static struct monitor_conn *conn_new(int fd)
+{
+    struct monitor_conn *m = calloc(1, sizeof *m);
+    if (!m) {
+        close(fd);
+        return NULL;
+    }
+    m->fd = fd;
+    return m;
+}
+
+struct monitor_conn *monitor_connect(const char *socket_path)
+{
+    int fd = connect_until(socket_path, 0);
+    return fd < 0 ? NULL : conn_new(fd);
+}
+
+int monitor_greeting(struct monitor_conn *m, int timeout_ms)
+{
+    if (m->greeted)
+        return 1;
+    int r = read_to_prompt(m->fd, &m->buf, &m->len, now_ns() + (uint64_t)timeout_ms * 1000000u);
+    m->greeted = r > 0;
+    return r;
+}
+
+struct monitor_conn *monitor_open(const char *socket_path, int timeout_ms)
 {
     uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
     int fd = connect_until(socket_path, deadline);
-    if (fd < 0)
-        return -1;
-    char *buf = NULL;
-    size_t len = 0;
-    bool ok = read_to_prompt(fd, &buf, &len, deadline);
-    free(buf);
-    close(fd);
-    return ok ? 0 : -1;
+    struct monitor_conn *m = fd < 0 ? NULL : conn_new(fd);
+    if (m && read_to_prompt(m->fd, &m->buf, &m->len, deadline) <= 0) {
+        monitor_close(m);
+        return NULL;
+    }
+    if (m)
+        m->greeted = true;
+    return m;
+}
+
+void monitor_close(struct monitor_conn *m)
+{
+    if (!m)
+        return;
+    close(m->fd);
+    free(m->buf);
+    free(m);
+}
+
+int monitor_wait_ready(const char *socket_path, int timeout_ms)
+{
+    struct monitor_conn *m = monitor_open(socket_path, timeout_ms);
+    monitor_close(m);
+    return m ? 0 : -1;
 }
 
 /* Drops the echoed command line and terminal escapes, keeps the output lines. */
@@ -130,30 +182,36 @@ char *monitor_command(const char *socket_path, const char *command, int timeout_
     return monitor_command_fd(socket_path, command, -1, timeout_ms);
 }
 
+char *monitor_conn_command(struct monitor_conn *m, const char *command, int pass_fd, int timeout_ms)
+{
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    if (!m->greeted && monitor_greeting(m, timeout_ms) <= 0)
+        return NULL;
+    char *line = xasprintf("%s\n", command);
+    bool sent = send_line(m->fd, line, pass_fd);
+    free(line);
+    m->len = 0;   /* the reply alone, so the greeting's (or the last reply's) prompt does not end it at once */
+    if (!sent)
+        return NULL;
+    int r = read_to_prompt(m->fd, &m->buf, &m->len, deadline);
+    /* `quit` answers by closing the connection, which is success too. */
+    if (r <= 0 && strcmp(command, "quit"))
+        return NULL;
+    char *out = strndup(m->buf, m->len);
+    tidy_output(out);
+    m->len = 0;
+    return out;
+}
+
 char *monitor_command_fd(const char *socket_path, const char *command, int pass_fd, int timeout_ms)
 {
     uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
     int fd = connect_until(socket_path, now_ns() + 200000000u);
-    if (fd < 0)
+    struct monitor_conn *m = fd < 0 ? NULL : conn_new(fd);
+    if (!m)
         return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    char *out = NULL;
-    if (read_to_prompt(fd, &buf, &len, deadline)) {
-        char *line = xasprintf("%s\n", command);
-        bool sent = send_line(fd, line, pass_fd);
-        free(line);
-        len = 0;   /* the reply alone, so the greeting's prompt does not end it at once */
-        if (sent) {
-            bool prompt_seen = read_to_prompt(fd, &buf, &len, deadline);
-            /* `quit` answers by closing the connection, which is success too. */
-            if (prompt_seen || !strcmp(command, "quit")) {
-                out = strdup(buf);
-                tidy_output(out);
-            }
-        }
-    }
-    free(buf);
-    close(fd);
+    uint64_t now = now_ns();
+    char *out = monitor_conn_command(m, command, pass_fd, now < deadline ? (int)((deadline - now) / 1000000u) : 0);
+    monitor_close(m);
     return out;
 }

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -190,51 +192,71 @@ static int copy_extent(int in, int out, off_t off, off_t end)
     return 0;
 }
 
-/* Copies src to dst (created with mode), leaving holes where src has holes (and, scan_zeros, zero pages), so
- * that a 1 GiB guest at its shell costs the pages it touched. */
-static int copy_sparse(const char *src, const char *dst, unsigned mode, bool scan_zeros, char *err, size_t errlen)
+/* The data of in into out (as large already), leaving holes where in has holes (and, scan_zeros, zero pages),
+ * so that a 1 GiB guest at its shell costs the pages it touched. 0, or an errno. */
+static int copy_data(int in, int out, bool scan_zeros)
 {
-    int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
-    struct stat st;
-    int rc = -1;
-    if (in < 0 || out < 0 || fstat(in, &st) != 0 || fchmod(out, mode) != 0 || ftruncate(out, st.st_size) != 0) {
-        snprintf(err, errlen, "copying %s: %s", src, strerror(errno));
-        goto done;
-    }
     off_t off = 0;
     while ((off = lseek(in, off, SEEK_DATA)) >= 0) {
         off_t end = lseek(in, off, SEEK_HOLE);
-        if (end < 0 || (scan_zeros ? copy_skipping_zeros(in, out, off, end) : copy_extent(in, out, off, end))) {
-            snprintf(err, errlen, "copying %s to %s: %s", src, dst, strerror(errno));
-            goto done;
-        }
+        if (end < 0 || (scan_zeros ? copy_skipping_zeros(in, out, off, end) : copy_extent(in, out, off, end)))
+            return errno ? errno : EIO;
         off = end;
     }
-    rc = errno == ENXIO ? 0 : -1;   /* SEEK_DATA past the last data */
+    return errno == ENXIO ? 0 : errno;   /* ENXIO: SEEK_DATA past the last data */
+}
+
+/* Opens src and makes dst (mode, never through a symlink) as large. 0, or -1 with err set. */
+static int copy_open(const char *src, const char *dst, unsigned mode, int *in, int *out, char *err, size_t errlen)
+{
+    *in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    *out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+    struct stat st;
+    if (*in >= 0 && *out >= 0 && fstat(*in, &st) == 0 && fchmod(*out, mode) == 0 && ftruncate(*out, st.st_size) == 0)
+        return 0;
+    snprintf(err, errlen, "copying %s: %s", src, strerror(errno));
+    if (*in >= 0)
+        close(*in);
+    if (*out >= 0)
+        close(*out);
+    return -1;
+}
+
+/* Copies src to dst (created with mode), sparsely (copy_data). */
+static int copy_sparse(const char *src, const char *dst, unsigned mode, bool scan_zeros, char *err, size_t errlen)
+{
+    int in, out;
+    if (copy_open(src, dst, mode, &in, &out, err, errlen) != 0)
+        return -1;
+    int e = copy_data(in, out, scan_zeros);
+    close(in);
+    if (close(out) != 0 && !e)
+        e = errno;
+    if (e)
+        snprintf(err, errlen, "copying %s to %s: %s", src, dst, strerror(e));
+    return e ? -1 : 0;
+}
+
+/* A monitor command's answer (freed here), which must not be an error. 0, or -1 with err set. */
+static int hmp_answer(const char *cmd, char *out, char *err, size_t errlen)
+{
+    int rc = out && !strstr(out, "rror") ? 0 : -1;
     if (rc)
-        snprintf(err, errlen, "reading %s: %s", src, strerror(errno));
-done:
-    if (in >= 0)
-        close(in);
-    if (out >= 0 && close(out) != 0 && rc == 0) {
-        snprintf(err, errlen, "writing %s: %s", dst, strerror(errno));
-        rc = -1;
-    }
+        snprintf(err, errlen, "QEMU's `%s`: %s", cmd, out ? strtok(out, "\n") : "no answer");
+    free(out);
     return rc;
 }
 
-/* One monitor command that must not answer with an error. */
+/* One monitor command, on a connection of its own. */
 static int hmp(const char *mon, const char *cmd, int fd, char *err, size_t errlen)
 {
-    char *out = monitor_command_fd(mon, cmd, fd, 30000);
-    if (!out || strstr(out, "rror")) {
-        snprintf(err, errlen, "QEMU's `%s`: %s", cmd, out ? strtok(out, "\n") : "no answer");
-        free(out);
-        return -1;
-    }
-    free(out);
-    return 0;
+    return hmp_answer(cmd, monitor_command_fd(mon, cmd, fd, 30000), err, errlen);
+}
+
+/* The same on the connection m. */
+static int hmp_on(struct monitor_conn *m, const char *cmd, char *err, size_t errlen)
+{
+    return hmp_answer(cmd, monitor_conn_command(m, cmd, -1, 30000), err, errlen);
 }
 
 /* The device state, with the shared RAM left out, into tmp/state. */
@@ -326,18 +348,49 @@ void snapshot_drop(const struct snapshot *s)
     remove_tree(s->slot);
 }
 
-int snapshot_stage(const struct snapshot *s, const char *run_dir, char *err, size_t errlen)
+pid_t snapshot_stage_start(const struct snapshot *s, const char *run_dir, char *err, size_t errlen)
 {
     char *ram = path_join(s->slot, "ram"), *ram_to = path_join(run_dir, "ram");
     char *con = path_join(s->slot, "console.log"), *con_to = path_join(run_dir, "console.log");
     unlink(ram_to);
-    int rc = copy_sparse(ram, ram_to, 0600, false, err, errlen) == 0 &&
-             copy_sparse(con, con_to, 0600, false, err, errlen) == 0 ? 0 : -1;
+    int in = -1, out = -1;
+    pid_t pid = -1;
+    if (copy_sparse(con, con_to, 0600, false, err, errlen) == 0 &&
+        copy_open(ram, ram_to, 0600, &in, &out, err, errlen) == 0) {
+        fflush(NULL);
+        pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);   /* a restore given up on leaves no copier behind */
+            int e = copy_data(in, out, false);
+            _exit(e ? (e & 0xff ? e & 0xff : EIO) : 0);
+        }
+        if (pid < 0)
+            snprintf(err, errlen, "fork: %s", strerror(errno));
+        close(in);
+        close(out);
+    }
     free(ram);
     free(ram_to);
     free(con);
     free(con_to);
-    return rc;
+    return pid;
+}
+
+int snapshot_stage_finish(pid_t copier, bool cancel, char *err, size_t errlen)
+{
+    int status;
+    if (cancel)
+        kill(copier, SIGKILL);
+    while (waitpid(copier, &status, 0) < 0)
+        if (errno != EINTR) {
+            snprintf(err, errlen, "the RAM image's copy: %s", strerror(errno));
+            return -1;
+        }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    snprintf(err, errlen, "copying the snapshot's RAM image: %s",
+             WIFEXITED(status) ? strerror(WEXITSTATUS(status)) : "the copier was killed");
+    return -1;
 }
 
 int snapshot_open_state(const struct snapshot *s, char *err, size_t errlen)
@@ -353,24 +406,23 @@ int snapshot_open_state(const struct snapshot *s, char *err, size_t errlen)
 /* QEMU has loaded the state: its status is no longer "inmigrate". */
 static bool migrated(void *ctx)
 {
-    char *out = monitor_command(ctx, "info status", 2000);
+    char *out = monitor_conn_command(ctx, "info status", -1, 2000);
     bool done = !out || !strstr(out, "inmigrate");
     free(out);
     return done;
 }
 
-int snapshot_incoming(const char *run_dir, bool run, char *err, size_t errlen)
+int snapshot_incoming(struct monitor_conn *mon, bool run, char *err, size_t errlen)
 {
-    char *mon = path_join(run_dir, "monitor.sock");
     char cmd[64];
     snprintf(cmd, sizeof cmd, "migrate_incoming fd:%d", SNAPSHOT_STATE_FD);
-    int rc = hmp(mon, "migrate_set_capability x-ignore-shared on", -1, err, errlen) == 0 &&
-                     hmp(mon, cmd, -1, err, errlen) == 0 ? 0 : -1;
-    if (rc == 0 && !wait_until(30000, 2, migrated, mon)) {
+    int rc = hmp_on(mon, "migrate_set_capability x-ignore-shared on", err, errlen) == 0 &&
+                     hmp_on(mon, cmd, err, errlen) == 0 ? 0 : -1;
+    if (rc == 0 && !wait_until(30000, 1, migrated, mon)) {
         snprintf(err, errlen, "QEMU was still loading the device state after 30 s");
         rc = -1;
     }
-    char *status = rc == 0 ? monitor_command(mon, "info status", 2000) : NULL;
+    char *status = rc == 0 ? monitor_conn_command(mon, "info status", -1, 2000) : NULL;
     if (rc == 0 && (!status || !strstr(status, "paused"))) {
         snprintf(err, errlen, "QEMU did not load the device state (%s)",
                  status ? strtok(status, "\n") : "it ended: see qemu.log");
@@ -378,7 +430,6 @@ int snapshot_incoming(const char *run_dir, bool run, char *err, size_t errlen)
     }
     free(status);
     if (rc == 0 && run)
-        rc = hmp(mon, "cont", -1, err, errlen);
-    free(mon);
+        rc = hmp_on(mon, "cont", err, errlen);
     return rc;
 }
