@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Set by every entry point that talks to libvirt (libvirt_start, open_domain) before its first call. */
+/* Set by connect_to(), which every way into libvirt goes through first. */
 static const struct libvirt_api *lv;
 
 struct libvirt_vm {
@@ -113,19 +113,26 @@ char *libvirt_domain_xml(const struct boot_request *r, const char *qemu_path)
     return xml;
 }
 
-struct libvirt_vm *libvirt_start(const char *uri, const char *xml, const char *gdb_listen, bool paused, char *err,
-                                 size_t errlen)
+/* A connection to uri (NULL: libvirt's default), libvirt loaded first; NULL with err set. */
+static virConnectPtr connect_to(const char *uri, char *err, size_t errlen)
 {
     if (!(lv = libvirt_api(err, errlen)))
         return NULL;
     lv->SetErrorFunc(NULL, quiet);
-    struct libvirt_vm *vm = calloc(1, sizeof *vm);
-    vm->conn = lv->ConnectOpen(uri);
-    if (!vm->conn) {
+    virConnectPtr conn = lv->ConnectOpen(uri);
+    if (!conn)
         snprintf(err, errlen, "cannot connect to libvirt at %s: %s", uri ? uri : "(default URI)", last_error());
-        free(vm);
+    return conn;
+}
+
+struct libvirt_vm *libvirt_start(const char *uri, const char *xml, const char *gdb_listen, bool paused, char *err,
+                                 size_t errlen)
+{
+    virConnectPtr conn = connect_to(uri, err, errlen);
+    if (!conn)
         return NULL;
-    }
+    struct libvirt_vm *vm = calloc(1, sizeof *vm);
+    vm->conn = conn;
     unsigned flags = VIR_DOMAIN_START_AUTODESTROY | (paused ? VIR_DOMAIN_START_PAUSED : 0);
     vm->dom = lv->DomainCreateXML(vm->conn, xml, flags);
     if (!vm->dom) {
@@ -180,15 +187,8 @@ void libvirt_close(struct libvirt_vm *vm)
  * answer); the domain is NULL when it is gone. close_domain() ends both. */
 static virDomainPtr open_domain(const char *uri, const char *vm_name, virConnectPtr *conn, char *err, size_t errlen)
 {
-    *conn = NULL;
-    if (!(lv = libvirt_api(err, errlen)))
+    if (!(*conn = connect_to(uri, err, errlen)))
         return NULL;
-    lv->SetErrorFunc(NULL, quiet);
-    *conn = lv->ConnectOpen(uri);
-    if (!*conn) {
-        snprintf(err, errlen, "cannot connect to libvirt: %s", last_error());
-        return NULL;
-    }
     char *domain = xasprintf("klab-%s", vm_name);
     virDomainPtr dom = lv->DomainLookupByName(*conn, domain);
     free(domain);

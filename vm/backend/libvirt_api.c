@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,18 +15,18 @@
 static struct libvirt_api api;
 static bool loaded;
 
-/* One function of lib into the function pointer at slot; false when lib lacks it. dlsym(3) returns it as a
- * void *, which POSIX makes convertible to a function pointer: copied as bytes, without a cast ISO C lacks. */
-static bool load(void *lib, const char *name, void *slot, size_t size)
-{
-    void *fn = dlsym(lib, name);
-    if (!fn || size != sizeof fn)
-        return false;
-    memcpy(slot, &fn, sizeof fn);
-    return true;
-}
-
-#define LOAD(lib, fn) load(lib, "vir" #fn, &api.fn, sizeof api.fn)
+/* Each function: its name, whether libvirt-qemu has it, and its slot in struct libvirt_api. */
+#define FN(name, in_qemu) { "vir" #name, in_qemu, offsetof(struct libvirt_api, name) }
+static const struct {
+    const char *name;
+    bool in_qemu;
+    size_t slot;
+} functions[] = {
+    FN(ConnectOpen, false), FN(ConnectClose, false), FN(DomainCreateXML, false), FN(DomainLookupByName, false),
+    FN(DomainIsActive, false), FN(DomainDestroy, false), FN(DomainResume, false), FN(DomainFree, false),
+    FN(DomainCoreDumpWithFormat, false), FN(GetLastError, false), FN(SetErrorFunc, false),
+    FN(DomainQemuMonitorCommand, true),
+};
 
 const struct libvirt_api *libvirt_api(char *err, size_t errlen)
 {
@@ -39,22 +40,15 @@ const struct libvirt_api *libvirt_api(char *err, size_t errlen)
             dlclose(lv);
         return NULL;
     }
-    const char *missing = !LOAD(lv, ConnectOpen) ? "virConnectOpen"
-                        : !LOAD(lv, ConnectClose) ? "virConnectClose"
-                        : !LOAD(lv, DomainCreateXML) ? "virDomainCreateXML"
-                        : !LOAD(lv, DomainLookupByName) ? "virDomainLookupByName"
-                        : !LOAD(lv, DomainIsActive) ? "virDomainIsActive"
-                        : !LOAD(lv, DomainDestroy) ? "virDomainDestroy"
-                        : !LOAD(lv, DomainResume) ? "virDomainResume"
-                        : !LOAD(lv, DomainFree) ? "virDomainFree"
-                        : !LOAD(lv, DomainCoreDumpWithFormat) ? "virDomainCoreDumpWithFormat"
-                        : !LOAD(lv, GetLastError) ? "virGetLastError"
-                        : !LOAD(lv, SetErrorFunc) ? "virSetErrorFunc"
-                        : !LOAD(qemu, DomainQemuMonitorCommand) ? "virDomainQemuMonitorCommand"
-                        : NULL;
-    if (missing) {
-        snprintf(err, errlen, "the installed libvirt has no %s", missing);
-        return NULL;
+    for (size_t i = 0; i < sizeof functions / sizeof *functions; i++) {
+        /* dlsym(3) gives a void *, which POSIX makes convertible to a function pointer: copied as bytes into
+         * the slot (every member is a pointer to a function), without a cast ISO C lacks. */
+        void *fn = dlsym(functions[i].in_qemu ? qemu : lv, functions[i].name);
+        if (!fn) {
+            snprintf(err, errlen, "the installed libvirt has no %s", functions[i].name);
+            return NULL;
+        }
+        memcpy((char *)&api + functions[i].slot, &fn, sizeof fn);
     }
     loaded = true;
     return &api;

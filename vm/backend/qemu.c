@@ -377,9 +377,8 @@ static pid_t restore(struct boot_plan *p, const struct snapshot *s, int *status,
     if (copier < 0)
         return -1;
     int fd = snapshot_open_state(s, err, errlen);
-    char ignored[64];
     if (fd < 0) {
-        snapshot_stage_finish(copier, true, ignored, sizeof ignored);
+        snapshot_stage_cancel(copier);
         return -1;
     }
     struct boot_request req = p->req;
@@ -390,11 +389,11 @@ static pid_t restore(struct boot_plan *p, const struct snapshot *s, int *status,
     pid_t pid = launch(p, &req, fd, status, &mon);
     close(fd);
     if (pid < 0) {
-        snapshot_stage_finish(copier, true, ignored, sizeof ignored);
+        snapshot_stage_cancel(copier);
         snprintf(err, errlen, "QEMU did not start with it");
         return -1;
     }
-    int rc = snapshot_stage_finish(copier, false, err, errlen) == 0 &&
+    int rc = snapshot_stage_finish(copier, err, errlen) == 0 &&
                      snapshot_incoming(mon, !p->req.wait_for_gdb || files_pending(p), err, errlen) == 0 ? 0 : -1;
     monitor_close(mon);
     if (rc != 0) {

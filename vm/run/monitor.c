@@ -100,15 +100,12 @@ int monitor_greeting(struct monitor_conn *m, int timeout_ms)
 
 struct monitor_conn *monitor_open(const char *socket_path, int timeout_ms)
 {
-    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
-    int fd = connect_until(socket_path, deadline);
+    int fd = connect_until(socket_path, now_ns() + (uint64_t)timeout_ms * 1000000u);
     struct monitor_conn *m = fd < 0 ? NULL : conn_new(fd);
-    if (m && read_to_prompt(m->fd, &m->buf, &m->len, deadline) <= 0) {
+    if (m && monitor_greeting(m, timeout_ms) <= 0) {
         monitor_close(m);
         return NULL;
     }
-    if (m)
-        m->greeted = true;
     return m;
 }
 
@@ -119,13 +116,6 @@ void monitor_close(struct monitor_conn *m)
     close(m->fd);
     free(m->buf);
     free(m);
-}
-
-int monitor_wait_ready(const char *socket_path, int timeout_ms)
-{
-    struct monitor_conn *m = monitor_open(socket_path, timeout_ms);
-    monitor_close(m);
-    return m ? 0 : -1;
 }
 
 /* Drops the echoed command line and terminal escapes, keeps the output lines. */
@@ -205,13 +195,9 @@ char *monitor_conn_command(struct monitor_conn *m, const char *command, int pass
 
 char *monitor_command_fd(const char *socket_path, const char *command, int pass_fd, int timeout_ms)
 {
-    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
     int fd = connect_until(socket_path, now_ns() + 200000000u);
     struct monitor_conn *m = fd < 0 ? NULL : conn_new(fd);
-    if (!m)
-        return NULL;
-    uint64_t now = now_ns();
-    char *out = monitor_conn_command(m, command, pass_fd, now < deadline ? (int)((deadline - now) / 1000000u) : 0);
+    char *out = m ? monitor_conn_command(m, command, pass_fd, timeout_ms) : NULL;
     monitor_close(m);
     return out;
 }

@@ -10,20 +10,17 @@ char *monitor_command(const char *socket_path, const char *command, int timeout_
 /* The same, with descriptor fd passed along the command (SCM_RIGHTS), as `getfd NAME` wants it; fd -1: none. */
 char *monitor_command_fd(const char *socket_path, const char *command, int fd, int timeout_ms);
 
-/* Connects and waits for the monitor's greeting: once it answers, QEMU has finished setting up every
- * listening socket (the gdb stub included). 0 when ready within timeout_ms. */
-int monitor_wait_ready(const char *socket_path, int timeout_ms);
-
 /* One connection kept for several commands: QEMU's monitor socket serves one client at a time, and every new
  * connection costs a greeting, so a sequence (a snapshot's restore) goes through one. Nobody else reaches the
  * monitor while it is open. */
 struct monitor_conn;
 /* One attempt to connect (NULL: no socket yet, or it refused); the greeting is read later. */
 struct monitor_conn *monitor_connect(const char *socket_path);
-/* Waits up to timeout_ms for the greeting: 1 it came (QEMU's main loop runs), 0 not yet, -1 the connection
- * ended. A connection QEMU has not accepted yet waits in its listen queue: it is kept, not made again. */
+/* Waits up to timeout_ms for the greeting: 1 it came (QEMU's main loop runs, and every listening socket, the
+ * gdb stub's included, is set up), 0 not yet, -1 the connection ended. A connection QEMU has not accepted yet
+ * waits in its listen queue: it is kept, not made again. */
 int monitor_greeting(struct monitor_conn *m, int timeout_ms);
-/* Connects and reads the greeting within timeout_ms; NULL if not. */
+/* Connects (retrying up to timeout_ms) and waits up to timeout_ms for the greeting; NULL if not. */
 struct monitor_conn *monitor_open(const char *socket_path, int timeout_ms);
 /* As monitor_command_fd, on the connection. */
 char *monitor_conn_command(struct monitor_conn *m, const char *command, int fd, int timeout_ms);

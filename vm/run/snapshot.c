@@ -362,7 +362,7 @@ pid_t snapshot_stage_start(const struct snapshot *s, const char *run_dir, char *
         if (pid == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);   /* a restore given up on leaves no copier behind */
             int e = copy_data(in, out, false);
-            _exit(e ? (e & 0xff ? e & 0xff : EIO) : 0);
+            _exit(e > 0 && e < 256 ? e : e ? EIO : 0);   /* the exit status is the errno */
         }
         if (pid < 0)
             snprintf(err, errlen, "fork: %s", strerror(errno));
@@ -376,11 +376,16 @@ pid_t snapshot_stage_start(const struct snapshot *s, const char *run_dir, char *
     return pid;
 }
 
-int snapshot_stage_finish(pid_t copier, bool cancel, char *err, size_t errlen)
+void snapshot_stage_cancel(pid_t copier)
+{
+    kill(copier, SIGKILL);
+    while (waitpid(copier, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+int snapshot_stage_finish(pid_t copier, char *err, size_t errlen)
 {
     int status;
-    if (cancel)
-        kill(copier, SIGKILL);
     while (waitpid(copier, &status, 0) < 0)
         if (errno != EINTR) {
             snprintf(err, errlen, "the RAM image's copy: %s", strerror(errno));
@@ -403,26 +408,33 @@ int snapshot_open_state(const struct snapshot *s, char *err, size_t errlen)
     return fd;
 }
 
-/* QEMU has loaded the state: its status is no longer "inmigrate". */
+/* Asks QEMU's status on a connection: done once it is no longer "inmigrate" (it has loaded the state), the
+ * answer kept for the caller. */
+struct status_watch {
+    struct monitor_conn *mon;
+    char *status;   /* the last answer, NULL when there was none */
+};
+
 static bool migrated(void *ctx)
 {
-    char *out = monitor_conn_command(ctx, "info status", -1, 2000);
-    bool done = !out || !strstr(out, "inmigrate");
-    free(out);
-    return done;
+    struct status_watch *w = ctx;
+    free(w->status);
+    w->status = monitor_conn_command(w->mon, "info status", -1, 2000);
+    return !w->status || !strstr(w->status, "inmigrate");
 }
 
 int snapshot_incoming(struct monitor_conn *mon, bool run, char *err, size_t errlen)
 {
     char cmd[64];
     snprintf(cmd, sizeof cmd, "migrate_incoming fd:%d", SNAPSHOT_STATE_FD);
+    struct status_watch w = { mon, NULL };
     int rc = hmp_on(mon, "migrate_set_capability x-ignore-shared on", err, errlen) == 0 &&
                      hmp_on(mon, cmd, err, errlen) == 0 ? 0 : -1;
-    if (rc == 0 && !wait_until(30000, 1, migrated, mon)) {
+    if (rc == 0 && !wait_until(30000, 1, migrated, &w)) {
         snprintf(err, errlen, "QEMU was still loading the device state after 30 s");
         rc = -1;
     }
-    char *status = rc == 0 ? monitor_conn_command(mon, "info status", -1, 2000) : NULL;
+    char *status = w.status;
     if (rc == 0 && (!status || !strstr(status, "paused"))) {
         snprintf(err, errlen, "QEMU did not load the device state (%s)",
                  status ? strtok(status, "\n") : "it ended: see qemu.log");

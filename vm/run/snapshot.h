@@ -47,8 +47,10 @@ void snapshot_drop(const struct snapshot *s);
  * touch guest RAM while a migration is incoming (hw/core/loader.c rom_reset skips RUN_STATE_INMIGRATE), and the
  * copier is waited for before the device state, which reads guest RAM (virtio's vring indices), goes in. */
 pid_t snapshot_stage_start(const struct snapshot *s, const char *run_dir, char *err, size_t errlen);
-/* Waits for the copier (cancel: kills it first): 0 when the RAM image is whole, -1 with err set. */
-int snapshot_stage_finish(pid_t copier, bool cancel, char *err, size_t errlen);
+/* Waits for the copier: 0 when the RAM image is whole, -1 with err set. */
+int snapshot_stage_finish(pid_t copier, char *err, size_t errlen);
+/* Ends the copier of a restore given up on (killed and reaped). */
+void snapshot_stage_cancel(pid_t copier);
 /* The slot's device state, opened for QEMU to read as its fd SNAPSHOT_STATE_FD (-1 with err set). */
 #define SNAPSHOT_STATE_FD 3
 int snapshot_open_state(const struct snapshot *s, char *err, size_t errlen);
